@@ -1,0 +1,286 @@
+//! The blocking building blocks that chapters 1-3 share: waiting for the
+//! next client, and serving one client's whole session on one thread.
+//!
+//! Chapters 1-3 differ only in *who* calls these and how many at once: one
+//! process (chapter 1), N processes (chapter 2), N threads (chapter 3).
+//! Chapter 4 cannot use them at all: every call here blocks.
+
+use std::fmt;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::config::Config;
+use crate::decoder::{Decoder, Frame, ProtocolError, ACK};
+use crate::shutdown::Shutdown;
+use crate::{event, warn};
+
+/// How long a closing connection may keep sending before we stop reading
+/// and close anyway (see [`close_gracefully`]).
+pub const LINGER: Duration = Duration::from_millis(500);
+
+/// After an `accept` failure, wait this long before trying again, so that
+/// running out of descriptors does not become a busy loop.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Bytes read from the socket at a time. The only per-connection memory
+/// besides the decoder's (at most `--max-message-bytes`).
+const READ_BUFFER: usize = 16 * 1024;
+
+// ANCHOR: next_client
+/// Waits for the next client, or for the shutdown switch.
+///
+/// Returns `Ok(None)` once `shutdown` is triggered. Failed accepts
+/// (ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ...) are logged and retried after
+/// a pause: they never end the server and never make it spin.
+///
+/// The listener is made non-blocking: when several processes or threads
+/// wait on one listener, all of them wake for one connection and only one
+/// wins the `accept`; the others must go back to waiting, not block in
+/// `accept` where the shutdown switch cannot reach them.
+///
+/// # Errors
+///
+/// Only errors of the listener itself (not of a connection), e.g. a bad
+/// descriptor.
+pub fn next_client(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    listener.set_nonblocking(true)?;
+    loop {
+        match wait_readable(listener, shutdown, None)? {
+            Wait::Shutdown => return Ok(None),
+            Wait::TimedOut | Wait::Ready => {}
+        }
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                // Accepted sockets do not inherit O_NONBLOCK on Linux,
+                // but say so rather than rely on it.
+                stream.set_nonblocking(false)?;
+                return Ok(Some((stream, peer)));
+            }
+            // Another worker won the race for this connection.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                // Out of descriptors, or the client gave up before we
+                // accepted. Pause, but stay responsive to shutdown.
+                warn!("accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
+                if shutdown.wait(ACCEPT_BACKOFF) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+// ANCHOR_END: next_client
+
+/// Why a session ended, for the `closed` log line.
+#[derive(Debug)]
+pub enum Ending {
+    /// The client said `goodbye`.
+    Goodbye,
+    /// The client closed its side; `dropped` bytes of an unfinished
+    /// message were thrown away.
+    EndOfStream {
+        /// Content bytes of a message with no ETX yet.
+        dropped: usize,
+    },
+    /// The client broke the protocol and was told so.
+    Violation(ProtocolError),
+    /// The client sent nothing for `--idle-timeout-ms`.
+    IdleTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// The connection failed under us (reset, broken pipe, timeout).
+    Vanished(io::Error),
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Goodbye => write!(f, "goodbye"),
+            Ending::EndOfStream { dropped: 0 } => write!(f, "end of stream"),
+            Ending::EndOfStream { dropped } => write!(
+                f,
+                "end of stream, dropped an unfinished {dropped}-byte message"
+            ),
+            Ending::Violation(e) => write!(f, "protocol violation: {e}"),
+            Ending::IdleTimeout => write!(f, "idle timeout"),
+            Ending::Shutdown => write!(f, "server shutting down"),
+            Ending::Vanished(e) => write!(f, "connection lost: {e}"),
+        }
+    }
+}
+
+// ANCHOR: serve_session
+/// Serves one client from its first byte to its last, on this thread.
+///
+/// Reads whatever arrives, frames it, and for every message does the work
+/// and sends `ack`, in order. Ends on `goodbye`, end of stream, a protocol
+/// violation (answered with `err ...`), the idle timeout, or the shutdown
+/// switch (after acking every message already read). Never panics on
+/// anything the client does; every failure ends only this connection.
+pub fn serve_session(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Ending {
+    let work = config.work();
+    // A client that stops reading must not hold this thread forever:
+    // an ack that cannot be written for the idle limit ends the session.
+    if let Err(e) = stream.set_write_timeout(config.idle_timeout()) {
+        return Ending::Vanished(e);
+    }
+    let mut decoder = Decoder::new(config.max_message_bytes);
+    let mut buffer = vec![0; READ_BUFFER];
+    loop {
+        // Idle time is time spent waiting here, not time spent working.
+        let deadline = config.idle_timeout().map(|t| Instant::now() + t);
+        match wait_readable(&stream, shutdown, deadline) {
+            Ok(Wait::Ready) => {}
+            Ok(Wait::Shutdown) => {
+                close_gracefully(stream, b"");
+                return Ending::Shutdown;
+            }
+            Ok(Wait::TimedOut) => {
+                close_gracefully(stream, b"err idle timeout");
+                return Ending::IdleTimeout;
+            }
+            Err(e) => return Ending::Vanished(e),
+        }
+        let n = match stream.read(&mut buffer) {
+            Ok(0) => {
+                let dropped = decoder.pending_bytes();
+                return Ending::EndOfStream { dropped };
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Ending::Vanished(e),
+        };
+        let mut input = &buffer[..n];
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(None) => break,
+                Ok(Some(Frame::Goodbye)) => {
+                    close_gracefully(stream, b"");
+                    return Ending::Goodbye;
+                }
+                Ok(Some(Frame::Message(text))) => {
+                    event!("message {text:?} from {peer}");
+                    work.perform();
+                    if let Err(e) = stream.write_all(ACK) {
+                        return Ending::Vanished(e);
+                    }
+                    event!("ack sent to {peer}");
+                }
+                Err(violation) => {
+                    close_gracefully(stream, violation.reply());
+                    return Ending::Violation(violation);
+                }
+            }
+        }
+        // Every message read so far is acked; stop before reading more.
+        if shutdown.is_triggered() {
+            close_gracefully(stream, b"");
+            return Ending::Shutdown;
+        }
+    }
+}
+// ANCHOR_END: serve_session
+
+// ANCHOR: close_gracefully
+/// Sends `last_words`, then closes without destroying them.
+///
+/// Closing a socket that still has unread input makes the kernel send a
+/// reset (RST), and a reset can overtake data in flight: the client would
+/// see "connection reset" instead of our `err` reply or last `ack`. So we
+/// shut down our side first (the client sees end of stream after our
+/// reply), then read and throw away whatever the client still sends, until
+/// it closes or [`LINGER`] passes. nginx calls this a lingering close.
+pub fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
+    // The client may be gone already; then there is nobody to tell.
+    let _ = stream.write_all(last_words);
+    if stream.shutdown(Direction::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+// ANCHOR_END: close_gracefully
+
+/// What a wait for input ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The descriptor is readable (data, a connection, or end of stream).
+    Ready,
+    /// The shutdown switch is on.
+    Shutdown,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Blocks until `fd` is readable, `shutdown` is triggered, or `deadline`
+/// passes (never, if `None`).
+///
+/// # Errors
+///
+/// Only `poll` failures other than EINTR (which is retried).
+pub fn wait_readable(
+    fd: &impl AsFd,
+    shutdown: &Shutdown,
+    deadline: Option<Instant>,
+) -> io::Result<Wait> {
+    loop {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Round up, so we never wake a millisecond early and spin.
+                let ms = left.as_micros().div_ceil(1000);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [
+            PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
+            PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(Wait::TimedOut);
+                }
+            }
+            Ok(_) => {
+                let ready =
+                    |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+                if ready(&fds[0]) {
+                    return Ok(Wait::Shutdown);
+                }
+                if ready(&fds[1]) {
+                    return Ok(Wait::Ready);
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Framing: turning a byte stream into messages.
+//!
+//! TCP delivers bytes, not messages. One `read` may return half a message,
+//! or three messages and the start of a fourth. The [`Decoder`] is fed
+//! whatever the socket produced and hands back one complete [`Frame`] at a
+//! time, keeping the unfinished tail for the next read.
+//!
+//! It never holds more than `max_message_bytes` of content: a client that
+//! sends a megabyte with no ETX costs the server `max_message_bytes`, then
+//! gets [`ProtocolError::TooLong`].
+
+use std::fmt;
+
+/// The byte that ends every message (ASCII "end of text").
+pub const ETX: u8 = 0x03;
+
+/// The content of the message that ends a session.
+pub const GOODBYE: &[u8] = b"goodbye";
+
+/// What the server sends for every message, after the work.
+pub const ACK: &[u8] = b"ack";
+
+/// One complete unit of the protocol, as the decoder hands it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A message to work on and acknowledge. Always ASCII, never holds ETX,
+    /// may be empty.
+    Message(&'a str),
+    /// The client said `goodbye`: send nothing more, close.
+    Goodbye,
+}
+
+/// A protocol violation. The connection is answered with
+/// [`ProtocolError::reply`] and closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// More than the limit of content bytes arrived before an ETX.
+    TooLong {
+        /// The configured `--max-message-bytes`.
+        limit: usize,
+    },
+    /// A byte outside ASCII (0x80 or above) arrived.
+    NonAscii {
+        /// The offending byte.
+        byte: u8,
+    },
+}
+
+impl ProtocolError {
+    /// The bytes sent to the client before closing: `err ` and a reason.
+    pub fn reply(&self) -> &'static [u8] {
+        match self {
+            ProtocolError::TooLong { .. } => b"err message too long",
+            ProtocolError::NonAscii { .. } => b"err non-ASCII byte",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::TooLong { limit } => {
+                write!(f, "message longer than {limit} bytes")
+            }
+            ProtocolError::NonAscii { byte } => {
+                write!(f, "non-ASCII byte 0x{byte:02x}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+// ANCHOR: decoder
+/// An incremental decoder: feed it bytes as they arrive, take frames out.
+///
+/// ```
+/// use protocol::{Decoder, Frame};
+///
+/// let mut decoder = Decoder::new(64);
+/// // "pack" in one read, "age 0", ETX and half of the next in another.
+/// let mut first: &[u8] = b"pack";
+/// assert_eq!(decoder.decode(&mut first), Ok(None));
+/// let mut second: &[u8] = b"age 0\x03goo";
+/// assert_eq!(decoder.decode(&mut second), Ok(Some(Frame::Message("package 0"))));
+/// assert_eq!(decoder.decode(&mut second), Ok(None));
+/// let mut third: &[u8] = b"dbye\x03";
+/// assert_eq!(decoder.decode(&mut third), Ok(Some(Frame::Goodbye)));
+/// ```
+#[derive(Debug)]
+pub struct Decoder {
+    /// Content of the message being received, never longer than `max`.
+    partial: Vec<u8>,
+    /// `partial` holds a frame that was handed out; clear it before reuse.
+    complete: bool,
+    max: usize,
+}
+
+impl Decoder {
+    /// A decoder that accepts messages of at most `max_message_bytes`
+    /// content bytes (ETX not counted).
+    pub fn new(max_message_bytes: usize) -> Decoder {
+        Decoder {
+            // Grown on demand: most messages are short, and an idle
+            // connection should cost next to nothing.
+            partial: Vec::new(),
+            complete: false,
+            max: max_message_bytes,
+        }
+    }
+
+    /// Takes bytes from the front of `input` up to the end of one message.
+    ///
+    /// Returns `Ok(Some(frame))` and leaves the rest of `input` for the next
+    /// call; or `Ok(None)` once `input` is used up without finishing a
+    /// message (the unfinished part is kept). Feeding a stream in any split
+    /// gives the same frames as feeding it whole.
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError`] when the stream breaks the protocol. The decoder is
+    /// then finished: the connection must be answered and closed.
+    pub fn decode<'d>(
+        &'d mut self,
+        input: &mut &[u8],
+    ) -> Result<Option<Frame<'d>>, ProtocolError> {
+        if self.complete {
+            self.partial.clear();
+            self.complete = false;
+        }
+        // Find the first byte that ends the message or breaks the rules.
+        let stop = input.iter().position(|&b| b == ETX || b >= 0x80);
+        let content_len = stop.unwrap_or(input.len());
+        if self.partial.len() + content_len > self.max {
+            return Err(ProtocolError::TooLong { limit: self.max });
+        }
+        self.partial.extend_from_slice(&input[..content_len]);
+        let Some(stop) = stop else {
+            *input = &[];
+            return Ok(None);
+        };
+        let byte = input[stop];
+        if byte != ETX {
+            return Err(ProtocolError::NonAscii { byte });
+        }
+        *input = &input[stop + 1..];
+        self.complete = true;
+        if self.partial == GOODBYE {
+            return Ok(Some(Frame::Goodbye));
+        }
+        // Every byte is below 0x80, so this is valid UTF-8.
+        let text = std::str::from_utf8(&self.partial)
+            .expect("the decoder only keeps ASCII bytes");
+        Ok(Some(Frame::Message(text)))
+    }
+    // ANCHOR_END: decoder
+
+    /// Bytes of an unfinished message held since the last complete one.
+    /// Non-zero at end of stream means the client hung up mid-message.
+    pub fn pending_bytes(&self) -> usize {
+        if self.complete {
+            0
+        } else {
+            self.partial.len()
+        }
+    }
+
+    /// The capacity of the internal buffer, for checking the memory bound.
+    pub fn buffered_capacity(&self) -> usize {
+        self.partial.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One decoded result, owned, so whole runs can be compared.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Item {
+        Message(String),
+        Goodbye,
+        Error(ProtocolError),
+    }
+
+    /// Feeds `chunks` in order and collects every result up to the first
+    /// error, checking the memory bound after every call.
+    fn run(max: usize, chunks: &[&[u8]]) -> Vec<Item> {
+        let mut decoder = Decoder::new(max);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut input = *chunk;
+            loop {
+                let item = match decoder.decode(&mut input) {
+                    Ok(Some(Frame::Message(m))) => Item::Message(m.to_owned()),
+                    Ok(Some(Frame::Goodbye)) => Item::Goodbye,
+                    Ok(None) => {
+                        assert!(input.is_empty());
+                        assert!(decoder.partial.len() <= max);
+                        break;
+                    }
+                    Err(e) => Item::Error(e),
+                };
+                assert!(decoder.partial.len() <= max);
+                let failed = matches!(item, Item::Error(_));
+                out.push(item);
+                if failed {
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    fn msg(s: &str) -> Item {
+        Item::Message(s.to_owned())
+    }
+
+    /// The seed client's whole session, in one read.
+    #[test]
+    fn whole_session_in_one_read() {
+        let wire = b"package 0\x03package 1\x03goodbye\x03";
+        assert_eq!(
+            run(64, &[wire]),
+            [msg("package 0"), msg("package 1"), Item::Goodbye]
+        );
+    }
+
+    /// A message split byte by byte comes out once, whole.
+    #[test]
+    fn byte_by_byte() {
+        let wire = b"package 0\x03";
+        let chunks: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(run(64, &chunks), [msg("package 0")]);
+    }
+
+    /// A lone ETX is an empty message, and it is acked like any other.
+    #[test]
+    fn empty_messages() {
+        assert_eq!(run(64, &[b"\x03\x03"]), [msg(""), msg("")]);
+    }
+
+    /// Exactly the limit is fine; one byte more is an error, even before
+    /// the ETX arrives.
+    #[test]
+    fn limit_is_inclusive() {
+        assert_eq!(run(4, &[b"abcd\x03"]), [msg("abcd")]);
+        let too_long = Item::Error(ProtocolError::TooLong { limit: 4 });
+        assert_eq!(run(4, &[b"abcde"]), std::slice::from_ref(&too_long));
+        assert_eq!(run(4, &[b"ab", b"cd", b"e"]), [too_long]);
+    }
+
+    /// Messages before a violation are still delivered, in order.
+    #[test]
+    fn messages_before_an_error_survive() {
+        assert_eq!(
+            run(64, &[b"a\x03b\x03c\xffd\x03"]),
+            [
+                msg("a"),
+                msg("b"),
+                Item::Error(ProtocolError::NonAscii { byte: 0xff })
+            ]
+        );
+    }
+
+    /// `goodbye` must be the whole content; a longer message is just a
+    /// message.
+    #[test]
+    fn goodbye_is_exact() {
+        assert_eq!(
+            run(64, &[b"goodbye!\x03goodbye\x03"]),
+            [msg("goodbye!"), Item::Goodbye]
+        );
+    }
+
+    /// End of stream mid-message leaves the bytes pending, for the log.
+    #[test]
+    fn pending_bytes_report_an_unfinished_message() {
+        let mut decoder = Decoder::new(64);
+        let mut input: &[u8] = b"ok\x03unfini";
+        assert_eq!(decoder.decode(&mut input), Ok(Some(Frame::Message("ok"))));
+        assert_eq!(decoder.pending_bytes(), 0);
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        assert_eq!(decoder.pending_bytes(), 6);
+    }
+
+    /// Any byte stream, with a split point list.
+    fn stream_and_splits() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
+        // Mostly protocol-shaped bytes, with the odd non-ASCII one.
+        let byte = prop_oneof![
+            8 => b'a'..=b'z',
+            2 => Just(ETX),
+            1 => Just(b' '),
+            1 => any::<u8>(),
+        ];
+        prop::collection::vec(byte, 0..400).prop_flat_map(|bytes| {
+            let len = bytes.len();
+            (Just(bytes), prop::collection::vec(0..=len, 0..20))
+        })
+    }
+
+    fn split<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut cuts = cuts.to_vec();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for cut in cuts {
+            chunks.push(&bytes[start..cut]);
+            start = cut;
+        }
+        chunks.push(&bytes[start..]);
+        chunks
+    }
+
+    proptest! {
+        /// Any partition of any byte stream yields the same results as
+        /// feeding it whole, and the buffer never passes the limit.
+        #[test]
+        fn any_split_gives_the_same_frames(
+            (bytes, cuts) in stream_and_splits(),
+            max in 0usize..40,
+        ) {
+            let whole = run(max, &[&bytes]);
+            let pieces = run(max, &split(&bytes, &cuts));
+            prop_assert_eq!(whole, pieces);
+        }
+
+        /// A flood without ETX is cut off at the limit, however it is split.
+        #[test]
+        fn floods_are_bounded(len in 0usize..5000, max in 0usize..1000) {
+            let flood = vec![b'x'; len];
+            let chunks: Vec<&[u8]> = flood.chunks(7).collect();
+            let items = run(max, &chunks);
+            if len > max {
+                prop_assert_eq!(
+                    items,
+                    vec![Item::Error(ProtocolError::TooLong { limit: max })]
+                );
+            } else {
+                prop_assert!(items.is_empty());
+            }
+        }
+
+        /// Every message that comes out is ASCII without ETX and within
+        /// the limit; arbitrary bytes never panic.
+        #[test]
+        fn frames_are_well_formed(
+            bytes in prop::collection::vec(any::<u8>(), 0..600),
+            max in 0usize..64,
+        ) {
+            for item in run(max, &[&bytes]) {
+                if let Item::Message(m) = item {
+                    prop_assert!(m.len() <= max);
+                    prop_assert!(m.bytes().all(|b| b < 0x80 && b != ETX));
+                }
+            }
+        }
+    }
+}

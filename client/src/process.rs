@@ -1,0 +1,207 @@
+//! Starting a chapter's server as a real process, for the tour, the tests
+//! and the benchmarks.
+//!
+//! The server is started on `127.0.0.1:0` (unless told otherwise) so the OS
+//! picks a free port, and [`ServerProcess::start`] waits for its
+//! `listening on HOST:PORT` line to learn it: a readiness signal, not a
+//! guess with `sleep`. The server runs in its own process group; dropping
+//! the handle kills the whole group, so no worker outlives a test.
+
+use std::ffi::OsStr;
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+
+/// How long a server may take to print its `listening on` line.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Most of a server's stderr kept in memory; older lines are dropped.
+const LOG_LIMIT: usize = 4 << 20;
+
+/// A running server process; killed (with its process group) on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    status: Option<ExitStatus>,
+}
+
+impl ServerProcess {
+    /// Starts `program` with `args`, adding `--addr 127.0.0.1:0` unless
+    /// `args` has an `--addr`, and waits for its `listening on` line.
+    ///
+    /// # Errors
+    ///
+    /// If the program cannot be started, exits, or does not announce its
+    /// address within [`STARTUP_TIMEOUT`]; the error holds its stderr.
+    pub fn start<S: AsRef<OsStr>>(
+        program: impl AsRef<OsStr>,
+        args: &[S],
+    ) -> io::Result<ServerProcess> {
+        let mut command = Command::new(program);
+        command.args(args);
+        if !args.iter().any(|a| a.as_ref() == "--addr") {
+            command.args(["--addr", "127.0.0.1:0"]);
+        }
+        ServerProcess::spawn(command)
+    }
+
+    /// Starts a prepared command (its stdout and stderr are taken over)
+    /// and waits for its `listening on` line.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ServerProcess::start`].
+    pub fn spawn(mut command: Command) -> io::Result<ServerProcess> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so that killing the group on drop also ends
+            // any worker processes it forked.
+            .process_group(0);
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().expect("stdout was piped above");
+        let stderr = child.stderr.take().expect("stderr was piped above");
+        let log = Arc::new(Mutex::new(String::new()));
+        collect_log(stderr, Arc::clone(&log));
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+            status: None,
+        };
+        let first = rx.recv_timeout(STARTUP_TIMEOUT);
+        let line = match first {
+            Ok(Some(Ok(line))) => line,
+            _ => {
+                // Give stderr a moment to arrive, for the error message.
+                let _ = server.wait_timeout(Duration::from_millis(500));
+                return Err(io::Error::other(format!(
+                    "server did not announce its address; stderr:\n{}",
+                    server.log()
+                )));
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| {
+                io::Error::other(format!("unexpected first line {line:?}"))
+            })?;
+        server.addr = addr;
+        Ok(server)
+    }
+
+    /// The address the server announced.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's process id (the master, for prefork).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Sends `signal` to the server process (not its group).
+    ///
+    /// # Errors
+    ///
+    /// If the process no longer exists.
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        kill(pid_of(self.child.id()), signal)?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the server to exit.
+    ///
+    /// # Errors
+    ///
+    /// If waiting for the child fails.
+    pub fn wait_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.status {
+                return Ok(Some(status));
+            }
+            if let Some(status) = self.child.try_wait()? {
+                self.status = Some(status);
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A new connection to the server, with read and write timeouts of
+    /// `timeout`, so that a hung server fails the caller instead of
+    /// hanging it.
+    ///
+    /// # Errors
+    ///
+    /// If the connection is refused or cannot be configured.
+    pub fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect_timeout(&self.addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // The whole group: a prefork master and all its workers.
+        let _ = killpg(pid_of(self.child.id()), Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pid_of(id: u32) -> Pid {
+    Pid::from_raw(i32::try_from(id).expect("process ids fit in i32"))
+}
+
+/// Copies the server's stderr into `log`, keeping at most [`LOG_LIMIT`].
+fn collect_log(stderr: impl Read + Send + 'static, log: Arc<Mutex<String>>) {
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let Ok(mut log) = log.lock() else { break };
+            if log.len() > LOG_LIMIT {
+                let cut = log.len() / 2;
+                let cut = log[cut..].find('\n').map_or(cut, |i| cut + i + 1);
+                log.drain(..cut);
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+}
