@@ -1,0 +1,341 @@
+//! The bounded queue between the accepting thread and the workers.
+//!
+//! One `Mutex` guards the items and a `closed` flag; one `Condvar` lets
+//! idle workers sleep until there is something to do. The accepting thread
+//! never waits: [`Queue::try_push`] fails at once when the queue is full,
+//! and the accept loop turns the client away. Workers wait in
+//! [`Queue::pop`], which returns `None` once the queue is closed and empty:
+//! that is how they learn to stop.
+//!
+//! The standard library's `std::sync::mpsc::sync_channel` does nearly the
+//! same; the chapter explains why this one is written out.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+// ANCHOR: queue
+/// A first-in, first-out queue holding at most `capacity` items, shared
+/// by one or more producers and consumers.
+#[derive(Debug)]
+pub struct Queue<T> {
+    state: Mutex<State<T>>,
+    /// Signalled when an item arrives or the queue closes: what a
+    /// waiting consumer is waiting for.
+    changed: Condvar,
+    capacity: usize,
+}
+
+/// Everything the mutex protects. The two fields change together, under
+/// one lock, so a consumer never sees "empty" and "open" from two
+/// different moments.
+#[derive(Debug)]
+struct State<T> {
+    items: VecDeque<T>,
+    closed: bool,
+}
+// ANCHOR_END: queue
+
+/// Why [`Queue::try_push`] gave the item back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushError<T> {
+    /// `capacity` items are already waiting.
+    Full(T),
+    /// [`Queue::close`] was called; nobody will pop this any more.
+    Closed(T),
+}
+
+impl<T> Queue<T> {
+    /// An empty, open queue for at most `capacity` items.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0: such a queue could never hold anything.
+    pub fn new(capacity: usize) -> Queue<T> {
+        assert!(capacity > 0, "a queue needs room for at least one item");
+        Queue {
+            // All the memory up front: pushing never allocates, so it
+            // cannot fail half-way with the lock held.
+            state: Mutex::new(State {
+                items: VecDeque::with_capacity(capacity),
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            capacity,
+        }
+    }
+
+    // ANCHOR: try_push
+    /// Adds `item` at the back, without ever waiting.
+    ///
+    /// Returns how many items are waiting, this one included (for the
+    /// log).
+    ///
+    /// # Errors
+    ///
+    /// Gives the item back if the queue is full or closed.
+    pub fn try_push(&self, item: T) -> Result<usize, PushError<T>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(PushError::Closed(item));
+        }
+        if state.items.len() == self.capacity {
+            return Err(PushError::Full(item));
+        }
+        state.items.push_back(item);
+        let waiting = state.items.len();
+        // Release the lock before waking a worker, so that it does not
+        // wake only to block on the lock we still hold.
+        drop(state);
+        // One item, one worker: the others stay asleep.
+        self.changed.notify_one();
+        Ok(waiting)
+    }
+    // ANCHOR_END: try_push
+
+    // ANCHOR: pop
+    /// Takes the item at the front, sleeping while the queue is empty.
+    ///
+    /// Returns `None` once the queue is closed and empty: the caller
+    /// should stop.
+    pub fn pop(&self) -> Option<T> {
+        let mut state = self.lock();
+        // `while`, not `if`: waking up proves nothing. Another consumer
+        // may have taken the item between the notify and our return from
+        // `wait`, and a condition variable may also wake a thread that
+        // nobody notified (a spurious wake-up). So look again, every time.
+        while state.items.is_empty() && !state.closed {
+            // Atomically unlocks and sleeps; relocks before returning.
+            // The check above and the sleep happen under one lock, so a
+            // push cannot slip in between them and its notify be lost.
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.items.pop_front()
+    }
+    // ANCHOR_END: pop
+
+    // ANCHOR: close
+    /// Closes the queue and returns the items still waiting, oldest first.
+    ///
+    /// After this, [`Queue::try_push`] fails with [`PushError::Closed`],
+    /// and every [`Queue::pop`], waiting or future, returns `None`.
+    pub fn close(&self) -> Vec<T> {
+        let mut state = self.lock();
+        state.closed = true;
+        let left: Vec<T> = state.items.drain(..).collect();
+        drop(state);
+        // Every waiter must wake and see `closed`, not only one.
+        self.changed.notify_all();
+        left
+    }
+    // ANCHOR_END: close
+
+    /// How many items are waiting right now (already stale when you read
+    /// it; for logs and tests).
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    /// Whether no item is waiting right now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most items the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    // ANCHOR: lock
+    /// Locks the state, even if a thread panicked while holding the lock.
+    ///
+    /// A panic with a `MutexGuard` alive "poisons" the mutex, and every
+    /// later `lock()` returns an error, so that nobody trusts data left
+    /// half-updated. Here no code that can panic runs under the lock: the
+    /// `VecDeque` never grows (its room is reserved in `new`) and the flag
+    /// is one store. The state is consistent whatever happened, so we take
+    /// it back instead of letting one panic stop every worker.
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    // ANCHOR_END: lock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    /// Long enough that a thread that could run has run, on a busy
+    /// machine; only used to check that something does NOT happen.
+    const SETTLE: Duration = Duration::from_millis(200);
+
+    /// A queue of capacity 2 takes two items and refuses the third,
+    /// handing it back.
+    #[test]
+    fn refuses_items_beyond_capacity() {
+        let queue = Queue::new(2);
+        assert_eq!(queue.try_push(1), Ok(1));
+        assert_eq!(queue.try_push(2), Ok(2));
+        assert_eq!(queue.try_push(3), Err(PushError::Full(3)));
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.pop(), Some(1));
+        assert_eq!(queue.try_push(3), Ok(2));
+    }
+
+    /// Items come out in the order they went in.
+    #[test]
+    fn is_first_in_first_out() {
+        let queue = Queue::new(100);
+        for i in 0..100 {
+            queue.try_push(i).unwrap();
+        }
+        let out: Vec<i32> = (0..100).map(|_| queue.pop().unwrap()).collect();
+        assert_eq!(out, (0..100).collect::<Vec<_>>());
+    }
+
+    /// `close` hands back what was waiting, refuses new items, and makes
+    /// `pop` return `None` without blocking.
+    #[test]
+    fn close_returns_leftovers_and_refuses_more() {
+        let queue = Queue::new(4);
+        queue.try_push("a").unwrap();
+        queue.try_push("b").unwrap();
+        assert_eq!(queue.close(), vec!["a", "b"]);
+        assert_eq!(queue.try_push("c"), Err(PushError::Closed("c")));
+        assert_eq!(queue.pop(), None);
+        assert!(queue.is_empty());
+    }
+
+    /// Every consumer blocked in `pop` wakes and gets `None` when the
+    /// queue closes: `notify_all`, not `notify_one`.
+    #[test]
+    fn close_wakes_every_waiter() {
+        let queue = Arc::new(Queue::<u32>::new(1));
+        let (done, finished) = mpsc::channel();
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                let done = done.clone();
+                thread::spawn(move || done.send(queue.pop()).unwrap())
+            })
+            .collect();
+        // Nobody returns while the queue is open and empty.
+        assert!(finished.recv_timeout(SETTLE).is_err());
+        assert!(queue.close().is_empty());
+        for _ in 0..8 {
+            let got = finished.recv_timeout(Duration::from_secs(10));
+            assert_eq!(got, Ok(None), "a waiter was not woken by close");
+        }
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+    }
+
+    /// Many producers and consumers hammering a small queue: every item
+    /// pushed is popped exactly once, and no consumer sleeps through an
+    /// item (a lost wake-up would leave an item in the queue and a
+    /// consumer asleep, and this test would time out).
+    #[test]
+    fn no_item_lost_or_duplicated_and_no_lost_wake_up() {
+        const PRODUCERS: u32 = 4;
+        const PER_PRODUCER: u32 = 5_000;
+        let queue = Arc::new(Queue::new(3));
+        let (tx, rx) = mpsc::channel();
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    while let Some(item) = queue.pop() {
+                        tx.send(item).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || {
+                    for i in 0..PER_PRODUCER {
+                        let mut item = p * PER_PRODUCER + i;
+                        // The queue is tiny, so it is often full; a real
+                        // server would turn the client away, here we
+                        // retry until there is room.
+                        loop {
+                            match queue.try_push(item) {
+                                Ok(_) => break,
+                                Err(PushError::Full(back)) => {
+                                    item = back;
+                                    thread::yield_now();
+                                }
+                                Err(PushError::Closed(_)) => {
+                                    panic!("closed too early")
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let total = (PRODUCERS * PER_PRODUCER) as usize;
+        let mut seen = vec![false; total];
+        for _ in 0..total {
+            let item = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("an item was lost, or a consumer slept through it");
+            assert!(!seen[item as usize], "item {item} popped twice");
+            seen[item as usize] = true;
+        }
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        assert!(queue.close().is_empty());
+        for consumer in consumers {
+            consumer.join().unwrap();
+        }
+        assert!(rx.try_recv().is_err(), "more items out than went in");
+    }
+
+    /// A consumer blocked on an empty queue wakes for a push that happens
+    /// after it started waiting.
+    #[test]
+    fn a_push_wakes_a_sleeping_consumer() {
+        let queue = Arc::new(Queue::new(1));
+        let (tx, rx) = mpsc::channel();
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || tx.send(queue.pop()).unwrap())
+        };
+        assert!(rx.recv_timeout(SETTLE).is_err());
+        queue.try_push(7).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(Some(7)));
+        consumer.join().unwrap();
+    }
+
+    /// A thread that panics while holding the lock poisons the mutex; the
+    /// queue keeps working for everyone else.
+    #[test]
+    fn survives_a_poisoned_lock() {
+        let queue = Arc::new(Queue::new(2));
+        queue.try_push(1).unwrap();
+        let poisoner = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let _guard = queue.state.lock().unwrap();
+                panic!("poisoning the queue's mutex on purpose");
+            })
+        };
+        assert!(poisoner.join().is_err());
+        assert!(queue.state.is_poisoned());
+        assert_eq!(queue.try_push(2), Ok(2));
+        assert_eq!(queue.pop(), Some(1));
+        assert_eq!(queue.pop(), Some(2));
+    }
+}
