@@ -1,22 +1,301 @@
 //! Chapter 5: the production reference, on tokio.
 //!
-//! PLACEHOLDER: this crate is being written; `serve` refuses to run.
+//! The same protocol as chapters 1-4, written the way you would write it
+//! for production: a tokio runtime, one *task* per connection, and
+//! `async fn`s that read like chapter 1's blocking session. Underneath,
+//! tokio does what chapter 4 did by hand: an epoll reactor wakes the tasks
+//! whose sockets are ready, each task is a state machine the compiler
+//! wrote from an `async fn`, and a timer wheel wakes the ones whose sleep
+//! or idle limit is due.
+//!
+//! The runtime is tokio's *current-thread* runtime: one thread runs every
+//! task, exactly like chapter 4's loop, so the two compare like for like.
+//! CPU-bound work (`--work-kind spin`) goes to tokio's blocking thread
+//! pool with `spawn_blocking`, as production code must: a task that spins
+//! in place stalls every other connection on the thread. `--workers` does
+//! not apply (as in chapter 4).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
-use std::net::TcpListener;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use protocol::Config;
+use protocol::{event, warn, Config, Decoder, Frame, Work, WorkKind, ACK};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{sleep, timeout};
 
 /// What `--help` says about this server.
-pub const ABOUT: &str = "Chapter 5: the production reference, on tokio";
+pub const ABOUT: &str =
+    "Chapter 5: the production reference, on tokio (one thread, many tasks)";
 
+/// Bytes read from a socket at a time. Each task owns one such buffer,
+/// which is most of what an idle connection costs in user space.
+const READ_BUFFER: usize = 4096;
+
+/// How long a closing connection may keep sending before we close anyway
+/// (the lingering close of chapter 1).
+const LINGER: Duration = protocol::blocking::LINGER;
+
+/// After an `accept` failure, wait this long before trying again.
+const ACCEPT_BACKOFF: Duration = protocol::blocking::ACCEPT_BACKOFF;
+
+/// The stop switch every task watches: `false` until SIGINT or SIGTERM.
+type Stop = watch::Receiver<bool>;
+
+// ANCHOR: serve
 /// Serves clients on `listener` until SIGINT or SIGTERM.
+///
+/// Builds a current-thread runtime and runs [`accept_loop`] on it. After a
+/// signal, connections get up to `--work-ms` plus a little to ack what
+/// they received; then the runtime is dropped, which cancels whatever is
+/// left.
 ///
 /// # Errors
 ///
-/// Always, for now: the chapter is not written yet.
-pub fn serve(_listener: TcpListener, _config: &Config) -> io::Result<()> {
-    Err(io::Error::other("ch05-tokio is not written yet"))
+/// If the runtime, the signal handlers or the listener cannot be set up,
+/// or the listener fails; a failing connection never ends the server.
+pub fn serve(
+    listener: std::net::TcpListener,
+    config: &Config,
+) -> io::Result<()> {
+    raise_open_file_limit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let config = Arc::new(config.clone());
+    runtime.block_on(accept_loop(listener, config.clone()))?;
+    // Only `spawn_blocking` spinners can still be running here, and they
+    // end within `--work-ms`; do not wait for them longer than that.
+    runtime.shutdown_timeout(config.work().duration);
+    event!("shut down");
+    Ok(())
+}
+// ANCHOR_END: serve
+
+// ANCHOR: accept_loop
+/// Accepts connections and spawns a task for each, until a signal; then
+/// lets the tasks finish their current messages.
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    config: Arc<Config>,
+) -> io::Result<()> {
+    // tokio's listener needs the std one in non-blocking mode.
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    let mut stop = stop_on_signals()?;
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            // `biased`: check the branches in order, stop first.
+            biased;
+            _ = stop.changed() => break,
+            // Reap finished tasks so the set does not grow forever.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let session = handle_client(
+                        stream, peer, config.clone(), stop.clone());
+                    tasks.spawn(session);
+                }
+                // Out of descriptors, or the client gave up first: never
+                // fatal, and never a busy loop.
+                Err(e) => {
+                    warn!("accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = sleep(ACCEPT_BACKOFF) => {}
+                    }
+                }
+            },
+        }
+    }
+    // Stop accepting: connections still in the backlog are reset.
+    drop(listener);
+    event!("stopping: {} connections to finish", tasks.len());
+    // Every task acks what it has read, then lingers at most LINGER.
+    let grace = config.work().duration + LINGER + Duration::from_millis(200);
+    let _ =
+        timeout(grace, async { while tasks.join_next().await.is_some() {} })
+            .await;
+    // Dropping the set aborts the tasks that did not make it in time.
+    Ok(())
+}
+// ANCHOR_END: accept_loop
+
+// ANCHOR: handle_client
+/// One connection's task: serves the session and logs how it ended.
+async fn handle_client(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    stop: Stop,
+) {
+    event!("accepted {peer}");
+    let ending = session(stream, peer, &config, stop).await;
+    event!("closed {peer}: {ending}");
+}
+// ANCHOR_END: handle_client
+
+/// Why a session ended, for the `closed` log line.
+type Ending = protocol::blocking::Ending;
+
+// ANCHOR: session
+/// Serves one client from its first byte to its last.
+///
+/// This is chapter 1's `serve_session` with `.await` at every point that
+/// would block: reading, the work, writing. Each `.await` is where the
+/// task's state machine stops and hands the thread to another task.
+async fn session(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    config: &Config,
+    mut stop: Stop,
+) -> Ending {
+    let idle = config.idle_timeout().unwrap_or(Duration::MAX);
+    let work = config.work();
+    let mut decoder = Decoder::new(config.max_message_bytes);
+    let mut buffer = vec![0; READ_BUFFER];
+    loop {
+        // Idle time is time spent here, waiting for the client.
+        let n = tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                close_gracefully(stream, b"").await;
+                return Ending::Shutdown;
+            }
+            read = timeout(idle, stream.read(&mut buffer)) => match read {
+                Err(_elapsed) => {
+                    close_gracefully(stream, b"err idle timeout").await;
+                    return Ending::IdleTimeout;
+                }
+                Ok(Ok(0)) => {
+                    let dropped = decoder.pending_bytes();
+                    return Ending::EndOfStream { dropped };
+                }
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Ending::Vanished(e),
+            },
+        };
+        let mut input = &buffer[..n];
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(None) => break,
+                Ok(Some(Frame::Goodbye)) => {
+                    close_gracefully(stream, b"").await;
+                    return Ending::Goodbye;
+                }
+                Ok(Some(Frame::Message(text))) => {
+                    event!("message {text:?} from {peer}");
+                    perform(work).await;
+                    // A client that stops reading cannot hold the task
+                    // (and its memory) forever.
+                    match timeout(idle, stream.write_all(ACK)).await {
+                        Ok(Ok(())) => event!("ack sent to {peer}"),
+                        Ok(Err(e)) => return Ending::Vanished(e),
+                        Err(_) => {
+                            let e = io::ErrorKind::TimedOut.into();
+                            return Ending::Vanished(e);
+                        }
+                    }
+                }
+                Err(violation) => {
+                    close_gracefully(stream, violation.reply()).await;
+                    return Ending::Violation(violation);
+                }
+            }
+        }
+        // Every message read so far is acked; stop before reading more.
+        if *stop.borrow() {
+            close_gracefully(stream, b"").await;
+            return Ending::Shutdown;
+        }
+    }
+}
+// ANCHOR_END: session
+
+// ANCHOR: perform
+/// The simulated work, without blocking the runtime's thread.
+///
+/// Sleep work is a timer: the task waits, the thread serves others.
+/// Spin work burns a CPU, so it runs on tokio's blocking pool (threads
+/// made for this); spinning here would stall every connection, which is
+/// exactly what chapter 4's single thread does.
+async fn perform(work: Work) {
+    if work.duration.is_zero() {
+        // Not even a timer: a zero sleep would still wait for the
+        // timer wheel's next tick (a millisecond).
+        return;
+    }
+    match work.kind {
+        WorkKind::Sleep => sleep(work.duration).await,
+        WorkKind::Spin => {
+            let spin = tokio::task::spawn_blocking(move || work.perform());
+            // The closure cannot panic short of a bug in `spin_for`; a
+            // cancelled join only happens when the runtime shuts down.
+            let _ = spin.await;
+        }
+    }
+}
+// ANCHOR_END: perform
+
+// ANCHOR: close_gracefully
+/// Sends `last_words`, shuts down our side, then reads and discards what
+/// the client still sends for at most [`LINGER`], so that a reset cannot
+/// destroy the reply (chapter 1's lingering close, awaited).
+async fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
+    let said = timeout(LINGER, async {
+        stream.write_all(last_words).await?;
+        stream.shutdown().await
+    });
+    if !matches!(said.await, Ok(Ok(()))) {
+        return;
+    }
+    let mut sink = [0; 1024];
+    let _ = timeout(LINGER, async {
+        // Ends at end of stream or on any error.
+        while let Ok(1..) = stream.read(&mut sink).await {}
+    })
+    .await;
+}
+// ANCHOR_END: close_gracefully
+
+// ANCHOR: stop_on_signals
+/// A switch that turns on at the first SIGINT or SIGTERM.
+///
+/// tokio installs the handlers and wakes the task through its reactor: the
+/// same self-pipe idea as `protocol::Shutdown`, built in.
+fn stop_on_signals() -> io::Result<Stop> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let (switch, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        event!("signal received: stop accepting");
+        // Fails only when every receiver is gone, and then nobody cares.
+        let _ = switch.send(true);
+    });
+    Ok(stop)
+}
+// ANCHOR_END: stop_on_signals
+
+/// Raises the soft limit on open files to the hard limit, as chapter 4
+/// does: one descriptor per connection, and 10,000 connections is the
+/// point of this model. Failing to raise it is worth a warning, not an
+/// exit: the server still works, for fewer clients.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let raised = getrlimit(Resource::RLIMIT_NOFILE)
+        .and_then(|(_, hard)| setrlimit(Resource::RLIMIT_NOFILE, hard, hard));
+    if let Err(e) = raised {
+        warn!("cannot raise the open-file limit: {e}");
+    }
 }
