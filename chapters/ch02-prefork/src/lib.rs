@@ -1,22 +1,193 @@
-//! Chapter 2: a master process and N forked workers.
+//! Chapter 2: the prefork server. A master process and N forked workers.
 //!
-//! PLACEHOLDER: this crate is being written; `serve` refuses to run.
+//! The master binds the listening socket, then `fork`s `--workers` N worker
+//! processes. Each worker inherits the listener and runs chapter 1's loop
+//! on it: accept one client, serve its whole session, accept the next. The
+//! kernel hands each new connection to one of the workers waiting in
+//! `accept`, so N clients are served at once; client N+1 waits in the
+//! listen backlog. The master serves nobody: it supervises (see
+//! [`supervisor`]), replacing workers that die and passing SIGINT/SIGTERM
+//! on to them.
+//!
+//! What it costs: a whole process per concurrent client (its own memory
+//! map, page tables, stack and heap), a context switch between processes
+//! for every hand-over, and an N fixed at start: client N+1 waits however
+//! idle the first N are. What it buys: isolation. A worker that crashes
+//! takes one client with it, and the master starts another.
+//!
+//! Since chapter 1: `accept_loop` and `handle_client` are unchanged; what is
+//! new is who runs them (N forked processes) and the master that watches
+//! over those processes.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use std::io;
-use std::net::TcpListener;
+pub mod supervisor;
 
-use protocol::Config;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
+use protocol::blocking::{next_client, serve_session};
+use protocol::{event, warn, Config, Shutdown};
+
+use crate::supervisor::{Signals, Supervisor};
 
 /// What `--help` says about this server.
 pub const ABOUT: &str = "Chapter 2: a master process and N forked workers";
 
-/// Serves clients on `listener` until SIGINT or SIGTERM.
+// ANCHOR: serve
+/// Forks `--workers` worker processes that serve clients on `listener`,
+/// then supervises them until SIGINT or SIGTERM, and returns once every
+/// worker has drained and exited.
+///
+/// Runs in the master. Only the master ever returns from here: a worker
+/// process ends inside [`spawn_worker`].
 ///
 /// # Errors
 ///
-/// Always, for now: the chapter is not written yet.
-pub fn serve(_listener: TcpListener, _config: &Config) -> io::Result<()> {
-    Err(io::Error::other("ch02-prefork is not written yet"))
+/// If the signals cannot be set up, the first workers cannot be forked,
+/// or workers had to be killed because they did not drain in time.
+pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
+    // Block the signals before the first fork: from now on they wait in a
+    // descriptor until the master reads them, and never interrupt it.
+    let signals = Signals::block()?;
+    let workers = spawn_workers(&listener, config, &signals)?;
+    Supervisor::new(&listener, config, signals, workers).run()?;
+    event!("shut down");
+    Ok(())
+}
+// ANCHOR_END: serve
+
+// ANCHOR: spawn_workers
+/// Forks the first `--workers` workers; returns their process ids.
+///
+/// # Errors
+///
+/// If a fork fails (out of memory or over the process limit). The workers
+/// already forked notice the master's exit and leave too.
+pub fn spawn_workers(
+    listener: &TcpListener,
+    config: &Config,
+    signals: &Signals,
+) -> io::Result<Vec<Pid>> {
+    (0..config.workers)
+        .map(|_| spawn_worker(listener, config, signals))
+        .collect()
+}
+// ANCHOR_END: spawn_workers
+
+// ANCHOR: spawn_worker
+/// Forks one worker process. Returns its pid in the master; never returns
+/// in the worker, which serves clients until shutdown and then exits.
+///
+/// # Errors
+///
+/// If the master is not single-threaded, or `fork` fails.
+pub fn spawn_worker(
+    listener: &TcpListener,
+    config: &Config,
+    signals: &Signals,
+) -> io::Result<Pid> {
+    let master = getpid();
+    ensure_single_threaded()?;
+    // SAFETY: fork() copies only the calling thread. Had another thread
+    // held a lock (the allocator's, stderr's) at that moment, the child
+    // would find it locked forever. But the master has exactly one thread:
+    // protocol::cli starts none, the master takes its signals from a
+    // signalfd instead of starting a signal thread, and
+    // ensure_single_threaded has just counted /proc/self/task.
+    match unsafe { fork() }? {
+        ForkResult::Parent { child } => {
+            event!("started worker {child}");
+            Ok(child)
+        }
+        ForkResult::Child => {
+            // The worker's whole life. It must never return into the
+            // master's code (the supervisor loop, `serve`'s caller).
+            let code = match worker(listener, config, signals, master) {
+                Ok(()) => 0,
+                Err(e) => {
+                    warn!("worker failed: {e}");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+    }
+}
+// ANCHOR_END: spawn_worker
+
+// ANCHOR: worker
+/// A worker's life, in the child right after `fork`: tie its life to the
+/// master's, take over the signals, serve clients until told to stop.
+fn worker(
+    listener: &TcpListener,
+    config: &Config,
+    signals: &Signals,
+    master: Pid,
+) -> io::Result<()> {
+    // When the master dies, even by SIGKILL, the kernel sends us SIGTERM:
+    // we drain and exit exactly as on a forwarded shutdown.
+    prctl::set_pdeathsig(Signal::SIGTERM)?;
+    // The master may have died between fork and prctl; then no SIGTERM
+    // will come, but we have already been handed to another parent.
+    if getppid() != master {
+        return Ok(());
+    }
+    // Signals are still blocked (the mask survives fork), so a SIGTERM
+    // sent since the fork is pending, not lost. Install our own handlers
+    // first, then unblock: the pending signal lands in `shutdown`.
+    let shutdown = Shutdown::on_signals()?;
+    signals.unblock()?;
+    accept_loop(listener, config, &shutdown)?;
+    event!("worker drained, exiting");
+    Ok(())
+}
+// ANCHOR_END: worker
+
+// ANCHOR: accept_loop
+/// Accepts one client, serves it to the end, then accepts the next: the
+/// same loop as chapter 1, run by each of N processes on one listener.
+fn accept_loop(
+    listener: &TcpListener,
+    config: &Config,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    while let Some((stream, peer)) = next_client(listener, shutdown)? {
+        // While this worker serves, the other workers accept; only when
+        // all N are busy does a new client wait in the listen backlog.
+        handle_client(stream, peer, config, shutdown);
+    }
+    Ok(())
+}
+// ANCHOR_END: accept_loop
+
+// ANCHOR: handle_client
+/// Serves one client's whole session and logs how it ended. The log
+/// line's pid says which worker served it.
+fn handle_client(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: &Config,
+    shutdown: &Shutdown,
+) {
+    event!("accepted {peer}");
+    let ending = serve_session(stream, peer, config, shutdown);
+    event!("closed {peer}: {ending}");
+}
+// ANCHOR_END: handle_client
+
+/// Fails unless this process has exactly one thread, the condition for a
+/// safe `fork` (see the SAFETY comment in [`spawn_worker`]).
+fn ensure_single_threaded() -> io::Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads == 1 {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "cannot fork workers: the master has {threads} threads, not 1"
+        )))
+    }
 }
