@@ -8,6 +8,7 @@
 //! the handle kills the whole group, so no worker outlives a test.
 
 use std::ffi::OsStr;
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
+
+use crate::connection::Connection;
 
 /// How long a server may take to print its `listening on` line.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -32,6 +35,7 @@ pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
     status: Option<ExitStatus>,
 }
 
@@ -75,17 +79,26 @@ impl ServerProcess {
         let log = Arc::new(Mutex::new(String::new()));
         collect_log(stderr, Arc::clone(&log));
         let (tx, rx) = mpsc::channel();
+        let out = Arc::new(Mutex::new(String::new()));
+        let kept = Arc::clone(&out);
         thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let first = lines.next();
+            if let Some(Ok(line)) = &first {
+                keep_line(&kept, line);
+            }
             let _ = tx.send(first);
             // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines {
+                let Ok(line) = line else { break };
+                keep_line(&kept, &line);
+            }
         });
         let mut server = ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
+            stdout: out,
             status: None,
         };
         let first = rx.recv_timeout(STARTUP_TIMEOUT);
@@ -123,6 +136,41 @@ impl ServerProcess {
     /// Everything the server wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Everything the server wrote to stdout so far, starting with its
+    /// `listening on` line.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The process ids of the server's process group: the server and any
+    /// process it forked (prefork workers), read from `/proc`.
+    pub fn group_pids(&self) -> Vec<u32> {
+        group_members(self.child.id())
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// CPU time (user + system) used so far by every live process in the
+    /// server's process group, each process's threads included, from
+    /// `/proc/PID/stat`. Processes that already exited are not counted.
+    pub fn group_cpu_time(&self) -> Duration {
+        group_members(self.child.id())
+            .into_iter()
+            .map(|(_, cpu)| cpu)
+            .sum()
+    }
+
+    /// A new [`Connection`] to the server, with read and write timeouts
+    /// of `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ServerProcess::connect`].
+    pub fn connection(&self, timeout: Duration) -> io::Result<Connection> {
+        Connection::new(self.connect(timeout)?)
     }
 
     /// Sends `signal` to the server process (not its group).
@@ -182,6 +230,59 @@ impl Drop for ServerProcess {
         let _ = killpg(pid_of(self.child.id()), Signal::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The processes whose process group is `group`, with the CPU time each
+/// used so far.
+fn group_members(group: u32) -> Vec<(u32, Duration)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // `/proc/PID/stat` counts in clock ticks, almost always 100 a second.
+    // SAFETY: sysconf only reads a constant of the system; it has no
+    // preconditions and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100);
+    let mut members = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        // The process may exit while we look: then it is not a member.
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name (field 2) is in parentheses and may hold
+        // spaces; the fields we want come after its closing one.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state(3) ppid(4) pgrp(5) ... utime(14) stime(15).
+        let field =
+            |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        let (Some(pgrp), Some(utime), Some(stime)) =
+            (field(5), field(14), field(15))
+        else {
+            continue;
+        };
+        if pgrp == u64::from(group) {
+            let cpu =
+                Duration::from_secs_f64((utime + stime) as f64 / ticks as f64);
+            members.push((pid, cpu));
+        }
+    }
+    members
+}
+
+/// Appends one stdout line to `out`, bounded like the log.
+fn keep_line(out: &Mutex<String>, line: &str) {
+    let Ok(mut out) = out.lock() else { return };
+    if out.len() <= LOG_LIMIT {
+        out.push_str(line);
+        out.push('\n');
     }
 }
 
