@@ -1,0 +1,181 @@
+//! What the chapter 3 process tests share: starting the server, simple
+//! clients, and reading the server's threads and CPU time from /proc.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client::ServerProcess;
+
+/// Every socket read or write in these tests gives up after this long, so
+/// a hung server fails the test instead of hanging it.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The server binary Cargo built for this package.
+pub const SERVER: &str = env!("CARGO_BIN_EXE_ch03-threaded");
+
+/// Starts the server with `args` (plus `--addr 127.0.0.1:0`).
+pub fn start(args: &[&str]) -> ServerProcess {
+    ServerProcess::start(SERVER, args).expect("the server starts")
+}
+
+/// Starts the server with the test hook armed: a client whose first
+/// message is `text` makes its worker panic.
+pub fn start_with_panic_hook(text: &str, args: &[&str]) -> ServerProcess {
+    let mut command = Command::new(SERVER);
+    command
+        .args(args)
+        .args(["--addr", "127.0.0.1:0"])
+        .env(ch03_threaded::PANIC_HOOK_VAR, text);
+    ServerProcess::spawn(command).expect("the server starts")
+}
+
+/// Sends one message (adding the ETX).
+pub fn send(stream: &mut TcpStream, text: &str) -> io::Result<()> {
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.push(protocol::ETX);
+    stream.write_all(&bytes)
+}
+
+/// Reads exactly `n` bytes as text.
+pub fn read_n(stream: &mut TcpStream, n: usize) -> io::Result<String> {
+    let mut buffer = vec![0; n];
+    stream.read_exact(&mut buffer)?;
+    Ok(String::from_utf8_lossy(&buffer).into_owned())
+}
+
+/// Reads until the server closes; returns what came (a reset counts as
+/// a close).
+pub fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut buffer = Vec::new();
+    let mut chunk = [0; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("waiting for the server to close: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+/// One whole session: `messages` messages, each waited for its `ack`,
+/// then `goodbye` and the server's close.
+pub fn session(server: &ServerProcess, messages: usize) {
+    let mut stream = server.connect(TIMEOUT).expect("connect");
+    for m in 0..messages {
+        send(&mut stream, &format!("package {m}")).expect("send");
+        assert_eq!(read_n(&mut stream, 3).expect("read ack"), "ack");
+    }
+    send(&mut stream, "goodbye").expect("send goodbye");
+    assert_eq!(read_to_close(&mut stream), "");
+}
+
+/// Runs `clients` sessions at once and returns how long they took.
+pub fn run_clients(
+    server: &ServerProcess,
+    clients: usize,
+    messages: usize,
+) -> Duration {
+    let start = Instant::now();
+    thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| session(server, messages));
+        }
+    });
+    start.elapsed()
+}
+
+/// Observed parallelism: the work done divided by the time it took.
+pub fn parallelism(
+    clients: usize,
+    messages: usize,
+    work_ms: u64,
+    took: Duration,
+) -> f64 {
+    let work = (clients * messages) as f64 * work_ms as f64 / 1000.0;
+    work / took.as_secs_f64()
+}
+
+/// Waits until the server's log has a line for which `wanted` holds.
+pub fn wait_for_log(server: &ServerProcess, wanted: impl Fn(&str) -> bool) {
+    wait_until(server, |log| log.lines().any(&wanted));
+}
+
+/// Waits until `workers` worker threads have logged that they are ready:
+/// `listening on` is printed before the workers start.
+pub fn wait_ready(server: &ServerProcess, workers: usize) {
+    wait_until(server, |log| {
+        log.lines().filter(|l| l.ends_with("] ready")).count() >= workers
+    });
+}
+
+/// Waits until `done` holds for the server's whole log so far.
+pub fn wait_until(server: &ServerProcess, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done(&server.log()) {
+        assert!(
+            Instant::now() < deadline,
+            "the log never showed it; log:\n{}",
+            server.log()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The `Threads:` count of process `pid`, from /proc/PID/status.
+pub fn thread_count(pid: u32) -> usize {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("the server is running");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("/proc/PID/status has a Threads line")
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .expect("the server is running");
+    // The command name, in parentheses, may hold spaces: count fields
+    // from after its closing parenthesis. utime and stime are fields 14
+    // and 15 of the whole line, so 12 and 13 after the name.
+    let after_name = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+}
+
+/// The unit of /proc's CPU times (USER_HZ), as `getconf CLK_TCK` says.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        // The kernel's USER_HZ is 100 on every common architecture.
+        .unwrap_or(100.0)
+}
+
+/// The thread names that logged `serving` lines, deduplicated, sorted.
+pub fn serving_threads(log: &str) -> Vec<String> {
+    let mut names: Vec<String> = log
+        .lines()
+        .filter(|line| line.contains("] serving "))
+        .filter_map(|line| {
+            let inside = line.split('[').nth(1)?.split(']').next()?;
+            Some(inside.split_whitespace().nth(2)?.to_owned())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
