@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Regenerates the program output shown in chapter 2 (book/ch02-prefork.md):
+# the prefork server with 3 workers under 6 concurrent clients, the
+# processes as `ps` and /proc see them, a worker killed with SIGKILL and
+# replaced, and the shutdown.
+#
+# Writes:
+#   ch02-prefork-server.txt    the server's output while it serves 6 clients
+#   ch02-prefork-client.txt    the client's summary
+#   ch02-prefork-ps.txt        ps and the memory of each process
+#   ch02-prefork-kill.txt      kill -9 of a worker, and what the master did
+#   ch02-prefork-shutdown.txt  SIGTERM to the master, and the drain
+# Short work (200 ms per message) keeps the run to a few seconds; the shape
+# of the output is what the chapter discusses, not the exact times or pids.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+WORK_MS=200
+WORKERS=3
+CLIENTS=6
+MESSAGES=1
+out=book/output
+
+cargo build --quiet -p ch02-prefork -p client
+
+scratch=$(mktemp -d)
+server_pid=
+cleanup() {
+    # The whole process group would be the master and its workers, but
+    # the master's death alone ends the workers (PR_SET_PDEATHSIG).
+    if [ -n "$server_pid" ]; then kill -9 "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# The master's children: its workers (the master has only one thread).
+workers() {
+    cat "/proc/$server_pid/task/$server_pid/children" 2>/dev/null || true
+}
+# Waits until the master has $1 workers, none of them $2.
+wait_for_workers() {
+    for _ in $(seq 200); do
+        local now
+        now=$(workers)
+        if [ "$(wc -w <<<"$now")" -eq "$1" ] &&
+            ! grep -qw "${2:-none}" <<<"$now"; then
+            return 0
+        fi
+        sleep 0.01
+    done
+    echo "the master did not get to $1 workers" >&2
+    exit 1
+}
+# The server's output from line $1 on.
+log_from() { tail -n "+$1" "$scratch/server.txt"; }
+log_lines() { wc -l <"$scratch/server.txt"; }
+
+server_cmd=(ch02-prefork --addr 127.0.0.1:0 --workers "$WORKERS"
+            --work-ms "$WORK_MS")
+target/debug/"${server_cmd[0]}" "${server_cmd[@]:1}" \
+    >"$scratch/server.txt" 2>&1 &
+server_pid=$!
+
+addr=
+for _ in $(seq 100); do
+    addr=$(sed -n 's/^listening on //p' "$scratch/server.txt")
+    [ -n "$addr" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$addr" ]; then
+    echo "ch02-prefork did not start:" >&2
+    cat "$scratch/server.txt" >&2
+    exit 1
+fi
+wait_for_workers "$WORKERS"
+
+# 1. Six clients, three workers; `ps` while they are being served.
+client_cmd=(client "$CLIENTS" --addr "$addr" --messages "$MESSAGES"
+            --work-ms "$WORK_MS" --quiet)
+target/debug/"${client_cmd[0]}" "${client_cmd[@]:1}" >"$scratch/client.txt" &
+client_pid=$!
+sleep 0.1
+ps_cmd=(ps -o pid,ppid,nlwp,stat,rss,args --ppid "$server_pid" -p "$server_pid")
+{
+    echo "\$ ${ps_cmd[*]}"
+    "${ps_cmd[@]}"
+    echo
+    echo "\$ # memory from /proc/PID/smaps_rollup, in kB"
+    printf '%7s  %-7s %6s %6s %8s\n' PID ROLE RSS PSS PRIVATE
+    for pid in "$server_pid" $(workers); do
+        role=worker
+        [ "$pid" = "$server_pid" ] && role=master
+        awk -v pid="$pid" -v role="$role" '
+            /^Rss:/ { rss = $2 }
+            /^Pss:/ { pss = $2 }
+            /^Private_(Clean|Dirty):/ { private += $2 }
+            END { printf "%7s  %-7s %6d %6d %8d\n", pid, role, rss, pss, private }
+        ' "/proc/$pid/smaps_rollup"
+    done
+} >"$scratch/ps.txt"
+wait "$client_pid"
+{
+    echo "\$ ${client_cmd[*]}"
+    cat "$scratch/client.txt"
+} >"$out/ch02-prefork-client.txt"
+# Let the workers log the last `closed` lines.
+sleep 0.3
+served=$(log_lines)
+
+# 2. Kill one worker; the master replaces it.
+victim=$(workers | awk '{ print $1 }')
+kill -9 "$victim"
+wait_for_workers "$WORKERS" "$victim"
+sleep 0.1
+killed=$(log_lines)
+{
+    echo "\$ kill -9 $victim"
+    log_from $((served + 1)) | head -n $((killed - served))
+    echo "\$ ${ps_cmd[*]}"
+    "${ps_cmd[@]}"
+} >"$out/ch02-prefork-kill.txt"
+
+# 3. SIGTERM while a client is in the middle of a message: the master
+# passes it on, the busy worker acks that message and closes, every worker
+# exits 0, then the master.
+late_cmd=(client 1 --addr "$addr" --messages 5 --work-ms "$WORK_MS" --quiet)
+target/debug/"${late_cmd[0]}" "${late_cmd[@]:1}" >"$scratch/late.txt" 2>&1 &
+late_pid=$!
+for _ in $(seq 200); do
+    log_from $((killed + 1)) | grep -q 'message "package 0"' && break
+    sleep 0.01
+done
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+server_pid=
+wait "$late_pid" || true
+{
+    echo "\$ ${late_cmd[*]} &"
+    echo "\$ kill -TERM $(sed -n 's/.*\[pid \([0-9]*\) .*/\1/p' \
+        "$scratch/server.txt" | head -n 1)    # the master"
+    log_from $((killed + 1))
+    echo "\$ echo \$?    # the master's exit status"
+    echo "$status"
+    echo "\$ # meanwhile, the client:"
+    cat "$scratch/late.txt"
+} >"$out/ch02-prefork-shutdown.txt"
+
+{
+    echo "\$ ${server_cmd[*]}"
+    head -n "$served" "$scratch/server.txt"
+} >"$out/ch02-prefork-server.txt"
+mv "$scratch/ps.txt" "$out/ch02-prefork-ps.txt"
+echo "wrote $out/ch02-prefork-{server,client,ps,kill,shutdown}.txt"
