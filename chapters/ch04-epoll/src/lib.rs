@@ -1,23 +1,397 @@
 //! Chapter 4: one thread, an epoll event loop, every client at once.
 //!
-//! PLACEHOLDER: this crate is being written; `serve` refuses to run.
+//! Chapters 1-3 gave each client a thread of control (a process or a
+//! thread) that blocks in `read`, `sleep` and `write`. Here one thread
+//! serves every client, so it must never block on any one of them: sockets
+//! are non-blocking, epoll says which ones are ready, the simulated work is
+//! a timer instead of a sleep, and each client's progress is a small state
+//! machine ([`connection`]) instead of a position in a stack.
+//!
+//! What it costs: no thread or process per client, a couple of hundred
+//! bytes per idle connection, so 10,000 clients are cheap. What it cannot
+//! do: use more than one core, or survive CPU-bound work
+//! (`--work-kind spin`): while one message is "computed", the whole loop,
+//! every client, waits.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use std::io;
-use std::net::TcpListener;
+pub mod connection;
+pub mod poller;
+pub mod slab;
+pub mod timers;
 
-use protocol::Config;
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::socket::{listen, Backlog};
+use protocol::blocking::ACCEPT_BACKOFF;
+use protocol::{event, warn, Config, Shutdown};
+
+use crate::connection::{Connection, Context};
+use crate::poller::{Event, Events, Interest, Poller, Token};
+use crate::slab::Slab;
+use crate::timers::Timers;
 
 /// What `--help` says about this server.
 pub const ABOUT: &str =
     "Chapter 4: one thread, an epoll event loop, every client at once";
 
-/// Serves clients on `listener` until SIGINT or SIGTERM.
+/// The listener's token; connection tokens never reach it (see [`slab`]).
+const LISTENER: Token = u64::MAX;
+/// The shutdown switch's token.
+const SHUTDOWN: Token = u64::MAX - 1;
+
+/// The loop's one read buffer. Large reads mean few system calls for a
+/// client that pipelines; sharing it means an idle connection costs none.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Events taken per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 1024;
+
+/// After SIGINT or SIGTERM, connections still open this long after the
+/// work on their last message could have finished are closed anyway, so
+/// the server exits within `--work-ms` plus one second.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+
+// ANCHOR: serve
+/// Serves clients on `listener` from one thread until SIGINT or SIGTERM.
 ///
 /// # Errors
 ///
-/// Always, for now: the chapter is not written yet.
-pub fn serve(_listener: TcpListener, _config: &Config) -> io::Result<()> {
-    Err(io::Error::other("ch04-epoll is not written yet"))
+/// Only if the signal handlers, epoll or the listener fail; a failing
+/// connection never ends the server.
+pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
+    raise_fd_limit();
+    // std's `bind` listens with a backlog of 128. A burst of thousands of
+    // connects would overflow it, and the kernel would drop SYNs that the
+    // clients then resend only after a second. Calling `listen` again on a
+    // listening socket just changes the backlog (Linux caps it at
+    // net.core.somaxconn).
+    listen(&listener, Backlog::MAXALLOWABLE)?;
+    listener.set_nonblocking(true)?;
+    let shutdown = Shutdown::on_signals()?;
+    event_loop(listener, &shutdown, config)?;
+    event!("shut down");
+    Ok(())
 }
+// ANCHOR_END: serve
+
+// ANCHOR: event_loop
+/// The event loop: wait for readiness or the next deadline, handle what
+/// is ready, fire what is due, repeat. Returns once a shutdown has closed
+/// every connection.
+///
+/// # Errors
+///
+/// Only failures of epoll itself.
+pub fn event_loop(
+    listener: TcpListener,
+    shutdown: &Shutdown,
+    config: &Config,
+) -> io::Result<()> {
+    let mut server = Server::new(listener, config)?;
+    // The shutdown switch is a descriptor like any other: a signal makes
+    // it readable, and epoll wakes us.
+    server.poller.add(shutdown, SHUTDOWN, Interest::READ)?;
+    let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+    loop {
+        // The only place the loop blocks: until a socket is ready or the
+        // earliest timer is due.
+        let timeout = server.timeout(Instant::now());
+        server.poller.wait(&mut events, timeout)?;
+        for event in events.iter() {
+            match event.token {
+                LISTENER => server.accept_clients(),
+                SHUTDOWN => server.begin_shutdown(shutdown)?,
+                token => server.handle_client(token, event),
+            }
+        }
+        server.run_timers(Instant::now());
+        if server.is_finished(Instant::now()) {
+            return Ok(());
+        }
+    }
+}
+// ANCHOR_END: event_loop
+
+/// Everything the event loop owns.
+struct Server<'c> {
+    config: &'c Config,
+    poller: Poller,
+    /// `None` once shutting down: dropping it closes it, and new clients
+    /// are refused by the kernel.
+    listener: Option<TcpListener>,
+    /// Whether the listener is registered for input (it is not while we
+    /// are out of descriptors).
+    accepting: bool,
+    /// When to try accepting again after running out of descriptors.
+    resume_accepting_at: Option<Instant>,
+    connections: Slab<Connection>,
+    timers: Timers,
+    buffer: Box<[u8]>,
+    /// Set by a shutdown: close whatever is left at this time.
+    stop_by: Option<Instant>,
+}
+
+impl<'c> Server<'c> {
+    fn new(listener: TcpListener, config: &'c Config) -> io::Result<Self> {
+        let poller = Poller::new()?;
+        poller.add(&listener, LISTENER, Interest::READ)?;
+        Ok(Server {
+            config,
+            poller,
+            listener: Some(listener),
+            accepting: true,
+            resume_accepting_at: None,
+            connections: Slab::new(),
+            timers: Timers::new(),
+            buffer: vec![0; READ_BUFFER].into_boxed_slice(),
+            stop_by: None,
+        })
+    }
+
+    /// How long `epoll_wait` may sleep: until the earliest deadline.
+    fn timeout(&self, now: Instant) -> Option<Duration> {
+        let other_deadlines = [self.resume_accepting_at, self.stop_by];
+        let others = other_deadlines
+            .into_iter()
+            .flatten()
+            .map(|at| at.saturating_duration_since(now));
+        self.timers.time_left(now).into_iter().chain(others).min()
+    }
+
+    // ANCHOR: accept_clients
+    /// Accepts every waiting connection, until the backlog is empty.
+    fn accept_clients(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.add_client(stream, peer),
+                // The backlog is empty: we have every waiting client.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // One connection's problem (the client gave up before we
+                // accepted it): skip it.
+                Err(e) if is_per_connection(&e) => {
+                    warn!("accept failed: {e}");
+                }
+                // Out of descriptors (EMFILE, ENFILE) or kernel memory
+                // (ENOBUFS, ENOMEM). The connection stays in the backlog,
+                // so a level-triggered listener would wake us again at
+                // once, forever: a busy loop. Stop watching it instead.
+                Err(e) => return self.pause_accepting(e),
+            }
+        }
+    }
+
+    fn add_client(&mut self, stream: TcpStream, peer: SocketAddr) {
+        // TCP_NODELAY: an ack is 3 bytes, and Nagle's algorithm would hold
+        // one back while the previous one is unacknowledged.
+        let setup = stream
+            .set_nonblocking(true)
+            .and_then(|()| stream.set_nodelay(true));
+        let token = self.connections.next_token();
+        if let Err(e) =
+            setup.and_then(|()| self.poller.add(&stream, token, Interest::READ))
+        {
+            warn!("cannot serve {peer}: {e}");
+            return;
+        }
+        event!("accepted {peer}");
+        let connection = Connection::new(
+            stream,
+            peer,
+            token,
+            self.config.max_message_bytes,
+            &mut Context {
+                now: Instant::now(),
+                work: self.config.work(),
+                idle: self.config.idle_timeout(),
+                timers: &mut self.timers,
+                buffer: &mut self.buffer,
+            },
+        );
+        self.connections.insert(connection);
+    }
+
+    fn pause_accepting(&mut self, error: io::Error) {
+        warn!(
+            "accept failed: {error}; pausing accepts ({} connections open)",
+            self.connections.len()
+        );
+        if let Some(listener) = &self.listener {
+            // Registered but silent; the pause is a deadline like any
+            // other, and a closing connection ends it early.
+            if self.accepting {
+                let _ = self.poller.modify(listener, LISTENER, Interest::NONE);
+            }
+            self.accepting = false;
+            self.resume_accepting_at = Some(Instant::now() + ACCEPT_BACKOFF);
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        if self.accepting {
+            return;
+        }
+        match self.poller.modify(listener, LISTENER, Interest::READ) {
+            Ok(()) => {
+                self.accepting = true;
+                self.resume_accepting_at = None;
+                event!("accepting again");
+            }
+            Err(e) => {
+                warn!("cannot watch the listener: {e}");
+                self.resume_accepting_at =
+                    Some(Instant::now() + ACCEPT_BACKOFF);
+            }
+        }
+    }
+    // ANCHOR_END: accept_clients
+
+    // ANCHOR: handle_client
+    /// Lets one connection react to what epoll reported for it.
+    fn handle_client(&mut self, token: Token, event: Event) {
+        // A connection closed earlier in this batch, or its slot reused:
+        // the event is stale.
+        let Some(connection) = self.connections.get_mut(token) else {
+            return;
+        };
+        connection.on_event(
+            event,
+            &mut Context {
+                now: Instant::now(),
+                work: self.config.work(),
+                idle: self.config.idle_timeout(),
+                timers: &mut self.timers,
+                buffer: &mut self.buffer,
+            },
+        );
+        self.settle(token);
+    }
+
+    /// After a connection acted: drop it if it closed, else update what
+    /// epoll watches for it.
+    fn settle(&mut self, token: Token) {
+        let Some(connection) = self.connections.get_mut(token) else {
+            return;
+        };
+        connection.update_interest(&self.poller);
+        if let Some(ending) = connection.closed() {
+            event!("closed {}: {ending}", connection.peer());
+            // Dropping the stream closes the socket, which also takes it
+            // off epoll's interest list.
+            self.connections.remove(token);
+            // A descriptor is free: if we ran out, try again now.
+            self.resume_accepting();
+        }
+    }
+    // ANCHOR_END: handle_client
+
+    // ANCHOR: run_timers
+    /// Fires every deadline that has passed.
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_due(now) {
+            let Some(connection) = self.connections.get_mut(timer.token) else {
+                continue; // the connection closed meanwhile
+            };
+            connection.on_timer(
+                timer,
+                &mut Context {
+                    now,
+                    work: self.config.work(),
+                    idle: self.config.idle_timeout(),
+                    timers: &mut self.timers,
+                    buffer: &mut self.buffer,
+                },
+            );
+            self.settle(timer.token);
+        }
+        if self.resume_accepting_at.is_some_and(|at| at <= now) {
+            self.resume_accepting();
+        }
+    }
+    // ANCHOR_END: run_timers
+
+    // ANCHOR: shutdown
+    /// SIGINT or SIGTERM: stop accepting, and let every connection finish
+    /// the messages it has read.
+    fn begin_shutdown(&mut self, shutdown: &Shutdown) -> io::Result<()> {
+        if self.stop_by.is_some() {
+            return Ok(());
+        }
+        // The switch stays readable once triggered; stop watching it, or
+        // level-triggered epoll would report it on every wait.
+        self.poller.modify(shutdown, SHUTDOWN, Interest::NONE)?;
+        self.listener = None;
+        let now = Instant::now();
+        self.stop_by = Some(now + self.config.work().duration + SHUTDOWN_GRACE);
+        event!("shutting down: {} connections open", self.connections.len());
+        for token in self.connections.tokens() {
+            if let Some(connection) = self.connections.get_mut(token) {
+                connection.stop(&mut Context {
+                    now,
+                    work: self.config.work(),
+                    idle: self.config.idle_timeout(),
+                    timers: &mut self.timers,
+                    buffer: &mut self.buffer,
+                });
+            }
+            self.settle(token);
+        }
+        Ok(())
+    }
+
+    /// Whether a shutdown is complete; past its deadline, closes whatever
+    /// is still open.
+    fn is_finished(&mut self, now: Instant) -> bool {
+        let Some(stop_by) = self.stop_by else {
+            return false;
+        };
+        if now >= stop_by {
+            for token in self.connections.tokens() {
+                if let Some(connection) = self.connections.get_mut(token) {
+                    connection.abort();
+                }
+                self.settle(token);
+            }
+        }
+        self.connections.is_empty()
+    }
+    // ANCHOR_END: shutdown
+}
+
+/// Accept errors that concern one connection only, not the listener.
+fn is_per_connection(error: &io::Error) -> bool {
+    let errno = error.raw_os_error().map(Errno::from_raw);
+    matches!(
+        errno,
+        Some(Errno::ECONNABORTED | Errno::EPROTO | Errno::EPERM)
+    )
+}
+
+// ANCHOR: raise_fd_limit
+/// Raises the open-file limit to the hard limit. Every connection is a
+/// descriptor, and the usual soft limit (1024) would stop us at about a
+/// thousand clients. Not fatal if it fails: we serve as many as fit.
+fn raise_fd_limit() {
+    let result = getrlimit(Resource::RLIMIT_NOFILE).and_then(|(soft, hard)| {
+        if soft < hard {
+            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        }
+        Ok((soft, hard))
+    });
+    match result {
+        Ok((soft, hard)) => event!("open-file limit {soft} -> {hard}"),
+        Err(e) => warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+// ANCHOR_END: raise_fd_limit

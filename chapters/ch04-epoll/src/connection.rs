@@ -1,0 +1,536 @@
+//! One client, as a state machine the event loop drives.
+//!
+//! A blocking server keeps a session's state in local variables and in
+//! *where the thread is* in `serve_session`: reading, working, writing.
+//! An event loop serves thousands of sessions on one thread, so it cannot
+//! keep that state on a stack. Every connection's state lives here instead,
+//! and every method returns as soon as the socket would block: the loop
+//! calls back when the socket (or a timer) is ready again.
+//!
+//! ```text
+//!            goodbye, end of stream,        every message acked,
+//!            violation, idle, shutdown      reply written
+//!   Open ------------------------------> Draining ---------------> Lingering
+//!    |  read, decode, work, ack            work, ack, write           | shut down writing,
+//!    |                                                                | discard input
+//!    +-------------------- connection lost ---------------> Closed <--+ EOF or deadline
+//! ```
+//!
+//! The only state that grows with the client's behaviour is bounded: the
+//! decoder holds at most `--max-message-bytes`, the messages waiting for
+//! work are a count, and so is the output, since the only thing we ever send
+//! before a final `err` reply is `ack`, `ack`, `ack`...
+
+use std::io::{ErrorKind, Read, Write};
+use std::mem;
+use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use protocol::blocking::{Ending, LINGER};
+use protocol::{event, Decoder, Frame, Work, WorkKind, ACK};
+
+use crate::poller::{Event, Interest, Poller, Token};
+use crate::timers::{Timer, TimerKind, Timers};
+
+// ANCHOR: limits
+/// Stop reading from a client while this many bytes of acks wait for it
+/// to read them (about 21,000 acks). A client that reads slowly or not at
+/// all is then held back by TCP flow control instead of by our memory.
+pub const OUTPUT_CAP: usize = 64 * 1024;
+
+/// Reads from one socket per wakeup, at most. With level-triggered
+/// notification we need not read until `WouldBlock`: whatever is left is
+/// reported again on the next wait. Stopping early is fairness: a client
+/// that sends without pause cannot keep the loop to itself.
+const READS_PER_WAKEUP: usize = 4;
+// ANCHOR_END: limits
+
+/// The reply to a client that was silent for too long.
+const IDLE_REPLY: &[u8] = b"err idle timeout";
+
+// ANCHOR: acks
+/// The output of every connection is a run of acks, so a connection needs
+/// no output buffer of its own: it counts the bytes of acks it owes, and
+/// writes them from this one shared, read-only run.
+static ACKS: [u8; 3 * 1024] = repeat_ack();
+
+const fn repeat_ack<const N: usize>() -> [u8; N] {
+    assert!(N % ACK.len() == 0, "a whole number of acks");
+    let mut run = [0; N];
+    let mut i = 0;
+    while i < N {
+        run[i] = ACK[i % ACK.len()];
+        i += 1;
+    }
+    run
+}
+// ANCHOR_END: acks
+
+/// What every connection handler needs from the loop, for one call.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The time to act on (timers are due against it).
+    pub now: Instant,
+    /// The simulated work per message.
+    pub work: Work,
+    /// The idle limit, or `None` for none.
+    pub idle: Option<Duration>,
+    /// Every deadline of the loop.
+    pub timers: &'a mut Timers,
+    /// The loop's one read buffer, shared by every connection: bytes read
+    /// into it are decoded before the next connection reads.
+    pub buffer: &'a mut [u8],
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading messages, working on them, acking them.
+    Open,
+    /// No more input will be read: finishing the work on messages already
+    /// read, then writing the acks and the reply.
+    Draining,
+    /// Everything is written and our side is shut down; reading and
+    /// discarding whatever the client still sends, until it closes or
+    /// `until` (see [`protocol::blocking::close_gracefully`]).
+    Lingering { until: Instant },
+    /// Done: the loop removes it and closes the socket.
+    Closed,
+}
+
+// ANCHOR: connection
+/// One client's state between events.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    token: Token,
+    phase: Phase,
+    /// Bytes of an unfinished message, at most `--max-message-bytes`.
+    decoder: Decoder,
+    /// Messages read but not yet acked. The first one is being worked on;
+    /// the others wait their turn, as in a blocking server.
+    queued: u64,
+    /// When the work on the first queued message is done.
+    work_due: Option<Instant>,
+    /// Bytes of `ackack...` the socket has not taken yet.
+    owed: usize,
+    /// The reply to send once every message is acked (`err ...`).
+    reply: &'static [u8],
+    /// The part of the reply the socket has not taken yet.
+    unsent: &'static [u8],
+    /// Why the connection is closing, once it is.
+    ending: Option<Ending>,
+    /// The last time the client sent a byte, took a byte, or a message's
+    /// work finished: idle time is counted from here.
+    last_active: Instant,
+    /// The deadline of this connection's idle check in the timer heap.
+    idle_check: Option<Instant>,
+    /// What epoll watches for, so we only tell it about changes.
+    registered: Interest,
+}
+// ANCHOR_END: connection
+
+impl Connection {
+    /// A freshly accepted client, already registered with [`Interest::READ`]
+    /// under `token`.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        token: Token,
+        max_message_bytes: usize,
+        cx: &mut Context<'_>,
+    ) -> Connection {
+        let mut connection = Connection {
+            stream,
+            peer,
+            token,
+            phase: Phase::Open,
+            decoder: Decoder::new(max_message_bytes),
+            queued: 0,
+            work_due: None,
+            owed: 0,
+            reply: b"",
+            unsent: b"",
+            ending: None,
+            last_active: cx.now,
+            idle_check: None,
+            registered: Interest::READ,
+        };
+        connection.arm_idle_check(cx);
+        connection
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Once closed, why; the loop then drops the connection.
+    pub fn closed(&self) -> Option<&Ending> {
+        match self.phase {
+            Phase::Closed => self.ending.as_ref(),
+            _ => None,
+        }
+    }
+
+    // ANCHOR: on_event
+    /// Reacts to readiness reported by epoll.
+    pub fn on_event(&mut self, event: Event, cx: &mut Context<'_>) {
+        if self.wants_read() {
+            if event.readable || event.failed {
+                // A failure shows up as a read error or end of stream.
+                self.on_readable(cx);
+            }
+        } else if event.failed {
+            // Reset or hang-up while we were not reading: the client is
+            // gone, and the acks we still owe cannot reach it.
+            let error = self.stream.take_error().ok().flatten();
+            let error = error.unwrap_or_else(|| ErrorKind::BrokenPipe.into());
+            self.close(Ending::Vanished(error));
+        }
+        self.advance(cx);
+    }
+    // ANCHOR_END: on_event
+
+    // ANCHOR: on_readable
+    /// Reads what the client sent and decodes it, without blocking.
+    fn on_readable(&mut self, cx: &mut Context<'_>) {
+        if let Phase::Lingering { .. } = self.phase {
+            return self.discard_input(cx);
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            match (&self.stream).read(cx.buffer) {
+                Ok(0) => {
+                    let dropped = self.decoder.pending_bytes();
+                    return self.drain(Ending::EndOfStream { dropped }, b"");
+                }
+                Ok(n) => {
+                    self.last_active = cx.now;
+                    self.take_input(&cx.buffer[..n]);
+                    // A short read means the kernel had no more for us;
+                    // if more arrives, epoll reports the socket again.
+                    if n < cx.buffer.len() || !self.wants_read() {
+                        return;
+                    }
+                }
+                // The OS's way of saying "nothing to read after all".
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // A signal arrived mid-call: try again.
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.close(Ending::Vanished(e)),
+            }
+        }
+    }
+
+    /// Frames `input` into messages and queues them for work.
+    fn take_input(&mut self, mut input: &[u8]) {
+        while self.phase == Phase::Open {
+            match self.decoder.decode(&mut input) {
+                Ok(None) => return,
+                Ok(Some(Frame::Message(text))) => {
+                    event!("message {text:?} from {}", self.peer);
+                    self.queued += 1;
+                }
+                // Anything after `goodbye` is ignored.
+                Ok(Some(Frame::Goodbye)) => self.drain(Ending::Goodbye, b""),
+                Err(violation) => {
+                    self.drain(Ending::Violation(violation), violation.reply())
+                }
+            }
+        }
+    }
+    // ANCHOR_END: on_readable
+
+    // ANCHOR: on_timer
+    /// Reacts to one of this connection's deadlines. Deadlines it no
+    /// longer waits for are ignored: timers are never cancelled.
+    pub fn on_timer(&mut self, timer: Timer, cx: &mut Context<'_>) {
+        match timer.kind {
+            TimerKind::Work if self.work_due == Some(timer.at) => {
+                self.work_due = None;
+                self.last_active = cx.now;
+                self.ack();
+            }
+            TimerKind::Idle if self.idle_check == Some(timer.at) => {
+                self.idle_check = None;
+                self.check_idle(cx);
+            }
+            TimerKind::Linger
+                if self.phase == (Phase::Lingering { until: timer.at }) =>
+            {
+                self.phase = Phase::Closed;
+            }
+            _ => return,
+        }
+        self.advance(cx);
+    }
+    // ANCHOR_END: on_timer
+
+    /// The server is shutting down: read nothing more, finish the messages
+    /// already read, then close.
+    pub fn stop(&mut self, cx: &mut Context<'_>) {
+        if self.phase == Phase::Open {
+            self.drain(Ending::Shutdown, b"");
+        }
+        self.advance(cx);
+    }
+
+    /// Closes at once, whatever is pending (the shutdown deadline passed).
+    pub fn abort(&mut self) {
+        if self.phase != Phase::Closed {
+            self.close(Ending::Shutdown);
+        }
+    }
+
+    // ANCHOR: advance
+    /// Moves the state machine as far as it can go without waiting.
+    fn advance(&mut self, cx: &mut Context<'_>) {
+        self.start_work(cx);
+        if self.phase == Phase::Draining && self.queued == 0 {
+            // Every message is acked: the reply goes after the acks.
+            self.unsent = mem::take(&mut self.reply);
+        }
+        self.flush(cx);
+        if self.phase == Phase::Draining
+            && self.queued == 0
+            && !self.has_output()
+        {
+            self.finish(cx);
+        }
+        self.arm_idle_check(cx);
+    }
+
+    /// Works on queued messages, one at a time and in order.
+    fn start_work(&mut self, cx: &mut Context<'_>) {
+        while self.queued > 0 && self.work_due.is_none() {
+            if cx.work.duration.is_zero() {
+                self.ack();
+                continue;
+            }
+            match cx.work.kind {
+                // Waiting must not block the loop: it becomes a deadline,
+                // and the ack is sent when the timer fires.
+                WorkKind::Sleep => {
+                    let due = cx.now + cx.work.duration;
+                    self.work_due = Some(due);
+                    cx.timers.schedule(due, self.token, TimerKind::Work);
+                }
+                // CPU work cannot be waited for: it runs right here, and
+                // the whole loop, every other client, waits for it.
+                WorkKind::Spin => {
+                    cx.work.perform();
+                    cx.now = Instant::now();
+                    self.last_active = cx.now;
+                    self.ack();
+                }
+            }
+        }
+    }
+
+    /// The first queued message is done: owe its ack.
+    fn ack(&mut self) {
+        self.queued -= 1;
+        self.owed += ACK.len();
+        event!("ack for {}", self.peer);
+    }
+    // ANCHOR_END: advance
+
+    // ANCHOR: flush
+    /// Writes as much of the output as the socket takes now; the rest
+    /// waits for epoll to report the socket writable.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        while self.has_output() && self.phase != Phase::Closed {
+            let output = if self.owed > 0 {
+                // Where in "ack" the next byte is, after a partial write.
+                let start = (ACK.len() - self.owed % ACK.len()) % ACK.len();
+                &ACKS[start..ACKS.len().min(start + self.owed)]
+            } else {
+                self.unsent
+            };
+            match (&self.stream).write(output) {
+                Ok(0) => {
+                    self.close(Ending::Vanished(ErrorKind::WriteZero.into()))
+                }
+                Ok(n) if self.owed > 0 => {
+                    self.owed -= n;
+                    self.last_active = cx.now;
+                }
+                Ok(n) => {
+                    self.unsent = &self.unsent[n..];
+                    self.last_active = cx.now;
+                }
+                // The send buffer is full: the client is not reading fast
+                // enough. Keep the rest; `interest` asks for EPOLLOUT.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // Reset, broken pipe: std's `write` uses MSG_NOSIGNAL, so
+                // this is an error value and never a SIGPIPE.
+                Err(e) => self.close(Ending::Vanished(e)),
+            }
+        }
+    }
+    // ANCHOR_END: flush
+
+    // ANCHOR: interest
+    /// Whether to read from the client now.
+    fn wants_read(&self) -> bool {
+        match self.phase {
+            // Backpressure: while it owes a full cap of acks, leave the
+            // client's bytes in the kernel. Its receive window fills and
+            // TCP stops it from sending more.
+            Phase::Open => self.owed < OUTPUT_CAP,
+            Phase::Draining | Phase::Closed => false,
+            Phase::Lingering { .. } => true,
+        }
+    }
+
+    fn has_output(&self) -> bool {
+        self.owed > 0 || !self.unsent.is_empty()
+    }
+
+    /// Tells epoll what we wait for, if that changed. Write interest only
+    /// while output is pending: a level-triggered EPOLLOUT on a socket with
+    /// room to write would wake the loop on every wait.
+    pub fn update_interest(&mut self, poller: &Poller) {
+        let wanted = Interest {
+            read: self.wants_read(),
+            write: self.has_output(),
+        };
+        if wanted == self.registered || self.phase == Phase::Closed {
+            return;
+        }
+        if self.registered.read && !wanted.read && self.phase == Phase::Open {
+            event!(
+                "{} reads slowly: {} bytes pending, pausing input",
+                self.peer,
+                self.owed
+            );
+        }
+        match poller.modify(&self.stream, self.token, wanted) {
+            Ok(()) => self.registered = wanted,
+            Err(e) => self.close(Ending::Vanished(e)),
+        }
+    }
+    // ANCHOR_END: interest
+
+    // ANCHOR: idle
+    /// Puts this connection's idle check in the timer heap, unless one is
+    /// there already. The check is lazy: reads and writes only move
+    /// `last_active`, and when the check comes due it looks again.
+    fn arm_idle_check(&mut self, cx: &mut Context<'_>) {
+        let Some(limit) = cx.idle else { return };
+        if self.idle_check.is_some()
+            || !matches!(self.phase, Phase::Open | Phase::Draining)
+        {
+            return;
+        }
+        // While a message is worked on, the idle clock stands still; the
+        // earliest it can run out is a whole limit after now.
+        let at = if self.queued > 0 {
+            cx.now + limit
+        } else {
+            self.last_active + limit
+        };
+        self.idle_check = Some(at);
+        cx.timers.schedule(at, self.token, TimerKind::Idle);
+    }
+
+    fn check_idle(&mut self, cx: &mut Context<'_>) {
+        let Some(limit) = cx.idle else { return };
+        let waiting_for_client = self.queued == 0;
+        if !waiting_for_client || cx.now < self.last_active + limit {
+            return; // `advance` arms the next check
+        }
+        if self.phase == Phase::Open && !self.has_output() {
+            self.drain(Ending::IdleTimeout, IDLE_REPLY);
+        } else if matches!(self.phase, Phase::Open | Phase::Draining) {
+            // It has not read our output for the whole limit: a reply
+            // would never reach it.
+            self.close(Ending::IdleTimeout);
+        }
+    }
+    // ANCHOR_END: idle
+
+    // ANCHOR: closing
+    /// Stops reading: the messages read so far are worked on and acked,
+    /// then `reply` is sent and the connection closes.
+    fn drain(&mut self, ending: Ending, reply: &'static [u8]) {
+        self.phase = Phase::Draining;
+        self.ending = Some(ending);
+        self.reply = reply;
+    }
+
+    /// Everything is written: close, lingering if the client may still
+    /// be sending.
+    fn finish(&mut self, cx: &mut Context<'_>) {
+        if let Some(Ending::EndOfStream { .. }) = self.ending {
+            // The client already closed its side: no byte can arrive that
+            // closing would turn into a reset.
+            self.phase = Phase::Closed;
+            return;
+        }
+        // The client sees end of stream after our last byte, while we
+        // keep reading, so that its late bytes do not make the kernel
+        // answer with a reset that could destroy our reply.
+        if self.stream.shutdown(Direction::Write).is_err() {
+            self.phase = Phase::Closed;
+            return;
+        }
+        let until = cx.now + LINGER;
+        self.phase = Phase::Lingering { until };
+        cx.timers.schedule(until, self.token, TimerKind::Linger);
+    }
+
+    /// Reads and throws away the client's late bytes, until it closes.
+    fn discard_input(&mut self, cx: &mut Context<'_>) {
+        for _ in 0..READS_PER_WAKEUP {
+            match (&self.stream).read(cx.buffer) {
+                // The client has closed too: nothing can be reset now.
+                Ok(0) => {
+                    self.phase = Phase::Closed;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.phase = Phase::Closed;
+                    return;
+                }
+            }
+        }
+        // A client that keeps sending: the linger deadline ends it.
+    }
+
+    /// Ends the connection now; the loop closes the socket.
+    fn close(&mut self, ending: Ending) {
+        self.ending = Some(ending);
+        self.phase = Phase::Closed;
+    }
+    // ANCHOR_END: closing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared run of acks is "ack" repeated, so any slice that starts
+    /// where a partial write stopped continues the stream correctly.
+    #[test]
+    fn ack_run_continues_after_partial_writes() {
+        assert!(ACKS.chunks(3).all(|chunk| chunk == ACK));
+        for owed in 1..10 {
+            let start = (ACK.len() - owed % ACK.len()) % ACK.len();
+            let stream: Vec<u8> = ACK.repeat(owed.div_ceil(3));
+            let expected = &stream[stream.len() - owed..];
+            assert_eq!(&ACKS[start..start + owed], expected, "owed {owed}");
+        }
+    }
+
+    /// Memory per idle connection stays small: no buffer of its own.
+    #[test]
+    fn a_connection_is_small() {
+        assert!(mem::size_of::<Connection>() <= 256);
+    }
+}
