@@ -28,7 +28,10 @@ struct Cli {
 /// Modes besides the default run. Each lives in its own module and adds
 /// one variant here.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Measure every chapter's server side by side (`client::bench`).
+    Bench(client::bench::Options),
+}
 
 /// Flags of the default run.
 #[derive(Debug, Args)]
@@ -73,6 +76,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         None => run(&cli.run),
+        Some(Command::Bench(options)) => {
+            client::bench::run(&options).map_err(|e| e.to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,554 @@
+//! `client bench`: measures every chapter's server, side by side.
+//!
+//! Each server runs as its own process on 127.0.0.1 and is driven by the
+//! [`driver`] (many connections from one thread, on epoll). Three
+//! scenarios, as in the book's "Measuring the models" chapter:
+//!
+//! 1. **Sessions with sleep work**: the seed's experiment scaled. `C`
+//!    clients, 5 messages each, 100 ms of sleep per message: wall time
+//!    and observed parallelism (`C x 5 x 100 ms / wall time`).
+//! 2. **Sessions with spin work**: the same, burning CPU.
+//! 3. **Zero work, closed loop** at 1 to 1,000 connections (10,000 for the
+//!    event loop and tokio): messages/s, latency, server CPU per message
+//!    and memory (from `/proc`), and the client's own CPU.
+//!
+//! Plus two checks: the user-space memory per idle connection of the
+//! event loops, and the driver against a minimal tokio load generator.
+//! Results go to `--out` as CSV, Markdown tables and SVG plots.
+
+pub mod driver;
+pub mod models;
+pub mod plot;
+pub mod procfs;
+pub mod report;
+pub mod tokio_load;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::ServerProcess;
+use driver::{Load, Outcome, Percentiles, Until};
+use models::{Model, MODELS, WORKERS};
+use report::{CheckRow, IdleRow, Machine, Report, SessionRow, Status, ZeroRow};
+
+/// Where results go by default: the book's source tree.
+pub const DEFAULT_OUT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../book/measurements");
+
+/// The flags of `client bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// A short smoke run (a few seconds), for CI: tiny sweeps.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Directory for the CSV, Markdown and SVG results.
+    #[arg(long, default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+
+    /// Do not run `cargo build` for the servers first.
+    #[arg(long)]
+    pub no_build: bool,
+
+    /// Where the server binaries are (default: next to this binary).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Measure only these models (e.g. `ch04-epoll,ch05-tokio`).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+}
+
+/// The sizes of one run: the full sweep or the smoke version.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Work per message in scenarios 1 and 2.
+    pub work: Duration,
+    /// Messages per client in scenarios 1 and 2.
+    pub messages: u32,
+    /// Client counts in scenarios 1 and 2.
+    pub clients: Vec<usize>,
+    /// Connection counts in scenario 3 (capped per model).
+    pub connections: Vec<usize>,
+    /// Messages per session in scenario 3, before reconnecting.
+    pub session_messages: u32,
+    /// Scenario 3: time to connect and warm up before measuring.
+    pub warmup: Duration,
+    /// Scenario 3: the measured window.
+    pub window: Duration,
+    /// Idle connections for the memory check.
+    pub idle_connections: usize,
+    /// Connections for the driver-versus-tokio check.
+    pub check_connections: usize,
+}
+
+impl Plan {
+    /// The full sweep the book's figures come from (about 6-8 minutes).
+    pub fn full() -> Plan {
+        Plan {
+            work: Duration::from_millis(100),
+            messages: 5,
+            clients: vec![1, 2, 5, 10, 20, 50],
+            connections: vec![1, 10, 100, 1000, 10_000],
+            session_messages: 100,
+            warmup: Duration::from_secs(1),
+            window: Duration::from_secs(3),
+            idle_connections: 10_000,
+            check_connections: 100,
+        }
+    }
+
+    /// The smoke version: every code path, a few seconds.
+    pub fn quick() -> Plan {
+        Plan {
+            work: Duration::from_millis(20),
+            messages: 2,
+            clients: vec![1, 4],
+            connections: vec![1, 10],
+            session_messages: 20,
+            warmup: Duration::from_millis(100),
+            window: Duration::from_millis(300),
+            idle_connections: 100,
+            check_connections: 10,
+        }
+    }
+
+    fn connections_for(&self, model: &Model) -> Vec<usize> {
+        self.connections
+            .iter()
+            .copied()
+            .filter(|&c| c <= model.max_connections)
+            .collect()
+    }
+}
+
+// ANCHOR: run
+/// Runs every scenario against every model and writes the results.
+///
+/// # Errors
+///
+/// If the output cannot be written or the progress of the run itself
+/// fails (e.g. epoll). A server that is missing, crashes or misbehaves is
+/// recorded as such, not an error.
+pub fn run(options: &Options) -> io::Result<()> {
+    let plan = if options.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    raise_open_file_limit();
+    if !options.no_build && options.bin_dir.is_none() {
+        eprintln!("bench: building the servers (cargo build --bins)");
+        if !models::build_all(options.quick)? {
+            eprintln!("bench: some servers failed to build; going on");
+        }
+    }
+    let bin_dir = match &options.bin_dir {
+        Some(dir) => dir.clone(),
+        None => models::own_bin_dir()?,
+    };
+    let chosen: Vec<Model> = MODELS
+        .into_iter()
+        .filter(|m| {
+            options.models.is_empty()
+                || options.models.iter().any(|n| n == m.name)
+        })
+        .collect();
+    let steps = chosen
+        .iter()
+        .map(|m| 1 + 2 * plan.clients.len() + plan.connections_for(m).len())
+        .sum::<usize>()
+        + 4;
+    let bar = ProgressBar::new(steps as u64).with_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    let mut report = Report {
+        machine: Machine::describe(options.quick),
+        ..Report::default()
+    };
+    for model in &chosen {
+        bar.set_message(format!("{}: starting", model.name));
+        let binary = match available(&bin_dir, model) {
+            Ok(binary) => binary,
+            Err(why) => {
+                bar.println(format!("{}: unavailable: {why}", model.name));
+                report.unavailable.push((model.label, why));
+                bar.inc(1 + 2 * plan.clients.len() as u64);
+                bar.inc(plan.connections_for(model).len() as u64);
+                continue;
+            }
+        };
+        bar.inc(1);
+        for kind in ["sleep", "spin"] {
+            for &clients in &plan.clients {
+                bar.set_message(format!(
+                    "{}: {clients} clients, {kind} work",
+                    model.name
+                ));
+                let row = sessions(&binary, model, kind, clients, &plan);
+                report.sessions.push(row);
+                bar.inc(1);
+            }
+        }
+        for connections in plan.connections_for(model) {
+            bar.set_message(format!(
+                "{}: {connections} connections, zero work",
+                model.name
+            ));
+            report
+                .zero
+                .push(zero_work(&binary, model, connections, &plan));
+            bar.inc(1);
+        }
+    }
+    for model in chosen.iter().filter(|m| m.max_connections >= 10_000) {
+        bar.set_message(format!("{}: idle connections", model.name));
+        if let Ok(binary) = available(&bin_dir, model) {
+            report.idle.push(idle_memory(&binary, model, &plan));
+        }
+        bar.inc(1);
+    }
+    bar.set_message("client check: driver vs tokio load generator");
+    let tokio = MODELS[4];
+    if let Ok(binary) = available(&bin_dir, &tokio) {
+        report.checks.extend(client_check(&binary, &tokio, &plan));
+    }
+    bar.inc(2);
+    bar.finish_with_message("done");
+    report.write(&options.out)?;
+    eprintln!("bench: results written to {}", options.out.display());
+    Ok(())
+}
+// ANCHOR_END: run
+
+/// Finds `model`'s binary and checks it really serves: a placeholder
+/// prints `listening on` and exits, a broken server does not ack.
+fn available(
+    bin_dir: &std::path::Path,
+    model: &Model,
+) -> Result<PathBuf, String> {
+    let binary = models::binary(bin_dir, model)
+        .ok_or_else(|| format!("no binary in {}", bin_dir.display()))?;
+    let server = start(&binary, &["--work-ms", "0"])
+        .map_err(|e| format!("does not start: {e}"))?;
+    probe(&server).map_err(|e| {
+        let log = server.log();
+        let last = log.lines().last().unwrap_or("").to_owned();
+        format!("does not ack ({e}) {last}")
+    })?;
+    Ok(binary)
+}
+
+/// One message, one ack, goodbye.
+fn probe(server: &ServerProcess) -> io::Result<()> {
+    let mut stream = server.connect(Duration::from_secs(5))?;
+    stream.write_all(b"probe\x03")?;
+    let mut ack = [0; 3];
+    stream.read_exact(&mut ack)?;
+    if &ack != b"ack" {
+        return Err(io::Error::other("no ack"));
+    }
+    stream.write_all(b"goodbye\x03")
+}
+
+/// Starts a server with `--quiet`, the default worker count and `args`.
+fn start(binary: &std::path::Path, args: &[&str]) -> io::Result<ServerProcess> {
+    let workers = WORKERS.to_string();
+    let mut all = vec!["--quiet", "--workers", &workers];
+    all.extend_from_slice(args);
+    ServerProcess::start(binary, &all)
+}
+
+/// Scenarios 1 and 2: `clients` clients, one session each.
+fn sessions(
+    binary: &std::path::Path,
+    model: &Model,
+    kind: &'static str,
+    clients: usize,
+    plan: &Plan,
+) -> SessionRow {
+    let work_ms = plan.work.as_millis().to_string();
+    let queue = clients.max(64).to_string();
+    let mut row = SessionRow {
+        model: model.label,
+        kind,
+        clients,
+        messages: plan.messages,
+        work_ms: plan.work.as_millis() as u64,
+        wall_s: 0.0,
+        parallelism: 0.0,
+        status: Status::Ok,
+    };
+    let server = match start(
+        binary,
+        &[
+            "--work-ms",
+            &work_ms,
+            "--work-kind",
+            kind,
+            "--queue",
+            &queue,
+        ],
+    ) {
+        Ok(server) => server,
+        Err(e) => {
+            row.status = Status::Failed(format!("start: {e}"));
+            return row;
+        }
+    };
+    // Serial service takes clients x messages x work; allow twice that.
+    let serial = plan.work * plan.messages * clients as u32;
+    let load = Load {
+        connections: clients,
+        session_messages: plan.messages,
+        message: b"package".to_vec(),
+        until: Until::SessionsDone {
+            timeout: serial * 2 + Duration::from_secs(10),
+        },
+    };
+    match driver::run(server.addr(), &load) {
+        Ok(outcome) => {
+            row.wall_s = outcome.elapsed.as_secs_f64();
+            row.parallelism = serial.as_secs_f64() / row.wall_s;
+            row.status =
+                Status::of(&outcome, clients as u64 * u64::from(plan.messages));
+        }
+        Err(e) => row.status = Status::Failed(format!("driver: {e}")),
+    }
+    row
+}
+
+/// Scenario 3: closed loop at zero work, sampled over the window.
+fn zero_work(
+    binary: &std::path::Path,
+    model: &Model,
+    connections: usize,
+    plan: &Plan,
+) -> ZeroRow {
+    let queue = connections.max(64).to_string();
+    let mut row = ZeroRow {
+        model: model.label,
+        connections,
+        ..ZeroRow::default()
+    };
+    let server = match start(binary, &["--work-ms", "0", "--queue", &queue]) {
+        Ok(server) => server,
+        Err(e) => {
+            row.status = Status::Failed(format!("start: {e}"));
+            return row;
+        }
+    };
+    let load = Load {
+        connections,
+        session_messages: plan.session_messages,
+        message: b"ping".to_vec(),
+        until: Until::Window {
+            warmup: plan.warmup,
+            window: plan.window,
+        },
+    };
+    let started = Instant::now();
+    let addr = server.addr();
+    let driver = thread::spawn(move || driver::run_from(addr, &load, started));
+    let pgid = server.pid();
+    let at =
+        |t: Instant| thread::sleep(t.saturating_duration_since(Instant::now()));
+    at(started + plan.warmup);
+    let before = procfs::group_usage(pgid).unwrap_or_default();
+    at(started + plan.warmup + plan.window);
+    let after = procfs::group_usage(pgid).unwrap_or_default();
+    let mut outcome = match driver.join() {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
+            row.status = Status::Failed(format!("driver: {e}"));
+            return row;
+        }
+        Err(_) => {
+            row.status = Status::Failed("driver panicked".into());
+            return row;
+        }
+    };
+    fill_zero_row(&mut row, &mut outcome, plan.window);
+    let cpu = after.cpu.saturating_sub(before.cpu);
+    if outcome.messages > 0 {
+        row.server_cpu_us_per_msg =
+            cpu.as_secs_f64() * 1e6 / outcome.messages as f64;
+    }
+    row.server_cpu_percent =
+        cpu.as_secs_f64() / plan.window.as_secs_f64() * 100.0;
+    row.server_rss_kib = after.rss_bytes / 1024;
+    row.server_processes = after.processes;
+    row
+}
+
+/// The client-side columns of a zero-work row.
+fn fill_zero_row(row: &mut ZeroRow, outcome: &mut Outcome, window: Duration) {
+    let latency = Percentiles::of(&mut outcome.latencies_ns);
+    row.messages = outcome.messages;
+    row.msgs_per_s = outcome.messages as f64 / window.as_secs_f64();
+    row.p50_us = latency.p50_us;
+    row.p99_us = latency.p99_us;
+    row.max_us = latency.max_us;
+    row.served_connections = outcome.served_connections;
+    row.errors = outcome.errors;
+    if outcome.messages > 0 {
+        row.client_cpu_us_per_msg =
+            outcome.client_cpu.as_secs_f64() * 1e6 / outcome.messages as f64;
+    }
+    row.client_cpu_percent =
+        outcome.client_cpu.as_secs_f64() / window.as_secs_f64() * 100.0;
+    row.status = if outcome.messages == 0 {
+        Status::Failed(first_error(outcome, "no message acked"))
+    } else {
+        Status::Ok
+    };
+}
+
+fn first_error(outcome: &Outcome, otherwise: &str) -> String {
+    outcome
+        .error_samples
+        .first()
+        .cloned()
+        .unwrap_or_else(|| otherwise.to_owned())
+}
+
+/// User-space memory per idle connection: resident memory before and
+/// after opening `plan.idle_connections` connections that each exchange
+/// one message and then wait.
+fn idle_memory(
+    binary: &std::path::Path,
+    model: &Model,
+    plan: &Plan,
+) -> IdleRow {
+    let mut row = IdleRow {
+        model: model.label,
+        connections: 0,
+        ..IdleRow::default()
+    };
+    let server = match start(binary, &["--work-ms", "0"]) {
+        Ok(server) => server,
+        Err(e) => {
+            row.status = Status::Failed(format!("start: {e}"));
+            return row;
+        }
+    };
+    // One session first, so that lazily allocated state (the runtime,
+    // buffers that are reused) is in the baseline, not in the per-
+    // connection figure.
+    let _ = probe(&server);
+    thread::sleep(Duration::from_millis(200));
+    let before = procfs::group_usage(server.pid()).unwrap_or_default();
+    let mut open = Vec::with_capacity(plan.idle_connections);
+    for _ in 0..plan.idle_connections {
+        match hold_idle(&server) {
+            Ok(stream) => open.push(stream),
+            Err(e) => {
+                row.status = Status::Failed(format!(
+                    "after {} connections: {e}",
+                    open.len()
+                ));
+                break;
+            }
+        }
+    }
+    thread::sleep(Duration::from_millis(500));
+    let after = procfs::group_usage(server.pid()).unwrap_or_default();
+    row.connections = open.len();
+    row.rss_before_kib = before.rss_bytes / 1024;
+    row.rss_after_kib = after.rss_bytes / 1024;
+    if !open.is_empty() {
+        let grown = after.rss_bytes.saturating_sub(before.rss_bytes);
+        row.bytes_per_connection = grown as f64 / open.len() as f64;
+    }
+    row
+}
+
+/// A connection that has exchanged one message and now waits.
+fn hold_idle(server: &ServerProcess) -> io::Result<std::net::TcpStream> {
+    let mut stream = server.connect(Duration::from_secs(5))?;
+    stream.write_all(b"hello\x03")?;
+    let mut ack = [0; 3];
+    stream.read_exact(&mut ack)?;
+    Ok(stream)
+}
+
+/// The driver and a minimal tokio load generator against the same
+/// server (a fresh one each), same connections, same window.
+fn client_check(
+    binary: &std::path::Path,
+    model: &Model,
+    plan: &Plan,
+) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    for generator in ["driver (epoll)", "tokio minimal"] {
+        let Ok(server) = start(binary, &["--work-ms", "0"]) else {
+            continue;
+        };
+        let result = run_generator(generator, server.addr(), plan);
+        let mut row = CheckRow {
+            generator,
+            server: model.label,
+            connections: plan.check_connections,
+            ..CheckRow::default()
+        };
+        match result {
+            Ok((mut outcome, cpu)) => {
+                outcome.client_cpu = cpu;
+                let mut zero = ZeroRow::default();
+                fill_zero_row(&mut zero, &mut outcome, plan.window);
+                row.msgs_per_s = zero.msgs_per_s;
+                row.client_cpu_us_per_msg = zero.client_cpu_us_per_msg;
+                row.p99_us = zero.p99_us;
+                row.status = zero.status;
+            }
+            Err(e) => row.status = Status::Failed(e.to_string()),
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+fn run_generator(
+    generator: &str,
+    addr: SocketAddr,
+    plan: &Plan,
+) -> io::Result<(Outcome, Duration)> {
+    if generator.starts_with("tokio") {
+        return tokio_load::run(
+            addr,
+            plan.check_connections,
+            plan.session_messages,
+            plan.warmup,
+            plan.window,
+        );
+    }
+    let load = Load {
+        connections: plan.check_connections,
+        session_messages: plan.session_messages,
+        message: b"ping".to_vec(),
+        until: Until::Window {
+            warmup: plan.warmup,
+            window: plan.window,
+        },
+    };
+    let outcome = driver::run(addr, &load)?;
+    let cpu = outcome.client_cpu;
+    Ok((outcome, cpu))
+}
+
+/// 10,000 connections need 10,000 descriptors on our side too.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

@@ -1,0 +1,182 @@
+//! SVG plots of a [`Report`], drawn with plotters' SVG backend.
+//!
+//! Only the SVG backend is compiled in: plotters' default font support
+//! needs the system's fonts, and the SVG's text is rendered by the
+//! reader's browser anyway.
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+
+use super::report::{distinct, Report, Status};
+
+const SIZE: (u32, u32) = (720, 420);
+
+/// Wall time against clients, one line per model.
+pub fn sessions(report: &Report, kind: &str) -> String {
+    let rows: Vec<_> = report
+        .sessions
+        .iter()
+        .filter(|r| r.kind == kind && r.status == Status::Ok)
+        .collect();
+    let lines = distinct(rows.iter().map(|r| r.model))
+        .into_iter()
+        .map(|m| {
+            let points = rows
+                .iter()
+                .filter(|r| r.model == m)
+                .map(|r| (r.clients as f64, r.wall_s))
+                .collect();
+            (m, points)
+        })
+        .collect();
+    let work = rows.first().map_or(0, |r| r.work_ms);
+    let messages = rows.first().map_or(0, |r| r.messages);
+    draw(Chart {
+        title: format!(
+            "{messages} messages per client, {work} ms {kind} work each"
+        ),
+        x_desc: "concurrent clients",
+        y_desc: "wall time (s)",
+        lines,
+        y_log: false,
+    })
+}
+
+/// Server CPU per message against connections, one line per model.
+pub fn zero_cpu(report: &Report) -> String {
+    zero(report, "server CPU per message (µs)", false, |r| {
+        r.server_cpu_us_per_msg
+    })
+}
+
+/// Messages per second against connections, one line per model.
+pub fn zero_throughput(report: &Report) -> String {
+    zero(report, "messages per second", false, |r| r.msgs_per_s)
+}
+
+fn zero(
+    report: &Report,
+    y_desc: &'static str,
+    y_log: bool,
+    value: impl Fn(&super::report::ZeroRow) -> f64,
+) -> String {
+    let rows: Vec<_> = report
+        .zero
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .collect();
+    let lines = distinct(rows.iter().map(|r| r.model))
+        .into_iter()
+        .map(|m| {
+            let points = rows
+                .iter()
+                .filter(|r| r.model == m)
+                .map(|r| (r.connections as f64, value(r)))
+                .collect();
+            (m, points)
+        })
+        .collect();
+    draw(Chart {
+        title: "zero work, closed loop".into(),
+        x_desc: "concurrent connections",
+        y_desc,
+        lines,
+        y_log,
+    })
+}
+
+/// One line chart with a logarithmic x axis.
+struct Chart {
+    title: String,
+    x_desc: &'static str,
+    y_desc: &'static str,
+    lines: Vec<(&'static str, Vec<(f64, f64)>)>,
+    y_log: bool,
+}
+
+fn draw(chart: Chart) -> String {
+    let mut svg = String::new();
+    let drawn = if chart.y_log {
+        let top = y_top(&chart) * 2.0;
+        let bottom = y_bottom(&chart) / 2.0;
+        render(&mut svg, &chart, (bottom..top).log_scale())
+    } else {
+        render(&mut svg, &chart, 0.0..y_top(&chart) * 1.1)
+    };
+    match drawn {
+        Ok(()) => svg,
+        Err(e) => format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" \
+             height=\"40\"><text x=\"10\" y=\"25\">plot failed: {}</text>\
+             </svg>\n",
+            e.replace(['<', '>', '&'], " ")
+        ),
+    }
+}
+
+fn x_range(chart: &Chart) -> (f64, f64) {
+    let xs = chart.lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+    let max = xs.fold(1.0, f64::max);
+    (0.8, max * 1.3)
+}
+
+fn y_top(chart: &Chart) -> f64 {
+    let ys = chart.lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    ys.fold(0.0, f64::max).max(1e-3)
+}
+
+fn y_bottom(chart: &Chart) -> f64 {
+    let ys = chart.lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    ys.filter(|y| *y > 0.0)
+        .fold(f64::MAX, f64::min)
+        .min(y_top(chart))
+}
+
+fn render<Y>(svg: &mut String, chart: &Chart, y: Y) -> Result<(), String>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|e| text(&e))?;
+    let (x0, x1) = x_range(chart);
+    let x = (x0..x1).log_scale();
+    let mut area = ChartBuilder::on(&root)
+        .caption(&chart.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| text(&e))?;
+    area.configure_mesh()
+        .x_desc(chart.x_desc)
+        .y_desc(chart.y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(|e| text(&e))?;
+    for (i, (label, points)) in chart.lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        area.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(|e| text(&e))?
+        .label(*label)
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+        });
+        area.draw_series(
+            points.iter().map(|&p| Circle::new(p, 3, color.filled())),
+        )
+        .map_err(|e| text(&e))?;
+    }
+    area.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| text(&e))?;
+    root.present().map_err(|e| text(&e))?;
+    Ok(())
+}

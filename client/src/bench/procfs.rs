@@ -1,0 +1,145 @@
+//! What a server costs, read from `/proc`: CPU time and resident memory of
+//! every process in its process group.
+//!
+//! [`ServerProcess`](crate::ServerProcess) starts each server in its own
+//! process group, so "the server" is every process whose group id is the
+//! server's pid: the prefork master and its workers, or the one process
+//! of the other models (whose threads `/proc/PID/stat` already sums,
+//! including threads that have exited).
+
+use std::fs;
+use std::io;
+use std::time::Duration;
+
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeValLike;
+
+/// CPU and memory of a group of processes at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// User plus system CPU time, summed over the processes.
+    pub cpu: Duration,
+    /// Resident memory summed over the processes. Pages shared between a
+    /// prefork master and its workers count once per process.
+    pub rss_bytes: u64,
+    /// How many processes were found.
+    pub processes: usize,
+}
+
+/// Sums [`Usage`] over every process whose process group is `pgid`.
+///
+/// # Errors
+///
+/// If `/proc` cannot be listed. Processes that exit while we read are
+/// skipped.
+pub fn group_usage(pgid: u32) -> io::Result<Usage> {
+    let ticks = clock_ticks();
+    let page = page_size();
+    let mut usage = Usage::default();
+    for entry in fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(fields) = Stat::parse(&stat) else {
+            continue;
+        };
+        if fields.pgrp != pgid {
+            continue;
+        }
+        usage.processes += 1;
+        let cpu_ticks = fields.utime + fields.stime;
+        usage.cpu += Duration::from_secs_f64(cpu_ticks as f64 / ticks);
+        usage.rss_bytes += fields.rss_pages * page;
+    }
+    Ok(usage)
+}
+
+/// CPU time the calling thread has used so far.
+pub fn thread_cpu() -> Duration {
+    // Linux always supports RUSAGE_THREAD; zero if it somehow fails.
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| {
+            let micros = u.user_time().num_microseconds()
+                + u.system_time().num_microseconds();
+            Duration::from_micros(micros.max(0) as u64)
+        })
+        .unwrap_or_default()
+}
+
+/// The fields of `/proc/PID/stat` we need (see proc(5)).
+struct Stat {
+    pgrp: u32,
+    utime: u64,
+    stime: u64,
+    rss_pages: u64,
+}
+
+impl Stat {
+    fn parse(stat: &str) -> Option<Stat> {
+        // The command name (field 2) is in parentheses and may contain
+        // spaces or parentheses itself: split after the last ')'.
+        let (_, rest) = stat.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split(' ').collect();
+        // `rest` starts at field 3, so field N is at index N - 3.
+        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        Some(Stat {
+            pgrp: u32::try_from(field(5)?).ok()?,
+            utime: field(14)?,
+            stime: field(15)?,
+            rss_pages: field(24)?,
+        })
+    }
+}
+
+/// Clock ticks per second, the unit of `utime` and `stime`.
+fn clock_ticks() -> f64 {
+    match sysconf(libc::_SC_CLK_TCK) {
+        t if t > 0 => t as f64,
+        // 100 is what Linux has reported on every architecture for years.
+        _ => 100.0,
+    }
+}
+
+/// Bytes per page, the unit of `rss`.
+fn page_size() -> u64 {
+    match sysconf(libc::_SC_PAGESIZE) {
+        p if p > 0 => p as u64,
+        _ => 4096,
+    }
+}
+
+fn sysconf(name: libc::c_int) -> libc::c_long {
+    // SAFETY: sysconf only reads a configuration value; it takes no
+    // pointers and an unknown name just returns -1.
+    unsafe { libc::sysconf(name) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command name with spaces and parentheses does not shift fields.
+    #[test]
+    fn parses_odd_command_names() {
+        let line = "42 (a) b (c) S 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 \
+                    0 100 1000 25 0";
+        let stat = Stat::parse(line).expect("parses");
+        assert_eq!((stat.pgrp, stat.utime, stat.stime), (42, 7, 3));
+        assert_eq!(stat.rss_pages, 25);
+    }
+
+    /// This test process finds itself in its own group.
+    #[test]
+    fn finds_our_own_group() {
+        let pgid = nix::unistd::getpgrp().as_raw() as u32;
+        let usage = group_usage(pgid).expect("reads /proc");
+        assert!(usage.processes >= 1);
+        assert!(usage.rss_bytes > 0);
+    }
+}

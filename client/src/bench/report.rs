@@ -1,0 +1,664 @@
+//! The results of a run, written as data (CSV), as Markdown tables the
+//! book includes, and as SVG plots.
+//!
+//! Every file in the output directory is generated; re-running `bench`
+//! rewrites them all. Nothing in them is typed by hand.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::driver::Outcome;
+use super::plot;
+
+/// Whether a measurement worked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Status {
+    /// Every expected ack arrived.
+    #[default]
+    Ok,
+    /// Something went wrong; the numbers are partial or missing.
+    Failed(String),
+}
+
+impl Status {
+    /// `Ok` if `outcome` has all `expected` acks, in time, without errors.
+    pub fn of(outcome: &Outcome, expected: u64) -> Status {
+        if outcome.timed_out {
+            return Status::Failed(format!(
+                "timed out after {} of {expected} acks",
+                outcome.messages
+            ));
+        }
+        if outcome.messages < expected || outcome.errors > 0 {
+            let first = outcome.error_samples.first().cloned();
+            return Status::Failed(format!(
+                "{} of {expected} acks, {} errors: {}",
+                outcome.messages,
+                outcome.errors,
+                first.unwrap_or_default()
+            ));
+        }
+        Status::Ok
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Status::Ok => "ok".into(),
+            // Keep CSV cells simple: no commas or quotes.
+            Status::Failed(why) => why.replace([',', '"', '\n'], " "),
+        }
+    }
+}
+
+/// One point of scenarios 1 and 2.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// Model label.
+    pub model: &'static str,
+    /// `sleep` or `spin`.
+    pub kind: &'static str,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Messages per client.
+    pub messages: u32,
+    /// Work per message.
+    pub work_ms: u64,
+    /// Time until the last client said goodbye.
+    pub wall_s: f64,
+    /// Serial time divided by wall time.
+    pub parallelism: f64,
+    /// Whether every ack arrived.
+    pub status: Status,
+}
+
+/// One point of scenario 3.
+#[derive(Debug, Clone, Default)]
+pub struct ZeroRow {
+    /// Model label.
+    pub model: &'static str,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Acks in the window.
+    pub messages: u64,
+    /// Acks per second.
+    pub msgs_per_s: f64,
+    /// Latency median, microseconds.
+    pub p50_us: f64,
+    /// Latency 99th percentile, microseconds.
+    pub p99_us: f64,
+    /// Latency maximum (including messages unanswered at the end).
+    pub max_us: f64,
+    /// Server CPU (user + system, every process) per ack.
+    pub server_cpu_us_per_msg: f64,
+    /// Server CPU over the window, percent of one core.
+    pub server_cpu_percent: f64,
+    /// Server resident memory at the end of the window.
+    pub server_rss_kib: u64,
+    /// Server processes found in its group.
+    pub server_processes: usize,
+    /// Client (driver thread) CPU per ack.
+    pub client_cpu_us_per_msg: f64,
+    /// Client CPU over the window, percent of one core.
+    pub client_cpu_percent: f64,
+    /// Connections that got at least one ack in the window.
+    pub served_connections: usize,
+    /// Connection failures.
+    pub errors: u64,
+    /// Whether the run worked.
+    pub status: Status,
+}
+
+/// The idle-connection memory check.
+#[derive(Debug, Clone, Default)]
+pub struct IdleRow {
+    /// Model label.
+    pub model: &'static str,
+    /// Idle connections held open.
+    pub connections: usize,
+    /// Server RSS before, KiB.
+    pub rss_before_kib: u64,
+    /// Server RSS with the connections open, KiB.
+    pub rss_after_kib: u64,
+    /// Growth divided by connections.
+    pub bytes_per_connection: f64,
+    /// Whether every connection was opened.
+    pub status: Status,
+}
+
+/// The driver-versus-tokio check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckRow {
+    /// Which load generator.
+    pub generator: &'static str,
+    /// Against which server.
+    pub server: &'static str,
+    /// Connections.
+    pub connections: usize,
+    /// Acks per second.
+    pub msgs_per_s: f64,
+    /// Load generator CPU per ack.
+    pub client_cpu_us_per_msg: f64,
+    /// Latency 99th percentile.
+    pub p99_us: f64,
+    /// Whether the run worked.
+    pub status: Status,
+}
+
+/// The machine the numbers come from.
+#[derive(Debug, Clone, Default)]
+pub struct Machine {
+    /// CPUs the OS gives this process.
+    pub cores: usize,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Total memory, MiB.
+    pub memory_mib: u64,
+    /// UTC date and time of the run.
+    pub date: String,
+    /// The 1-minute load average when the run started.
+    pub load_average: String,
+    /// `full` or `quick`.
+    pub mode: &'static str,
+    /// The build profile of the client and servers.
+    pub profile: &'static str,
+}
+
+impl Machine {
+    /// Describes this machine, now.
+    pub fn describe(quick: bool) -> Machine {
+        let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or("unknown".into(), |(_, v)| v.trim().to_owned());
+        let memory_kib = read("/proc/meminfo")
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        Machine {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            memory_mib: memory_kib / 1024,
+            date: utc_now(),
+            load_average: read("/proc/loadavg")
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
+                .to_owned(),
+            mode: if quick { "quick" } else { "full" },
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Where and when.
+    pub machine: Machine,
+    /// Models that could not be measured, and why.
+    pub unavailable: Vec<(&'static str, String)>,
+    /// Scenarios 1 and 2.
+    pub sessions: Vec<SessionRow>,
+    /// Scenario 3.
+    pub zero: Vec<ZeroRow>,
+    /// Idle memory.
+    pub idle: Vec<IdleRow>,
+    /// Driver check.
+    pub checks: Vec<CheckRow>,
+}
+
+impl Report {
+    /// Writes every CSV, Markdown table and plot into `dir`.
+    ///
+    /// # Errors
+    ///
+    /// If `dir` cannot be created or a file cannot be written.
+    pub fn write(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)?;
+        let put = |name: &str, text: String| fs::write(dir.join(name), text);
+        put("machine.csv", self.machine_csv())?;
+        put("machine.md", self.machine_md())?;
+        put("sessions.csv", self.sessions_csv())?;
+        for kind in ["sleep", "spin"] {
+            put(&format!("sessions-{kind}.md"), self.sessions_md(kind))?;
+        }
+        put("zero-work.csv", self.zero_csv())?;
+        put("zero-work.md", self.zero_md())?;
+        put("idle-memory.csv", self.idle_csv())?;
+        put("idle-memory.md", self.idle_md())?;
+        put("client-check.csv", self.check_csv())?;
+        put("client-check.md", self.check_md())?;
+        put("goals.md", self.goals_md())?;
+        for kind in ["sleep", "spin"] {
+            put(&format!("sessions-{kind}.svg"), plot::sessions(self, kind))?;
+        }
+        put("zero-work-cpu.svg", plot::zero_cpu(self))?;
+        put("zero-work-throughput.svg", plot::zero_throughput(self))?;
+        Ok(())
+    }
+
+    fn machine_csv(&self) -> String {
+        let m = &self.machine;
+        let mut out = String::from(
+            "date,mode,profile,cores,cpu,memory_mib,kernel,load_average\n",
+        );
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            m.date,
+            m.mode,
+            m.profile,
+            m.cores,
+            m.cpu.replace(',', " "),
+            m.memory_mib,
+            m.kernel,
+            m.load_average
+        );
+        out
+    }
+
+    fn machine_md(&self) -> String {
+        let m = &self.machine;
+        let mut out = String::from("| | |\n| --- | --- |\n");
+        let _ = writeln!(out, "| date (UTC) | {} |", m.date);
+        let _ =
+            writeln!(out, "| run | {} sweep, {} build |", m.mode, m.profile);
+        let _ = writeln!(out, "| CPUs | {} x {} |", m.cores, m.cpu);
+        let _ = writeln!(out, "| memory | {} MiB |", m.memory_mib);
+        let _ = writeln!(out, "| kernel | Linux {} |", m.kernel);
+        let _ = writeln!(out, "| load average at start | {} |", m.load_average);
+        for (model, why) in &self.unavailable {
+            let _ = writeln!(out, "| {model} | not measured: {why} |");
+        }
+        out
+    }
+
+    fn sessions_csv(&self) -> String {
+        let mut out = String::from(
+            "model,work_kind,clients,messages,work_ms,wall_s,parallelism,status\n",
+        );
+        for r in &self.sessions {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{:.3},{:.2},{}",
+                r.model,
+                r.kind,
+                r.clients,
+                r.messages,
+                r.work_ms,
+                r.wall_s,
+                r.parallelism,
+                r.status.text()
+            );
+        }
+        out
+    }
+
+    /// Wall time per model (columns) and client count (rows).
+    fn sessions_md(&self, kind: &str) -> String {
+        let rows: Vec<&SessionRow> =
+            self.sessions.iter().filter(|r| r.kind == kind).collect();
+        let models = distinct(rows.iter().map(|r| r.model));
+        let mut clients: Vec<usize> = rows.iter().map(|r| r.clients).collect();
+        clients.sort_unstable();
+        clients.dedup();
+        let mut out = String::from("| clients |");
+        for m in &models {
+            let _ = write!(out, " {m} |");
+        }
+        out.push_str("\n| ---: |");
+        out.push_str(&" ---: |".repeat(models.len()));
+        out.push('\n');
+        for c in clients {
+            let _ = write!(out, "| {c} |");
+            for m in &models {
+                let cell = rows
+                    .iter()
+                    .find(|r| r.model == *m && r.clients == c)
+                    .map_or("-".into(), |r| match &r.status {
+                        Status::Ok => {
+                            format!("{:.2} s (x{:.1})", r.wall_s, r.parallelism)
+                        }
+                        Status::Failed(_) => "failed".into(),
+                    });
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+        if let Some(r) = rows.first() {
+            let _ = writeln!(
+                out,
+                "\nWall time for every client to finish {} messages of {} ms \
+                 {} work each; (xP) is the observed parallelism.",
+                r.messages, r.work_ms, r.kind
+            );
+        }
+        out.push_str(
+            &self
+                .failures(rows.iter().map(|r| (r.model, r.clients, &r.status))),
+        );
+        out
+    }
+
+    fn zero_csv(&self) -> String {
+        let mut out = String::from(
+            "model,connections,messages,msgs_per_s,p50_us,p99_us,max_us,\
+             server_cpu_us_per_msg,server_cpu_percent,server_rss_kib,\
+             server_processes,client_cpu_us_per_msg,client_cpu_percent,\
+             served_connections,errors,status\n",
+        );
+        for r in &self.zero {
+            let _ = writeln!(
+                out,
+                "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.1},{},{},{:.2},\
+                 {:.1},{},{},{}",
+                r.model,
+                r.connections,
+                r.messages,
+                r.msgs_per_s,
+                r.p50_us,
+                r.p99_us,
+                r.max_us,
+                r.server_cpu_us_per_msg,
+                r.server_cpu_percent,
+                r.server_rss_kib,
+                r.server_processes,
+                r.client_cpu_us_per_msg,
+                r.client_cpu_percent,
+                r.served_connections,
+                r.errors,
+                r.status.text()
+            );
+        }
+        out
+    }
+
+    fn zero_md(&self) -> String {
+        let mut out = String::from(
+            "| model | conns | msgs/s | p50 µs | p99 µs | max ms | \
+             server CPU µs/msg | server CPU % | server RSS MiB | \
+             client CPU µs/msg | client CPU % | conns served |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | \
+             ---: | ---: | ---: |\n",
+        );
+        for r in &self.zero {
+            if let Status::Failed(why) = &r.status {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | failed: {} | | | | | | | | | |",
+                    r.model,
+                    r.connections,
+                    why.replace('|', "/")
+                );
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | \
+                 {:.1} | {:.1} | {:.0} | {} |",
+                r.model,
+                r.connections,
+                r.msgs_per_s,
+                r.p50_us,
+                r.p99_us,
+                r.max_us / 1000.0,
+                r.server_cpu_us_per_msg,
+                r.server_cpu_percent,
+                r.server_rss_kib as f64 / 1024.0,
+                r.client_cpu_us_per_msg,
+                r.client_cpu_percent,
+                r.served_connections
+            );
+        }
+        out
+    }
+
+    fn idle_csv(&self) -> String {
+        let mut out = String::from(
+            "model,connections,rss_before_kib,rss_after_kib,\
+             bytes_per_connection,status\n",
+        );
+        for r in &self.idle {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{:.0},{}",
+                r.model,
+                r.connections,
+                r.rss_before_kib,
+                r.rss_after_kib,
+                r.bytes_per_connection,
+                r.status.text()
+            );
+        }
+        out
+    }
+
+    fn idle_md(&self) -> String {
+        let mut out = String::from(
+            "| model | idle connections | RSS before | RSS after | \
+             bytes per connection |\n| --- | ---: | ---: | ---: | ---: |\n",
+        );
+        for r in &self.idle {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} MiB | {:.1} MiB | {:.0} |",
+                r.model,
+                r.connections,
+                r.rss_before_kib as f64 / 1024.0,
+                r.rss_after_kib as f64 / 1024.0,
+                r.bytes_per_connection
+            );
+        }
+        out.push_str(
+            &self.failures(
+                self.idle
+                    .iter()
+                    .map(|r| (r.model, r.connections, &r.status)),
+            ),
+        );
+        out
+    }
+
+    fn check_csv(&self) -> String {
+        let mut out = String::from(
+            "generator,server,connections,msgs_per_s,client_cpu_us_per_msg,\
+             p99_us,status\n",
+        );
+        for r in &self.checks {
+            let _ = writeln!(
+                out,
+                "{},{},{},{:.0},{:.2},{:.1},{}",
+                r.generator,
+                r.server,
+                r.connections,
+                r.msgs_per_s,
+                r.client_cpu_us_per_msg,
+                r.p99_us,
+                r.status.text()
+            );
+        }
+        out
+    }
+
+    fn check_md(&self) -> String {
+        let mut out = String::from(
+            "| load generator | server | conns | msgs/s | \
+             client CPU µs/msg | p99 µs |\n\
+             | --- | --- | ---: | ---: | ---: | ---: |\n",
+        );
+        for r in &self.checks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} | {:.2} | {:.0} |",
+                r.generator,
+                r.server,
+                r.connections,
+                r.msgs_per_s,
+                r.client_cpu_us_per_msg,
+                r.p99_us
+            );
+        }
+        out
+    }
+
+    /// The issue's performance goals, checked against this run.
+    fn goals_md(&self) -> String {
+        let mut out =
+            String::from("| goal | measured | met |\n| --- | --- | --- |\n");
+        let zero = |model: &str, c: usize| {
+            self.zero.iter().find(|r| {
+                r.model == model && r.connections == c && r.status == Status::Ok
+            })
+        };
+        for c in [100, 1000] {
+            let line = match (zero("epoll", c), zero("tokio", c)) {
+                (Some(e), Some(t)) if t.server_cpu_us_per_msg > 0.0 => {
+                    let ratio =
+                        e.server_cpu_us_per_msg / t.server_cpu_us_per_msg;
+                    format!(
+                        "| epoll server CPU per message at {c} connections \
+                         <= 1.0x tokio's | {:.2} µs vs {:.2} µs = {ratio:.2}x \
+                         | {} |",
+                        e.server_cpu_us_per_msg,
+                        t.server_cpu_us_per_msg,
+                        yes_no(ratio <= 1.0)
+                    )
+                }
+                _ => format!(
+                    "| epoll server CPU per message at {c} connections \
+                     <= 1.0x tokio's | not measured in this run | - |"
+                ),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        let check =
+            |g: &str| self.checks.iter().find(|r| r.generator.starts_with(g));
+        let line = match (check("driver"), check("tokio")) {
+            (Some(d), Some(t)) if t.msgs_per_s > 0.0 => format!(
+                "| the driver's msgs/s >= a minimal tokio load generator's | \
+                 {:.0} vs {:.0} msgs/s ({:.2}x); client CPU {:.2} vs {:.2} \
+                 µs/msg | {} |",
+                d.msgs_per_s,
+                t.msgs_per_s,
+                d.msgs_per_s / t.msgs_per_s,
+                d.client_cpu_us_per_msg,
+                t.client_cpu_us_per_msg,
+                // Both generators share the machine with the server, so
+                // within 5% counts as "as many".
+                yes_no(d.msgs_per_s >= 0.95 * t.msgs_per_s)
+            ),
+            _ => "| the driver's msgs/s >= a minimal tokio load generator's \
+                  | not measured in this run | - |"
+                .into(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+        let idle = self.idle.iter().find(|r| r.model == "epoll");
+        let line = match idle {
+            Some(r) if r.connections > 0 => format!(
+                "| epoll user-space memory per idle connection < 1 KiB | \
+                 {:.0} bytes at {} connections | {} |",
+                r.bytes_per_connection,
+                r.connections,
+                yes_no(r.bytes_per_connection < 1024.0)
+            ),
+            _ => "| epoll user-space memory per idle connection < 1 KiB \
+                  | not measured in this run | - |"
+                .into(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+        out
+    }
+
+    /// A list of failed points under a table, if any.
+    fn failures<'a>(
+        &self,
+        rows: impl Iterator<Item = (&'static str, usize, &'a Status)>,
+    ) -> String {
+        let mut out = String::new();
+        for (model, n, status) in rows {
+            if let Status::Failed(why) = status {
+                let _ = writeln!(out, "\n- {model} at {n}: {why}");
+            }
+        }
+        out
+    }
+}
+
+fn yes_no(met: bool) -> &'static str {
+    if met {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+/// The distinct values of `items`, in first-seen order.
+pub fn distinct(
+    items: impl Iterator<Item = &'static str>,
+) -> Vec<&'static str> {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
+}
+
+/// Now, as `YYYY-MM-DD HH:MM` in UTC, without a date crate.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60
+    )
+}
+
+/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known dates, including a leap day.
+    #[test]
+    fn calendar_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
+    }
+}
