@@ -101,7 +101,9 @@ fn accept_loop(
             queued_at: Instant::now(),
         };
         match queue.try_push(client) {
-            Ok(waiting) => event!("accepted {peer}, {waiting} waiting"),
+            Ok(waiting) => {
+                event!("accepted {peer}, {waiting} waiting for a worker");
+            }
             Err(PushError::Full(client)) => {
                 // Backpressure: every worker is busy and `--queue` more
                 // clients already wait. Saying so at once beats letting

@@ -1,11 +1,11 @@
 //! The bounded queue between the accepting thread and the workers.
 //!
-//! One `Mutex` guards the items and a `closed` flag; one `Condvar` lets
-//! idle workers sleep until there is something to do. The accepting thread
-//! never waits: [`Queue::try_push`] fails at once when the queue is full,
-//! and the accept loop turns the client away. Workers wait in
-//! [`Queue::pop`], which returns `None` once the queue is closed and empty:
-//! that is how they learn to stop.
+//! One `Mutex` guards the items, a count of idle consumers and a `closed`
+//! flag; one `Condvar` lets idle workers sleep until there is something to
+//! do. The accepting thread never waits: [`Queue::try_push`] fails at once
+//! when the queue is full, and the accept loop turns the client away.
+//! Workers wait in [`Queue::pop`], which returns `None` once the queue is
+//! closed and empty: that is how they learn to stop.
 //!
 //! The standard library's `std::sync::mpsc::sync_channel` does nearly the
 //! same; the chapter explains why this one is written out.
@@ -14,8 +14,8 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 // ANCHOR: queue
-/// A first-in, first-out queue holding at most `capacity` items, shared
-/// by one or more producers and consumers.
+/// A first-in, first-out queue shared by producers and consumers, where at
+/// most `capacity` items wait for a busy consumer.
 #[derive(Debug)]
 pub struct Queue<T> {
     state: Mutex<State<T>>,
@@ -25,12 +25,15 @@ pub struct Queue<T> {
     capacity: usize,
 }
 
-/// Everything the mutex protects. The two fields change together, under
-/// one lock, so a consumer never sees "empty" and "open" from two
-/// different moments.
+/// Everything the mutex protects. The fields change together, under one
+/// lock, so nobody sees "empty" and "open" from two different moments.
 #[derive(Debug)]
 struct State<T> {
     items: VecDeque<T>,
+    /// Consumers asleep in `pop`. The next `idle` items pushed are as good
+    /// as taken: they do not wait for a busy consumer, so they do not count
+    /// against the capacity.
+    idle: usize,
     closed: bool,
 }
 // ANCHOR_END: queue
@@ -38,14 +41,14 @@ struct State<T> {
 /// Why [`Queue::try_push`] gave the item back.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PushError<T> {
-    /// `capacity` items are already waiting.
+    /// `capacity` items already wait for a busy consumer.
     Full(T),
     /// [`Queue::close`] was called; nobody will pop this any more.
     Closed(T),
 }
 
 impl<T> Queue<T> {
-    /// An empty, open queue for at most `capacity` items.
+    /// An empty, open queue where at most `capacity` items may wait.
     ///
     /// # Panics
     ///
@@ -53,10 +56,9 @@ impl<T> Queue<T> {
     pub fn new(capacity: usize) -> Queue<T> {
         assert!(capacity > 0, "a queue needs room for at least one item");
         Queue {
-            // All the memory up front: pushing never allocates, so it
-            // cannot fail half-way with the lock held.
             state: Mutex::new(State {
                 items: VecDeque::with_capacity(capacity),
+                idle: 0,
                 closed: false,
             }),
             changed: Condvar::new(),
@@ -67,8 +69,8 @@ impl<T> Queue<T> {
     // ANCHOR: try_push
     /// Adds `item` at the back, without ever waiting.
     ///
-    /// Returns how many items are waiting, this one included (for the
-    /// log).
+    /// Returns how many items now wait for a busy consumer, this one
+    /// included if no consumer is idle (for the log).
     ///
     /// # Errors
     ///
@@ -78,11 +80,14 @@ impl<T> Queue<T> {
         if state.closed {
             return Err(PushError::Closed(item));
         }
-        if state.items.len() == self.capacity {
+        // Items an idle consumer is about to take do not wait: with 3
+        // idle workers, a burst of 3 clients must not fill the queue
+        // before the workers have even woken up.
+        if state.items.len() >= self.capacity + state.idle {
             return Err(PushError::Full(item));
         }
         state.items.push_back(item);
-        let waiting = state.items.len();
+        let waiting = state.items.len().saturating_sub(state.idle);
         // Release the lock before waking a worker, so that it does not
         // wake only to block on the lock we still hold.
         drop(state);
@@ -104,6 +109,7 @@ impl<T> Queue<T> {
         // `wait`, and a condition variable may also wake a thread that
         // nobody notified (a spurious wake-up). So look again, every time.
         while state.items.is_empty() && !state.closed {
+            state.idle += 1;
             // Atomically unlocks and sleeps; relocks before returning.
             // The check above and the sleep happen under one lock, so a
             // push cannot slip in between them and its notify be lost.
@@ -111,6 +117,7 @@ impl<T> Queue<T> {
                 .changed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.idle -= 1;
         }
         state.items.pop_front()
     }
@@ -132,8 +139,9 @@ impl<T> Queue<T> {
     }
     // ANCHOR_END: close
 
-    /// How many items are waiting right now (already stale when you read
-    /// it; for logs and tests).
+    /// How many items are in the queue right now, including any an idle
+    /// consumer is about to take (already stale when you read it; for logs
+    /// and tests).
     pub fn len(&self) -> usize {
         self.lock().items.len()
     }
@@ -143,7 +151,7 @@ impl<T> Queue<T> {
         self.len() == 0
     }
 
-    /// The most items the queue holds.
+    /// The most items that may wait for a busy consumer.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -153,10 +161,11 @@ impl<T> Queue<T> {
     ///
     /// A panic with a `MutexGuard` alive "poisons" the mutex, and every
     /// later `lock()` returns an error, so that nobody trusts data left
-    /// half-updated. Here no code that can panic runs under the lock: the
-    /// `VecDeque` never grows (its room is reserved in `new`) and the flag
-    /// is one store. The state is consistent whatever happened, so we take
-    /// it back instead of letting one panic stop every worker.
+    /// half-updated. Here nothing that runs under the lock can panic half-way
+    /// through an update: pushing to a `VecDeque` fails only by running out
+    /// of memory, which aborts the process instead of unwinding, and the
+    /// rest are single stores. The state is consistent whatever happened,
+    /// so we take it back instead of letting one panic stop every worker.
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -186,6 +195,48 @@ mod tests {
         assert_eq!(queue.len(), 2);
         assert_eq!(queue.pop(), Some(1));
         assert_eq!(queue.try_push(3), Ok(2));
+    }
+
+    /// While consumers sleep in `pop`, items meant for them do not count
+    /// against the capacity: with 2 idle consumers and capacity 1, a burst
+    /// of 3 is accepted (whoever wakes when) and the 4th is refused.
+    #[test]
+    fn items_for_idle_consumers_do_not_count() {
+        let queue = Arc::new(Queue::new(1));
+        let (took, taken) = mpsc::channel();
+        let (release, parked) = mpsc::channel::<()>();
+        let parked = Arc::new(Mutex::new(parked));
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let (queue, took) = (Arc::clone(&queue), took.clone());
+                let parked = Arc::clone(&parked);
+                // Each takes one item, then stays busy until released.
+                thread::spawn(move || {
+                    took.send(queue.pop()).unwrap();
+                    let _ = parked.lock().unwrap().recv();
+                })
+            })
+            .collect();
+        while queue.lock().idle < 2 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(queue.try_push(1).is_ok());
+        assert!(queue.try_push(2).is_ok());
+        assert!(queue.try_push(3).is_ok());
+        assert_eq!(queue.try_push(4), Err(PushError::Full(4)));
+        let timeout = Duration::from_secs(10);
+        let mut got: Vec<u32> = (0..2)
+            .map(|_| taken.recv_timeout(timeout).unwrap().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, [1, 2], "first in, first out");
+        // Both consumers busy now: one waits, the queue is full.
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.try_push(5), Err(PushError::Full(5)));
+        drop(release);
+        for consumer in consumers {
+            consumer.join().unwrap();
+        }
     }
 
     /// Items come out in the order they went in.

@@ -78,6 +78,17 @@ fn a_full_queue_turns_the_next_client_away() {
     assert_eq!(read_to_close(&mut b), "");
 }
 
+/// A burst of clients at an idle pool goes to the idle workers first:
+/// with 4 idle workers and room for 1 in the queue, 5 clients arriving
+/// at once are all served, however late the workers wake.
+#[test]
+fn a_burst_goes_to_idle_workers_before_the_queue() {
+    let server = start(&["--workers", "4", "--queue", "1", "--work-ms", "300"]);
+    wait_ready(&server, 4);
+    run_clients(&server, 5, 1);
+    assert!(!server.log().contains("busy"), "{}", server.log());
+}
+
 /// Handlers that panic (forced by the test hook) cost their connection
 /// only: afterwards the pool still has its 3 workers (3 + main threads),
 /// serves 3 clients at once, and the log names each panic.

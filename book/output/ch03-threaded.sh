@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Regenerates the program output shown in chapter 3 (book/ch03-threaded.md):
+# the thread pool under load, a client turned away by the full queue, the
+# server's threads while idle, and a forced panic the pool survives.
+#
+# Writes, in book/output/:
+#   ch03-threaded-server.txt  the server's log: which worker served whom,
+#                             the busy rejection, the shutdown
+#   ch03-threaded-client.txt  the load's summary (6 clients, 3 workers)
+#   ch03-threaded-busy.txt    the 7th client, turned away
+#   ch03-threaded-threads.txt `ps -L` of the idle server: N+1 threads, asleep
+#   ch03-threaded-panic.txt   a handler panics (test hook); the pool stays
+# Short work (200 ms per message) keeps the run to a few seconds; the shape
+# of the output is what the chapter discusses, not the exact times.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+out=book/output
+# The panic message in part 2 without a backtrace, whatever the caller's
+# environment says.
+export RUST_BACKTRACE=0
+
+WORK_MS=200
+WORKERS=3
+QUEUE=3
+CLIENTS=6
+MESSAGES=2
+
+cargo build --quiet -p ch03-threaded -p client
+
+scratch=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# Starts target/debug/$1 with the other arguments, stdout and stderr into
+# $scratch/server.txt; sets server_pid and addr (from `listening on`).
+start_server() {
+    target/debug/"$1" "${@:2}" >"$scratch/server.txt" 2>&1 &
+    server_pid=$!
+    wait_for_log '^listening on ' ||
+        { echo "$1 did not start:" >&2; cat "$scratch/server.txt" >&2; exit 1; }
+    addr=$(sed -n 's/^listening on //p' "$scratch/server.txt")
+}
+
+# Waits (up to 10 s) until the server's output has a line matching $1.
+wait_for_log() {
+    for _ in $(seq 1000); do
+        grep -q -- "$1" "$scratch/server.txt" && return 0
+        kill -0 "$server_pid" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+# SIGTERM: the server lets its workers finish, logs, and exits 0.
+stop_server() {
+    kill -TERM "$server_pid"
+    wait "$server_pid"
+    server_pid=
+}
+
+# --- 1. Load, a busy rejection, the idle threads -------------------------
+server_cmd=(ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS"
+            --workers "$WORKERS" --queue "$QUEUE")
+start_server "${server_cmd[@]}"
+wait_for_log "worker-$WORKERS\] ready"
+port=${addr##*:}
+
+# The idle server's threads, before any client: all asleep (state S).
+{
+    echo "\$ ps -L -o lwp,comm,stat,pcpu -p \$(pidof ch03-threaded)"
+    ps -L -o lwp,comm,stat,pcpu -p "$server_pid"
+} >"$scratch/threads.txt"
+
+client_cmd=(client "$CLIENTS" --addr "$addr" --messages "$MESSAGES"
+            --work-ms "$WORK_MS" --quiet)
+target/debug/"${client_cmd[0]}" "${client_cmd[@]:1}" \
+    >"$scratch/client.txt" &
+load_pid=$!
+
+# Three clients being served, three waiting: the queue is full, so one
+# more client is turned away. The reply is read raw, through bash's
+# /dev/tcp, to show the exact bytes.
+wait_for_log ", $QUEUE waiting"
+{
+    echo "\$ printf 'package 0\\003' >/dev/tcp/... (a 7th client)"
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf 'package 0\003' >&3
+    cat <&3
+    echo
+    exec 3>&-
+} >"$scratch/busy.txt"
+
+wait "$load_pid"
+stop_server
+{
+    echo "\$ ${server_cmd[*]}"
+    cat "$scratch/server.txt"
+} >"$out/ch03-threaded-server.txt"
+{
+    echo "\$ ${client_cmd[*]}"
+    cat "$scratch/client.txt"
+} >"$out/ch03-threaded-client.txt"
+mv "$scratch/busy.txt" "$out/ch03-threaded-busy.txt"
+mv "$scratch/threads.txt" "$out/ch03-threaded-threads.txt"
+
+# --- 2. A forced panic ----------------------------------------------------
+# The test hook (CH03_PANIC_ON): a client whose first message is `boom`
+# makes its worker panic. The worker catches it and serves the next client.
+panic_cmd=(ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS"
+           --workers 2)
+CH03_PANIC_ON=boom start_server "${panic_cmd[@]}"
+wait_for_log 'worker-2\] ready'
+port=${addr##*:}
+{
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf 'boom\003' >&3
+    # The worker drops the connection while unwinding: a reset, no reply.
+    cat <&3 2>/dev/null || true
+    exec 3>&-
+}
+wait_for_log 'panic while serving'
+target/debug/client 2 --addr "$addr" --messages 1 --work-ms "$WORK_MS" \
+    --quiet >"$scratch/after.txt"
+threads=$(ps -L -o lwp= -p "$server_pid" | wc -l)
+stop_server
+{
+    echo "\$ CH03_PANIC_ON=boom ${panic_cmd[*]}"
+    # The panic message names this script's build path; keep it short.
+    sed -e "s|$PWD/||" "$scratch/server.txt"
+    echo
+    echo "\$ client 2 --addr $addr --messages 1 --work-ms $WORK_MS --quiet"
+    cat "$scratch/after.txt"
+    echo "threads in the server after the panic: $threads"
+} >"$out/ch03-threaded-panic.txt"
+
+echo "wrote $out/ch03-threaded-{server,client,busy,threads,panic}.txt"
