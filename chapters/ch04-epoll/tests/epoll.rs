@@ -1,0 +1,286 @@
+//! What only the event loop promises (SPEC.md, "Epoll"), tested against
+//! the real binary: many clients on one thread, slow readers held back
+//! without holding anyone else back, 10,000 connections, and running out
+//! of file descriptors.
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client::load::{self, Load};
+use client::ServerProcess;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::socket::{setsockopt, sockopt};
+use protocol::{ACK, ETX};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_ch04-epoll");
+
+/// Bound on every socket operation: a hung server fails, never hangs.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn start(flags: &[&str]) -> ServerProcess {
+    ServerProcess::start(SERVER, flags).expect("the server starts")
+}
+
+/// Reads exactly `n` bytes and checks they are `n / 3` acks.
+fn read_acks(stream: &mut TcpStream, count: usize) {
+    let mut got = vec![0; count * ACK.len()];
+    stream.read_exact(&mut got).expect("every ack arrives");
+    for (i, ack) in got.chunks(ACK.len()).enumerate() {
+        assert_eq!(ack, ACK, "reply {i} of {count} is not an ack");
+    }
+}
+
+/// Sends goodbye and waits for the server to close.
+fn goodbye(stream: &mut TcpStream) {
+    stream.write_all(b"goodbye\x03").expect("goodbye is sent");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("the server closes");
+    assert!(rest.is_empty(), "unexpected reply {rest:?}");
+}
+
+/// 1,000 messages in one write come back as 1,000 acks, in order (each
+/// worked on in turn: 1 ms of sleep work each).
+#[test]
+fn pipelining_a_thousand_messages() {
+    let server = start(&["--work-ms", "1", "--quiet"]);
+    let mut stream = server.connect(TIMEOUT).expect("connects");
+    let mut wire = Vec::new();
+    for n in 0..1000 {
+        wire.extend_from_slice(format!("package {n}").as_bytes());
+        wire.push(ETX);
+    }
+    stream.write_all(&wire).expect("one write");
+    read_acks(&mut stream, 1000);
+    goodbye(&mut stream);
+}
+
+/// A client with a small receive buffer that sends 100,000 messages
+/// before reading gets exactly 100,000 acks; meanwhile another client is
+/// served promptly.
+#[test]
+fn slow_reader_is_held_back_alone() {
+    let server = start(&["--work-ms", "0", "--quiet"]);
+    let slow = server.connect(TIMEOUT).expect("connects");
+    setsockopt(&slow, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
+    const MESSAGES: usize = 100_000;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let mut slow = slow.try_clone().expect("clone");
+        let sent = Arc::clone(&sent);
+        thread::spawn(move || {
+            let mut batch = Vec::new();
+            for start in (0..MESSAGES).step_by(1000) {
+                batch.clear();
+                for n in start..start + 1000 {
+                    batch.extend_from_slice(format!("msg {n}").as_bytes());
+                    batch.push(ETX);
+                }
+                slow.write_all(&batch).expect("the batch is sent");
+                sent.fetch_add(1000, Ordering::Relaxed);
+            }
+        })
+    };
+    // Let the slow client's acks pile up: wait until it has sent all,
+    // or its writes have stalled (the server stopped reading from it).
+    let mut last = 0;
+    loop {
+        thread::sleep(Duration::from_millis(300));
+        let now = sent.load(Ordering::Relaxed);
+        if now == MESSAGES || now == last {
+            break;
+        }
+        last = now;
+    }
+    // Meanwhile, another client is served as if alone.
+    let mut other = server.connect(TIMEOUT).expect("connects");
+    let started = Instant::now();
+    for _ in 0..10 {
+        other.write_all(b"hello\x03").expect("sent");
+        read_acks(&mut other, 1);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "10 round trips took {took:?}"
+    );
+    goodbye(&mut other);
+    // Now the slow client reads: every ack, exactly.
+    let mut slow = slow;
+    read_acks(&mut slow, MESSAGES);
+    writer.join().expect("the writer finishes");
+    goodbye(&mut slow);
+}
+
+/// 200 clients with 500 ms of sleep work each finish in a small multiple
+/// of 500 ms, not 200 x 500 ms: the work is timers, not sleeps.
+#[test]
+fn sleep_work_overlaps() {
+    let server = start(&["--work-ms", "500", "--quiet"]);
+    let report = load::run(&Load {
+        addr: server.addr(),
+        clients: 200,
+        messages: 1,
+        throttle: Duration::ZERO,
+        timeout: TIMEOUT,
+    })
+    .expect("every client is served");
+    assert_eq!(report.acked, 200);
+    assert!(
+        report.wall < Duration::from_secs(5),
+        "200 x 500 ms took {:?}",
+        report.wall
+    );
+}
+
+/// Spin work blocks the loop: 4 clients with 200 ms of CPU work each take
+/// at least 4 x 200 ms, one after the other.
+#[test]
+fn spin_work_serializes_the_loop() {
+    let server = start(&["--work-ms", "200", "--work-kind", "spin", "--quiet"]);
+    let report = load::run(&Load {
+        addr: server.addr(),
+        clients: 4,
+        messages: 1,
+        throttle: Duration::ZERO,
+        timeout: TIMEOUT,
+    })
+    .expect("every client is served");
+    assert_eq!(report.acked, 4);
+    assert!(
+        report.wall >= Duration::from_millis(780),
+        "4 x 200 ms of spin took only {:?}",
+        report.wall
+    );
+}
+
+/// Raises this test process's open-file limit to its hard limit, and
+/// returns it.
+fn raise_own_fd_limit() -> u64 {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    }
+    hard
+}
+
+/// 10,000 clients connected at once each exchange a message and all get
+/// their ack; then each says goodbye and is closed.
+#[test]
+fn ten_thousand_connections() {
+    const CLIENTS: usize = 10_000;
+    let limit = raise_own_fd_limit();
+    // Our 10,000 sockets plus the harness's own descriptors.
+    assert!(
+        limit >= CLIENTS as u64 + 200,
+        "open-file hard limit {limit}"
+    );
+    let server = start(&["--work-ms", "0", "--quiet"]);
+    let started = Instant::now();
+    let mut streams = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        streams.push(server.connect(TIMEOUT).expect("connects"));
+    }
+    for (n, stream) in streams.iter_mut().enumerate() {
+        stream
+            .write_all(format!("package {n}\x03").as_bytes())
+            .expect("sent");
+    }
+    for stream in &mut streams {
+        read_acks(stream, 1);
+    }
+    let served = started.elapsed();
+    for stream in &mut streams {
+        stream.write_all(b"goodbye\x03").expect("goodbye is sent");
+    }
+    for stream in &mut streams {
+        let mut rest = [0; 8];
+        assert_eq!(stream.read(&mut rest).expect("closed"), 0);
+    }
+    eprintln!("{CLIENTS} connections served in {served:?}");
+    assert!(!server.log().contains("accept failed"), "{}", server.log());
+}
+
+/// Reads whether `stream` got an ack within `wait`.
+fn got_ack(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut ack = [0; 3];
+    match stream.read_exact(&mut ack) {
+        Ok(()) => {
+            assert_eq!(ack, ACK);
+            true
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => panic!("connection failed: {e}"),
+    }
+}
+
+/// Out of descriptors (a limit of 64): the server keeps serving the
+/// clients it holds, does not spin, and takes the waiting clients once
+/// others leave.
+#[test]
+fn out_of_descriptors() {
+    const CLIENTS: usize = 80;
+    // `ulimit -n` in the shell lowers both limits, then `exec` becomes
+    // the server: the limit applies to it alone, not to this test.
+    let mut command = Command::new("sh");
+    command.args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", SERVER]);
+    command.args(["--addr", "127.0.0.1:0", "--work-ms", "0", "--quiet"]);
+    let server = ServerProcess::spawn(command).expect("the server starts");
+    // The kernel completes every connect into the listen backlog; only
+    // the first ~55 fit in the server's descriptors.
+    let mut clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| server.connect(TIMEOUT).expect("connects"))
+        .collect();
+    for client in &mut clients {
+        client.write_all(b"hello\x03").expect("sent");
+    }
+    // Accepts happen in connect order: the served clients come first.
+    let mut served = 0;
+    while served < CLIENTS
+        && got_ack(&mut clients[served], Duration::from_secs(3))
+    {
+        served += 1;
+    }
+    assert!(
+        (30..CLIENTS - 10).contains(&served),
+        "{served} of {CLIENTS} served with 64 descriptors"
+    );
+    assert!(server.log().contains("pausing accepts"), "{}", server.log());
+    // Not spinning: over a second, well under a tenth of a core.
+    let before = server.group_cpu_time();
+    thread::sleep(Duration::from_secs(1));
+    let cpu = server.group_cpu_time().saturating_sub(before);
+    assert!(
+        cpu < Duration::from_millis(100),
+        "{cpu:?} of CPU while full"
+    );
+    // Still serving the clients it holds.
+    for client in &mut clients[..served] {
+        client.write_all(b"again\x03").expect("sent");
+        assert!(got_ack(client, Duration::from_secs(2)), "held client");
+    }
+    // Thirty leave; the waiting clients are accepted and served.
+    let waiting = CLIENTS - served;
+    for mut client in clients.drain(..30) {
+        goodbye(&mut client);
+        let _ = client.shutdown(Shutdown::Both);
+    }
+    for client in &mut clients[served - 30..] {
+        assert!(
+            got_ack(client, Duration::from_secs(5)),
+            "a waiting client was never served ({waiting} waited)\n{}",
+            server.log()
+        );
+    }
+}
