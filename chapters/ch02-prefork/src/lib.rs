@@ -3,8 +3,8 @@
 //! The master binds the listening socket, then `fork`s `--workers` N worker
 //! processes. Each worker inherits the listener and runs chapter 1's loop
 //! on it: accept one client, serve its whole session, accept the next. The
-//! kernel hands each new connection to one of the workers waiting in
-//! `accept`, so N clients are served at once; client N+1 waits in the
+//! kernel hands each new connection to one of the workers waiting for
+//! one, so N clients are served at once; client N+1 waits in the
 //! listen backlog. The master serves nobody: it supervises (see
 //! [`supervisor`]), replacing workers that die and passing SIGINT/SIGTERM
 //! on to them.

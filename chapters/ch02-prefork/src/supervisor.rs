@@ -251,7 +251,9 @@ impl<'a> Supervisor<'a> {
         let count = self.workers.len();
         event!("{stop}: stopping {count} workers");
         for &pid in &self.workers {
-            // ESRCH: it died a moment ago; the reap below collects it.
+            // These pids are safe to signal: a child's pid is not reused
+            // until its parent reaps it, and we drop a pid when we reap.
+            // An error can only mean it died a moment ago: reaped below.
             let _ = kill(pid, stop);
         }
         let deadline = Instant::now() + self.config.work().duration;
