@@ -204,7 +204,7 @@ def threaded():
     clients(svg, 20, [70, 130, 190, 290], ["client A", "client B",
                                             "client C", "client F"])
     svg.region(160, 40, 600, 320, "one process")
-    svg.box(180, 120, 120, 64, ["acceptor", "thread: accept()"], PROCESS, 12)
+    svg.box(180, 120, 120, 64, ["acceptor", "main thread: accept()"], PROCESS, 12)
     for y in (88, 148, 208):
         svg.arrow((130, y), (176, 152))
     svg.box(330, 100, 150, 104, [], KERNEL)
@@ -231,13 +231,14 @@ def threaded():
 def epoll():
     svg = Svg(
         780,
-        400,
+        390,
         "The epoll event loop",
         "One thread runs a loop around epoll_wait. The kernel reports which "
         "descriptors are ready: the listener and client sockets. For "
         "each, the loop does only what cannot block: accept, read and frame "
         "what arrived, start a timer for a message's work, write an ack "
-        "when its timer fires. Every connection is a state in a table.",
+        "when its deadline passes. Every connection is a state in a table, "
+        "every pending deadline an entry in a heap.",
     )
     clients(svg, 20, [60, 115, 170, 225, 280],
             ["client A", "client B", "client C", "client D", "...10,000"])
@@ -266,10 +267,11 @@ def epoll():
     svg.text(570, 230, "writable: send pending acks", 12)
     svg.arrow((485, 104), (485, 132))
     svg.arrow((740, 190), (755, 190), (755, 80), (604, 80))
-    svg.box(400, 270, 340, 74, [], KERNEL)
-    svg.text(570, 288, "connection table", 13, ' font-weight="600"')
-    svg.text(570, 308, "A: reading, B: working until t,", 12)
-    svg.text(570, 326, "C: sending an ack, D: idle since t", 12)
+    svg.box(400, 270, 340, 90, [], KERNEL)
+    svg.text(570, 286, "state, not stacks", 13, ' font-weight="600"')
+    svg.text(570, 306, "connections: A reading, B working until t,", 12)
+    svg.text(570, 324, "C sending an ack, D idle since t", 12)
+    svg.text(570, 344, "timers: a min-heap of deadlines", 12)
     svg.arrow((570, 246), (570, 266))
     svg.write("ch04-epoll.svg")
 
