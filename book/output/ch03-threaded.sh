@@ -10,6 +10,8 @@
 #   ch03-threaded-busy.txt    the 7th client, turned away
 #   ch03-threaded-threads.txt `ps -L` of the idle server: N+1 threads, asleep
 #   ch03-threaded-panic.txt   a handler panics (test hook); the pool stays
+#   ch03-threaded-memory.txt  threads, virtual and resident memory of idle
+#                             servers with 1, 10 and 1000 workers
 # Short work (200 ms per message) keeps the run to a few seconds; the shape
 # of the output is what the chapter discusses, not the exact times.
 set -euo pipefail
@@ -137,4 +139,24 @@ stop_server
     echo "threads in the server after the panic: $threads"
 } >"$out/ch03-threaded-panic.txt"
 
-echo "wrote $out/ch03-threaded-{server,client,busy,threads,panic}.txt"
+# --- 3. What a thread costs ---------------------------------------------
+# Idle servers with 1, 10 and 1000 workers: threads, virtual size and
+# resident memory (KiB), as `ps` reports them.
+{
+    echo "\$ ps -o nlwp,vsz,rss -p \$(pidof ch03-threaded)  # idle"
+    for workers in 1 10 1000; do
+        start_server ch03-threaded --addr 127.0.0.1:0 --quiet \
+            --workers "$workers"
+        # With --quiet there are no `ready` lines: wait for the threads.
+        for _ in $(seq 500); do
+            [ "$(ps -o nlwp= -p "$server_pid")" -gt "$workers" ] && break
+            sleep 0.01
+        done
+        echo "--workers $workers"
+        ps -o nlwp,vsz,rss -p "$server_pid"
+        stop_server
+    done
+} >"$scratch/memory.txt"
+mv "$scratch/memory.txt" "$out/ch03-threaded-memory.txt"
+
+echo "wrote $out/ch03-threaded-{server,client,busy,threads,panic,memory}.txt"
