@@ -62,6 +62,31 @@ pub struct Options {
     /// Measure only these models (e.g. `ch04-epoll,ch05-tokio`).
     #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
+
+    /// Run only these scenarios (default: all of them).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+}
+
+/// The parts of a run, for `--scenarios`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Scenario 1: sessions with sleep work.
+    Sleep,
+    /// Scenario 2: sessions with spin work.
+    Spin,
+    /// Scenario 3: zero work, closed loop.
+    Zero,
+    /// Memory per idle connection (epoll, tokio).
+    Idle,
+    /// The driver against a minimal tokio load generator.
+    Check,
+}
+
+impl Options {
+    fn wants(&self, scenario: Scenario) -> bool {
+        self.scenarios.is_empty() || self.scenarios.contains(&scenario)
+    }
 }
 
 /// The sizes of one run: the full sweep or the smoke version.
@@ -180,7 +205,13 @@ pub fn run(options: &Options) -> io::Result<()> {
         let binary = match available(&bin_dir, model) {
             Ok(binary) => binary,
             Err(why) => {
-                bar.println(format!("{}: unavailable: {why}", model.name));
+                let line = format!("{}: unavailable: {why}", model.name);
+                // A hidden bar (stderr is not a terminal) prints nothing.
+                if bar.is_hidden() {
+                    eprintln!("bench: {line}");
+                } else {
+                    bar.println(line);
+                }
                 report.unavailable.push((model.label, why));
                 bar.inc(1 + 2 * plan.clients.len() as u64);
                 bar.inc(plan.connections_for(model).len() as u64);
@@ -188,7 +219,13 @@ pub fn run(options: &Options) -> io::Result<()> {
             }
         };
         bar.inc(1);
-        for kind in ["sleep", "spin"] {
+        for (kind, scenario) in
+            [("sleep", Scenario::Sleep), ("spin", Scenario::Spin)]
+        {
+            if !options.wants(scenario) {
+                bar.inc(plan.clients.len() as u64);
+                continue;
+            }
             for &clients in &plan.clients {
                 bar.set_message(format!(
                     "{}: {clients} clients, {kind} work",
@@ -200,6 +237,10 @@ pub fn run(options: &Options) -> io::Result<()> {
             }
         }
         for connections in plan.connections_for(model) {
+            if !options.wants(Scenario::Zero) {
+                bar.inc(1);
+                continue;
+            }
             bar.set_message(format!(
                 "{}: {connections} connections, zero work",
                 model.name
@@ -211,6 +252,10 @@ pub fn run(options: &Options) -> io::Result<()> {
         }
     }
     for model in chosen.iter().filter(|m| m.max_connections >= 10_000) {
+        if !options.wants(Scenario::Idle) {
+            bar.inc(1);
+            continue;
+        }
         bar.set_message(format!("{}: idle connections", model.name));
         if let Ok(binary) = available(&bin_dir, model) {
             report.idle.push(idle_memory(&binary, model, &plan));
@@ -219,8 +264,10 @@ pub fn run(options: &Options) -> io::Result<()> {
     }
     bar.set_message("client check: driver vs tokio load generator");
     let tokio = MODELS[4];
-    if let Ok(binary) = available(&bin_dir, &tokio) {
-        report.checks.extend(client_check(&binary, &tokio, &plan));
+    if options.wants(Scenario::Check) {
+        if let Ok(binary) = available(&bin_dir, &tokio) {
+            report.checks.extend(client_check(&binary, &tokio, &plan));
+        }
     }
     bar.inc(2);
     bar.finish_with_message("done");
@@ -352,7 +399,7 @@ fn zero_work(
         session_messages: plan.session_messages,
         message: b"ping".to_vec(),
         until: Until::Window {
-            warmup: plan.warmup,
+            warmup: warmup(plan, connections),
             window: plan.window,
         },
     };
@@ -362,9 +409,9 @@ fn zero_work(
     let pgid = server.pid();
     let at =
         |t: Instant| thread::sleep(t.saturating_duration_since(Instant::now()));
-    at(started + plan.warmup);
+    at(started + warmup(plan, connections));
     let before = procfs::group_usage(pgid).unwrap_or_default();
-    at(started + plan.warmup + plan.window);
+    at(started + warmup(plan, connections) + plan.window);
     let after = procfs::group_usage(pgid).unwrap_or_default();
     let mut outcome = match driver.join() {
         Ok(Ok(outcome)) => outcome,
@@ -388,6 +435,13 @@ fn zero_work(
     row.server_rss_kib = after.rss_bytes / 1024;
     row.server_processes = after.processes;
     row
+}
+
+/// The warmup before a window: long enough to open every connection
+/// (the driver opens a few thousand per second, alongside the load).
+fn warmup(plan: &Plan, connections: usize) -> Duration {
+    plan.warmup
+        .max(Duration::from_micros(200) * connections as u32)
 }
 
 /// The client-side columns of a zero-work row.
@@ -550,5 +604,61 @@ fn raise_open_file_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smoke run (`bench --quick`, as CI runs it) measures the models,
+    /// writes every result file, and the tokio reference (always built
+    /// with this crate's workspace) is measured at every zero-work point.
+    #[test]
+    fn quick_run_writes_every_result() {
+        let out = std::env::temp_dir()
+            .join(format!("bench-smoke-{}", std::process::id()));
+        let options = Options {
+            quick: true,
+            out: out.clone(),
+            no_build: false,
+            bin_dir: None,
+            models: Vec::new(),
+            scenarios: Vec::new(),
+        };
+        run(&options).expect("the smoke run completes");
+        let read = |name: &str| {
+            std::fs::read_to_string(out.join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        for name in [
+            "machine.md",
+            "sessions-sleep.md",
+            "sessions-spin.md",
+            "zero-work.md",
+            "idle-memory.md",
+            "client-check.md",
+            "goals.md",
+        ] {
+            assert!(read(name).starts_with('|'), "{name} is a table");
+        }
+        for name in [
+            "sessions-sleep.svg",
+            "sessions-spin.svg",
+            "zero-work-cpu.svg",
+            "zero-work-throughput.svg",
+        ] {
+            assert!(read(name).starts_with("<svg"), "{name} is an SVG");
+        }
+        let zero = read("zero-work.csv");
+        for connections in Plan::quick().connections {
+            let prefix = format!("tokio,{connections},");
+            assert!(
+                zero.lines()
+                    .any(|l| l.starts_with(&prefix) && l.ends_with(",ok")),
+                "tokio at {connections} connections:\n{zero}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&out);
     }
 }
