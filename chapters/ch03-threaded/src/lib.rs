@@ -47,7 +47,7 @@ pub const PANIC_HOOK_VAR: &str = "CH03_PANIC_ON";
 
 /// An accepted connection waiting for a worker.
 #[derive(Debug)]
-pub struct Client {
+struct Client {
     stream: TcpStream,
     peer: SocketAddr,
     /// When it was queued, to log how long it waited for a worker.
