@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::socket::{listen, Backlog};
 use protocol::{event, warn, Config, Decoder, Frame, Work, WorkKind, ACK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -85,6 +86,10 @@ async fn accept_loop(
     listener: std::net::TcpListener,
     config: Arc<Config>,
 ) -> io::Result<()> {
+    // std listens with a backlog of 128; a burst of thousands of
+    // connects would overflow it and wait a second for SYN retries.
+    // Listening again only changes the backlog (as in chapter 4).
+    listen(&listener, Backlog::MAXALLOWABLE)?;
     // tokio's listener needs the std one in non-blocking mode.
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
