@@ -18,3 +18,92 @@ pub mod process;
 pub use connection::{Closed, Connection, ReplyError};
 pub use load::{Load, LoadError, Report};
 pub use process::ServerProcess;
+pub mod conformance;
+
+/// Expands to one `#[test]` per clause of SPEC.md, each running the
+/// [`conformance`] check of the same name against `program` (the server
+/// binary, e.g. `env!("CARGO_BIN_EXE_ch01-single")`), started with the
+/// optional `extra` flags (`&["--workers", "2"]`) before the check's own.
+///
+/// ```ignore
+/// // chapters/ch03-threaded/tests/conformance.rs
+/// client::conformance_tests!(
+///     env!("CARGO_BIN_EXE_ch03-threaded"),
+///     &["--workers", "2"]
+/// );
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($program:expr $(,)?) => {
+        $crate::conformance_tests!($program, &[]);
+    };
+    ($program:expr, $extra:expr $(,)?) => {
+        $crate::__conformance_cases! { ($program, $extra)
+            /// The seed's session: 5 messages acked after the work, goodbye, close.
+            basic_session,
+            /// Messages and goodbye in one write are framed apart and acked in order.
+            pipelined_messages,
+            /// A session sent one byte per write is framed exactly as sent whole.
+            byte_by_byte,
+            /// A lone ETX is an empty message and is acked.
+            empty_message,
+            /// After a half-close every complete message is acked, then end of stream.
+            half_close,
+            /// An unfinished message before end of stream is dropped, not acked.
+            half_close_drops_unfinished,
+            /// Bytes after goodbye, even invalid ones, get no reply; the server closes.
+            bytes_after_goodbye,
+            /// A message of exactly --max-message-bytes is acked.
+            max_size_message,
+            /// Over the limit: earlier acks, `err message too long`, orderly close.
+            oversize_message,
+            /// A flood with no ETX gets `err message too long`; others still served.
+            flood_without_etx,
+            /// A byte >= 0x80: earlier acks, `err non-ASCII byte`, orderly close.
+            non_ascii_byte,
+            /// Clients resetting mid-message or mid-work cost only their connection.
+            reset_mid_message,
+            /// Clients closing before reading acks cost only their connection.
+            close_before_reading_acks,
+            /// Silence for --idle-timeout-ms gets `err idle timeout`, not earlier.
+            idle_timeout,
+            /// Stopping mid-message gets earlier acks then `err idle timeout`.
+            idle_timeout_mid_message,
+            /// Work longer than the idle limit is not idle time: still acked.
+            work_is_not_idle,
+            /// SIGTERM mid-work: the ack arrives, exit 0 within work-ms + 1 s.
+            sigterm_drains,
+            /// SIGINT mid-work: the ack arrives, exit 0 within work-ms + 1 s.
+            sigint_drains,
+            /// A bad flag: one stderr line, non-zero exit, no panic.
+            bad_flag,
+            /// A busy port: a clear error line, non-zero exit, no panic.
+            busy_port,
+            /// stdout's first line is `listening on` with the real port.
+            listening_line,
+            /// Idle (no clients, then idle clients) it uses under 5% of a core.
+            idle_cpu,
+            /// Event lines go to stderr, each naming a server pid.
+            log_lines,
+            /// --quiet: a whole session logs no event line.
+            quiet,
+            /// --work-kind spin burns CPU for the work and still acks.
+            spin_work,
+        }
+    };
+}
+
+/// The body of [`conformance_tests!`]: one `#[test]` per listed check.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    (($program:expr, $extra:expr) $($(#[$doc:meta])* $name:ident,)*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                $crate::conformance::$name($program, $extra);
+            }
+        )*
+    };
+}

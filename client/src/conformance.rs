@@ -1,0 +1,676 @@
+//! The conformance suite: one check per clause of SPEC.md, written once and
+//! run against every chapter's server.
+//!
+//! A chapter crate runs the whole suite with one line in
+//! `tests/conformance.rs`:
+//!
+//! ```ignore
+//! client::conformance_tests!(env!("CARGO_BIN_EXE_ch01-single"));
+//! // or, with flags the model needs (never ones the suite sets itself:
+//! // --addr, --work-ms, --work-kind, --idle-timeout-ms,
+//! // --max-message-bytes, --quiet):
+//! client::conformance_tests!(
+//!     env!("CARGO_BIN_EXE_ch03-threaded"),
+//!     &["--workers", "2"]
+//! );
+//! ```
+//!
+//! which expands to one `#[test]` per function below. Each check starts its
+//! own server process with the flags it needs, so the checks are
+//! independent and may run in parallel. Nothing here assumes a model: no
+//! check depends on the order in which concurrent clients are served.
+//!
+//! Every socket has a timeout ([`TIMEOUT`]); a server that hangs fails the
+//! check instead of hanging the test run. Checks wait for readiness (the
+//! `listening on` line, a reply, the kernel's receive queue draining), not
+//! for fixed sleeps; timing bounds are lower bounds the server cannot beat
+//! or generous upper bounds.
+
+use std::fmt::Display;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::connection::{Closed, Connection};
+use crate::process::ServerProcess;
+
+/// Bound on every connect, read and write in the suite.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Work per message in checks that do not study the work itself: long
+/// enough to be seen, short enough to keep the suite quick.
+const WORK_MS: u64 = 50;
+
+// --- The wire protocol ---------------------------------------------------
+
+/// The seed's session: 5 messages, each acked only after the work, then
+/// `goodbye`, after which the server sends nothing and closes.
+pub fn basic_session(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    for n in 0..5 {
+        let sent = Instant::now();
+        ok(
+            &server,
+            "send",
+            conn.send(format!("package {n}").as_bytes()),
+        );
+        ok(&server, "ack", conn.read_ack());
+        let took = sent.elapsed();
+        assert!(
+            took >= Duration::from_millis(WORK_MS),
+            "ack for package {n} after {took:?}, before the {WORK_MS} ms \
+             of work could be done"
+        );
+    }
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// Several messages and `goodbye` in a single write are framed apart, and
+/// each message is acked, in order.
+pub fn pipelined_messages(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    let bytes = b"package 0\x03package 1\x03package 2\x03goodbye\x03";
+    ok(&server, "send", conn.send_raw(bytes));
+    expect_close(&server, &mut conn, b"ackackack", Some(Closed::Eof));
+}
+
+/// A session sent one byte per write (so the server sees it in many
+/// reads) is framed exactly as when sent whole.
+pub fn byte_by_byte(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    for &byte in b"package 0\x03package 1\x03goodbye\x03" {
+        ok(&server, "send", conn.send_raw(&[byte]));
+        // Not a readiness wait: a pause so that the bytes travel in
+        // separate segments instead of being merged by the kernel.
+        thread::sleep(Duration::from_millis(2));
+    }
+    expect_close(&server, &mut conn, b"ackack", Some(Closed::Eof));
+}
+
+/// A lone ETX is an (empty) message and is acked like any other.
+pub fn empty_message(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send(b""));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "send", conn.send_raw(b"\x03\x03"));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// End of stream without `goodbye` (the client shuts down its write
+/// side): every complete message is still acked, then the server closes.
+pub fn half_close(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send_raw(b"a\x03b\x03c\x03"));
+    ok(&server, "shutdown", conn.shutdown_write());
+    expect_close(&server, &mut conn, b"ackackack", Some(Closed::Eof));
+}
+
+/// An unfinished message before end of stream is dropped: only the
+/// complete ones are acked.
+pub fn half_close_drops_unfinished(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send_raw(b"a\x03b\x03unfinished"));
+    ok(&server, "shutdown", conn.shutdown_write());
+    expect_close(&server, &mut conn, b"ackack", Some(Closed::Eof));
+}
+
+/// Bytes after `goodbye` - more messages, even a non-ASCII byte - get no
+/// reply at all, and the connection is closed.
+pub fn bytes_after_goodbye(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    let bytes = b"a\x03goodbye\x03b\x03\xff\x03c";
+    ok(&server, "send", conn.send_raw(bytes));
+    // The server may close with these bytes unread, which the kernel
+    // turns into a reset: allowed here, the SPEC asks only for a close.
+    expect_close(&server, &mut conn, b"ack", None);
+}
+
+/// A message of exactly `--max-message-bytes` content bytes is acked.
+pub fn max_size_message(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "50", "--max-message-bytes", "100"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send(&[b'x'; 100]));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// A message one byte over the limit: the earlier messages are acked,
+/// then `err message too long` arrives, then an orderly close (a reset
+/// could have destroyed the reply).
+pub fn oversize_message(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "50", "--max-message-bytes", "100"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    let mut bytes = b"a\x03b\x03".to_vec();
+    bytes.extend_from_slice(&[b'x'; 101]);
+    bytes.extend_from_slice(b"\x03c\x03");
+    ok(&server, "send", conn.send_raw(&bytes));
+    let expected = b"ackackerr message too long";
+    expect_close(&server, &mut conn, expected, Some(Closed::Eof));
+}
+
+/// A client that floods bytes with no ETX, and keeps sending, gets
+/// `err message too long` (it reaches the client despite the unread
+/// flood), and the server goes on serving other clients.
+pub fn flood_without_etx(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "50", "--max-message-bytes", "1024"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    let mut writer = ok(&server, "clone", conn.stream().try_clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    // Sends up to 8 MiB, until the server closes on us or we are told to
+    // stop: far more than the limit, never unbounded.
+    let flood = thread::spawn(move || {
+        let chunk = [b'x'; 16 * 1024];
+        for _ in 0..512 {
+            if stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let reply = conn.read_until_closed();
+    stop.store(true, Ordering::Relaxed);
+    flood.join().expect("the flood thread does not panic");
+    let (got, closed) = ok(&server, "read the reply", reply);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "err message too long",
+        "while flooding{}",
+        context(&server)
+    );
+    assert_eq!(
+        closed,
+        Closed::Eof,
+        "not an orderly close{}",
+        context(&server)
+    );
+    assert_serves(&server);
+}
+
+/// A byte >= 0x80: the earlier messages are acked, then
+/// `err non-ASCII byte` arrives, then an orderly close.
+pub fn non_ascii_byte(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut conn = connect(&server);
+    ok(
+        &server,
+        "send",
+        conn.send_raw(b"a\x03b\x03c\xe9t\xe9\x03d\x03"),
+    );
+    let expected = b"ackackerr non-ASCII byte";
+    expect_close(&server, &mut conn, expected, Some(Closed::Eof));
+}
+
+// --- Clients that misbehave or vanish --------------------------------
+
+/// Clients that reset the connection (SO_LINGER 0) mid-message, and while
+/// their message is being worked on, cost the server only those
+/// connections: it goes on serving others.
+pub fn reset_mid_message(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "300"]);
+    // Reset while the server works on a complete message: its ack then
+    // goes to a dead connection.
+    let mut working = connect(&server);
+    ok(&server, "send", working.send_raw(b"package 0\x03pack"));
+    wait_until_read(&server, &working);
+    ok(&server, "reset", working.reset());
+    // Reset in the middle of a message.
+    let mut partial = connect(&server);
+    ok(&server, "send", partial.send_raw(b"pack"));
+    ok(&server, "reset", partial.reset());
+    assert_serves(&server);
+}
+
+/// Clients that close before reading their acks (so the server's writes
+/// meet a closed socket: a reset, then EPIPE) cost the server only those
+/// connections - no SIGPIPE death.
+pub fn close_before_reading_acks(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    for _ in 0..3 {
+        let mut conn = connect(&server);
+        ok(&server, "send", conn.send_raw(b"a\x03b\x03c\x03"));
+        drop(conn);
+    }
+    assert_serves(&server);
+    assert_serves(&server);
+}
+
+/// A client that sends nothing for `--idle-timeout-ms` gets
+/// `err idle timeout` and an orderly close - not before the limit.
+pub fn idle_timeout(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "50", "--idle-timeout-ms", "300"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    let start = Instant::now();
+    expect_close(&server, &mut conn, b"err idle timeout", Some(Closed::Eof));
+    // The server's clock starts when it accepts, after our connect.
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(270),
+        "timed out after only {waited:?}{}",
+        context(&server)
+    );
+}
+
+/// A client that stops in the middle of a message gets its earlier acks,
+/// then `err idle timeout` once it has sent nothing for the limit.
+pub fn idle_timeout_mid_message(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "50", "--idle-timeout-ms", "300"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send(b"package 0"));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "send", conn.send_raw(b"pack"));
+    let start = Instant::now();
+    expect_close(&server, &mut conn, b"err idle timeout", Some(Closed::Eof));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(270),
+        "timed out {waited:?} after the last byte{}",
+        context(&server)
+    );
+}
+
+/// Time the server spends working on a message is not idle time: work
+/// longer than the idle limit is still acked, message after message.
+pub fn work_is_not_idle(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "600", "--idle-timeout-ms", "200"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(
+        &server,
+        "send",
+        conn.send_raw(b"package 0\x03package 1\x03"),
+    );
+    ok(&server, "first ack", conn.read_ack());
+    ok(&server, "second ack", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+// --- Signals and lifecycle -------------------------------------------
+
+/// SIGTERM while a message is being worked on: the ack still arrives,
+/// every connection is closed, and the server exits 0 within `--work-ms`
+/// plus one second.
+pub fn sigterm_drains(program: &str, extra: &[&str]) {
+    drains_on(program, extra, Signal::SIGTERM);
+}
+
+/// SIGINT (Ctrl-C) does the same as SIGTERM.
+pub fn sigint_drains(program: &str, extra: &[&str]) {
+    drains_on(program, extra, Signal::SIGINT);
+}
+
+fn drains_on(program: &str, extra: &[&str], signal: Signal) {
+    const WORK: Duration = Duration::from_millis(1000);
+    let mut server = start(program, extra, &["--work-ms", "1000"]);
+    let mut busy = connect(&server);
+    ok(&server, "send", busy.send(b"package 0"));
+    // The message counts as received once the server has read it out of
+    // the kernel: then it must be acked.
+    wait_until_read(&server, &busy);
+    // A client with nothing to say: it must be closed, not waited for.
+    let mut idle = connect(&server);
+    let signalled = Instant::now();
+    ok(&server, "signal", server.signal(signal));
+    ok(&server, "ack of the message in progress", busy.read_ack());
+    expect_close(&server, &mut busy, b"", None);
+    let (got, _) = ok(&server, "idle client closed", idle.read_until_closed());
+    assert!(
+        got.is_empty(),
+        "idle client got {got:?}{}",
+        context(&server)
+    );
+    let limit = WORK + Duration::from_secs(1);
+    let waited = server.wait_timeout(limit);
+    let status = ok(&server, "wait", waited);
+    let took = signalled.elapsed();
+    let Some(status) = status else {
+        panic!("still running {took:?} after {signal}{}", context(&server));
+    };
+    assert!(
+        status.success(),
+        "exit status {status} after {signal}{}",
+        context(&server)
+    );
+    assert!(
+        !server.log().contains("panicked"),
+        "panicked{}",
+        context(&server)
+    );
+}
+
+/// A bad flag, or a bad value for a good one: one line on stderr, a
+/// non-zero exit, no panic, and the server never starts listening.
+pub fn bad_flag(program: &str, extra: &[&str]) {
+    for bad in [&["--no-such-flag"][..], &["--work-ms", "soon"]] {
+        let mut args = extra.to_vec();
+        args.extend(["--addr", "127.0.0.1:0"]);
+        args.extend(bad);
+        let (status, stdout, stderr) = run_to_exit(program, &args);
+        let shown = format!("{bad:?}: status {status}, stderr {stderr:?}");
+        assert!(!status.success(), "accepted {shown}");
+        assert_eq!(stderr.trim().lines().count(), 1, "not one line: {shown}");
+        assert!(!stderr.contains("panicked"), "panicked: {shown}");
+        assert!(!stdout.contains("listening on"), "started: {shown}");
+    }
+}
+
+/// An address already in use: a clear error line on stderr, a non-zero
+/// exit, no panic.
+pub fn busy_port(program: &str, extra: &[&str]) {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = taken.local_addr().expect("a bound socket has an address");
+    let addr = addr.to_string();
+    let mut args = extra.to_vec();
+    args.extend(["--addr", &addr]);
+    let (status, stdout, stderr) = run_to_exit(program, &args);
+    let shown = format!("status {status}, stderr {stderr:?}");
+    assert!(!status.success(), "started on a taken port: {shown}");
+    assert!(
+        stderr.to_lowercase().contains("in use"),
+        "no clear reason: {shown}"
+    );
+    assert!(!stderr.contains("panicked"), "panicked: {shown}");
+    assert!(!stdout.contains("listening on"), "announced: {shown}");
+}
+
+/// The first line on stdout is `listening on HOST:PORT` with the real
+/// port the OS chose for port 0, and the server accepts there.
+pub fn listening_line(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let addr = server.addr();
+    assert_ne!(addr.port(), 0, "announced port 0{}", context(&server));
+    let first = server.stdout().lines().next().unwrap_or("").to_owned();
+    assert_eq!(first, format!("listening on {addr}"));
+    assert_serves(&server);
+}
+
+/// A server with no clients, then with idle clients connected, uses ~0%
+/// CPU: under 5% of one core, summed over its whole process group.
+pub fn idle_cpu(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50", "--quiet"]);
+    let alone = cpu_share(&server, Duration::from_secs(1));
+    // One client that has been served (so the server is past its first
+    // accept), and two more that just sit there.
+    let mut active = connect(&server);
+    ok(&server, "send", active.send(b"package 0"));
+    ok(&server, "ack", active.read_ack());
+    let _idle: Vec<_> = (0..2).map(|_| connect(&server)).collect();
+    let with_clients = cpu_share(&server, Duration::from_secs(1));
+    for (when, share) in [("alone", alone), ("with idle clients", with_clients)]
+    {
+        assert!(
+            share < 0.05,
+            "{when}: {:.1}% of a core{}",
+            share * 100.0,
+            context(&server)
+        );
+    }
+}
+
+/// Per-event log lines go to stderr, each naming a process id of the
+/// server; stdout holds only the `listening on` line.
+pub fn log_lines(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    assert_serves(&server);
+    let deadline = Instant::now() + TIMEOUT;
+    while server.log().trim().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let log = server.log();
+    assert!(!log.trim().is_empty(), "a whole session logged nothing");
+    let mut pids = server.group_pids();
+    pids.push(server.pid());
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let named = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse::<u32>().ok())
+            .any(|n| pids.contains(&n));
+        assert!(named, "names no server pid ({pids:?}): {line:?}");
+    }
+    let stdout = server.stdout();
+    assert_eq!(stdout.lines().count(), 1, "stdout has more: {stdout:?}");
+}
+
+/// `--quiet`: a whole session writes no per-event log line.
+pub fn quiet(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50", "--quiet"]);
+    let before = server.log();
+    assert_serves(&server);
+    // Proving an absence: give late lines a moment to arrive.
+    thread::sleep(Duration::from_millis(300));
+    let after = server.log();
+    assert_eq!(before, after, "--quiet, yet logged a session");
+}
+
+/// `--work-kind spin` works on the CPU instead of sleeping, and still
+/// acks each message only after the work.
+pub fn spin_work(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "50", "--work-kind", "spin"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    let cpu_before = server.group_cpu_time();
+    for n in 0..3 {
+        let sent = Instant::now();
+        ok(
+            &server,
+            "send",
+            conn.send(format!("package {n}").as_bytes()),
+        );
+        ok(&server, "ack", conn.read_ack());
+        let took = sent.elapsed();
+        assert!(took >= Duration::from_millis(WORK_MS), "ack after {took:?}");
+    }
+    let cpu = server.group_cpu_time().saturating_sub(cpu_before);
+    // 150 ms of spinning; the clock ticks every 10 ms, so ask for half.
+    assert!(
+        cpu >= Duration::from_millis(70),
+        "only {cpu:?} of CPU for 3 x 50 ms of spin{}",
+        context(&server)
+    );
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+// --- Helpers ---------------------------------------------------------
+
+/// Starts `program` with `extra` then `flags`, on a free port.
+fn start(program: &str, extra: &[&str], flags: &[&str]) -> ServerProcess {
+    let mut args = extra.to_vec();
+    args.extend_from_slice(flags);
+    match ServerProcess::start(program, &args) {
+        Ok(server) => server,
+        Err(e) => panic!("cannot start {program} {args:?}: {e}"),
+    }
+}
+
+/// A new connection with [`TIMEOUT`] on every operation.
+fn connect(server: &ServerProcess) -> Connection {
+    ok(server, "connect", server.connection(TIMEOUT))
+}
+
+/// The value, or a panic naming `what` and showing the server's stderr.
+fn ok<T, E: Display>(
+    server: &ServerProcess,
+    what: &str,
+    result: Result<T, E>,
+) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("{what}: {e}{}", context(server)),
+    }
+}
+
+/// The end of the server's stderr, to explain a failure.
+fn context(server: &ServerProcess) -> String {
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("\n--- server stderr (last lines) ---\n{tail}")
+}
+
+/// Reads until the server closes, and checks that exactly `expected`
+/// arrived, and (if given) how it closed.
+fn expect_close(
+    server: &ServerProcess,
+    conn: &mut Connection,
+    expected: &[u8],
+    how: Option<Closed>,
+) {
+    let (got, closed) =
+        ok(server, "read until closed", conn.read_until_closed());
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected),
+        "reply{}",
+        context(server)
+    );
+    if let Some(how) = how {
+        assert_eq!(closed, how, "how it closed{}", context(server));
+    }
+}
+
+/// A fresh client is served a whole session: the server is still fine.
+fn assert_serves(server: &ServerProcess) {
+    let mut conn = connect(server);
+    for n in 0..2 {
+        let message = format!("package {n}");
+        ok(server, "still serving: send", conn.send(message.as_bytes()));
+        ok(server, "still serving: ack", conn.read_ack());
+    }
+    ok(server, "still serving: goodbye", conn.send_goodbye());
+    expect_close(server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// Waits until the server has read everything we sent on `conn` out of
+/// the kernel: its side's receive queue, in `/proc/net/tcp`, is empty.
+/// That is when a message counts as received by the server.
+fn wait_until_read(server: &ServerProcess, conn: &Connection) {
+    let stream = conn.stream();
+    let (Ok(ours), Ok(theirs)) = (stream.local_addr(), stream.peer_addr())
+    else {
+        panic!("the connection has no addresses{}", context(server));
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if receive_queue(theirs, ours) == Some(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never read our bytes{}",
+            context(server)
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`,
+/// from `/proc/net/tcp` (`None` if there is no such socket).
+fn receive_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    // The kernel prints an IPv4 address as its 32-bit value in memory
+    // order, and the port in host order: 127.0.0.1:3000 is 0100007F:0BB8.
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(a) => Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        )),
+        SocketAddr::V6(_) => None,
+    };
+    let (local, remote) = (hex(local)?, hex(remote)?);
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // sl local_address rem_address st tx_queue:rx_queue ...
+        if fields.get(1) != Some(&local.as_str())
+            || fields.get(2) != Some(&remote.as_str())
+        {
+            return None;
+        }
+        let (_, rx) = fields.get(4)?.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
+}
+
+/// The share of one core the server's process group used over `window`.
+fn cpu_share(server: &ServerProcess, window: Duration) -> f64 {
+    let before = server.group_cpu_time();
+    let start = Instant::now();
+    thread::sleep(window);
+    let used = server.group_cpu_time().saturating_sub(before);
+    used.as_secs_f64() / start.elapsed().as_secs_f64()
+}
+
+/// Runs `program` (expected to exit at once) and returns its status,
+/// stdout and stderr; kills it if it runs for more than [`TIMEOUT`].
+fn run_to_exit(program: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let readers = [
+        read_all(child.stdout.take().map(|s| Box::new(s) as _)),
+        read_all(child.stderr.take().map(|s| Box::new(s) as _)),
+    ];
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program} {args:?} did not exit within {TIMEOUT:?}");
+            }
+        }
+    };
+    let [stdout, stderr] =
+        readers.map(|r| r.join().expect("a reader thread does not panic"));
+    (status, stdout, stderr)
+}
+
+/// Reads a pipe to its end on a thread, so neither pipe can fill up and
+/// block the child.
+fn read_all(pipe: Option<Box<dyn Read + Send>>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
+}
