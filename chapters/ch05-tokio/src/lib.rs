@@ -233,8 +233,8 @@ async fn session(
 /// exactly what chapter 4's single thread does.
 async fn perform(work: Work) {
     if work.duration.is_zero() {
-        // Not even a timer: a zero sleep would still wait for the
-        // timer wheel's next tick (a millisecond).
+        // Not even a timer: a zero sleep still goes through the timer
+        // wheel, which rounds deadlines up to the next millisecond.
         return;
     }
     match work.kind {
