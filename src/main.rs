@@ -1,1 +1,114 @@
-fn main() {}
+//! `cargo run --release`: the tour. Starts every chapter's server, drives
+//! each with the same concurrent load, and prints one table comparing the
+//! parallelism each one showed with what its model predicts.
+//!
+//! `server-models serve <chapter> [flags]` runs one chapter's server, as
+//! `cargo run -p <chapter> -- [flags]` would: the tour starts its servers
+//! that way, so one binary holds them all and is never stale.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod models;
+mod tour;
+
+use std::ffi::OsString;
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use tour::Settings;
+
+/// Every server model of the book, side by side under the same load.
+#[derive(Debug, Parser)]
+#[command(name = "server-models", args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Something other than the tour.
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// The tour's load.
+    #[command(flatten)]
+    tour: TourArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one chapter's server, e.g. `serve ch01-single --work-ms 100`.
+    Serve {
+        /// The chapter: ch01-single, ch02-prefork, ...
+        chapter: String,
+        /// The server's flags (see `serve <chapter> --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        flags: Vec<OsString>,
+    },
+}
+
+/// The tour's load and server flags.
+#[derive(Debug, Args)]
+struct TourArgs {
+    /// Clients connected at once.
+    #[arg(long, default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    clients: u32,
+
+    /// Messages each client sends.
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    messages: u32,
+
+    /// Each server's --work-ms (sleep work).
+    #[arg(long, default_value_t = 100)]
+    work_ms: u64,
+
+    /// Each server's --workers, for the models that have workers.
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    workers: u32,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Serve { chapter, flags }) => serve(&chapter, flags),
+        None => run_tour(&cli.tour),
+    }
+}
+
+/// Runs one chapter's server with `flags`, as its own binary would.
+fn serve(chapter: &str, flags: Vec<OsString>) -> ExitCode {
+    let Some(model) = models::find(chapter) else {
+        let names: Vec<_> = models::MODELS.iter().map(|m| m.name).collect();
+        eprintln!(
+            "server-models: no chapter {chapter:?}; try one of {}",
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    // As from the command line: the program name, then the flags.
+    let args = std::iter::once(OsString::from(model.name)).chain(flags);
+    protocol::cli::run(model.name, model.about, args, model.serve)
+}
+
+/// The tour; fails (after printing the whole table) if any model did.
+fn run_tour(args: &TourArgs) -> ExitCode {
+    let settings = Settings {
+        clients: args.clients,
+        messages: args.messages,
+        work_ms: args.work_ms,
+        workers: args.workers,
+    };
+    let rows = tour::run(&settings, |model| {
+        eprintln!("running {} ...", model.name);
+    });
+    let mut stdout = io::stdout().lock();
+    if let Err(e) = tour::print_table(&mut stdout, &settings, &rows) {
+        eprintln!("server-models: {e}");
+        return ExitCode::FAILURE;
+    }
+    if rows.iter().all(|row| row.outcome.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

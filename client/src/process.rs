@@ -183,6 +183,22 @@ impl ServerProcess {
         Ok(())
     }
 
+    /// Stops the server the polite way, as a reader would: SIGTERM, then
+    /// up to `timeout` for it to drain and exit. Returns its exit status,
+    /// or `None` if it is still running (dropping the handle kills it).
+    ///
+    /// # Errors
+    ///
+    /// If waiting for the child fails.
+    pub fn terminate(
+        &mut self,
+        timeout: Duration,
+    ) -> io::Result<Option<ExitStatus>> {
+        // It may have exited already; then there is only the status.
+        let _ = self.signal(Signal::SIGTERM);
+        self.wait_timeout(timeout)
+    }
+
     /// Waits up to `timeout` for the server to exit.
     ///
     /// # Errors
