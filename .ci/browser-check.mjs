@@ -13,7 +13,8 @@
 // - every link that stays in the book leads to a page that answers 200,
 //   and every #anchor exists on the page it points to;
 // and a screenshot of the page's first screen is saved in
-// target/browser-check/. Finally the search box must find "epoll".
+// target/browser-check/ (plus, for pages with a diagram, the diagram in
+// the dark "navy" theme). Finally the search box must find "epoll".
 //
 // Driver: playwright-core (no bundled browser), installed by .ci/run into
 // target/ci-tools, driving the system's Chromium ($CHROMIUM, default
@@ -167,6 +168,19 @@ async function checkPage(context, origin, name, linkCache) {
   return { listings: facts.listings, images: facts.images.length, links };
 }
 
+/// Shows the page's first diagram in the dark "navy" theme and saves it,
+/// so a person can see that the figures read on a dark page too.
+async function darkScreenshot(context, origin, name) {
+  const page = await context.newPage();
+  await page.addInitScript(() => localStorage.setItem("mdbook-theme", "navy"));
+  await page.goto(`${origin}/${name}`, { waitUntil: "load" });
+  const figure = page.locator("main img").first();
+  await figure.scrollIntoViewIfNeeded();
+  const shot = path.join(shotsDir, name.replace(/\.html$/, "-navy.png"));
+  await page.screenshot({ path: shot });
+  await page.close();
+}
+
 /// Types the word in mdBook's search box and counts the results shown.
 async function checkSearch(context, origin) {
   const page = await context.newPage();
@@ -223,6 +237,7 @@ async function main() {
     for (const name of pages) {
       try {
         const t = await checkPage(context, origin, name, linkCache);
+        if (t.images > 0) await darkScreenshot(context, origin, name);
         totals.listings += t.listings;
         totals.images += t.images;
         totals.links += t.links;

@@ -204,26 +204,27 @@ def threaded():
     clients(svg, 20, [70, 130, 190, 290], ["client A", "client B",
                                             "client C", "client F"])
     svg.region(160, 40, 600, 320, "one process")
-    svg.box(180, 120, 120, 64, ["acceptor", "main thread: accept()"], PROCESS, 12)
+    svg.box(176, 120, 144, 64, ["acceptor", "main thread: accept()"],
+            PROCESS, 12)
     for y in (88, 148, 208):
-        svg.arrow((130, y), (176, 152))
-    svg.box(330, 100, 150, 104, [], KERNEL)
-    svg.text(405, 118, "accept queue", 13, ' font-weight="600"')
-    svg.text(405, 136, "at most --queue", 12)
-    svg.box(345, 150, 120, 22, "conn D", PROCESS, 11)
-    svg.box(345, 176, 120, 22, "conn E", PROCESS, 11)
-    svg.arrow((300, 152), (326, 152))
-    svg.pill(405, 236, "Mutex + Condvar", GREY)
+        svg.arrow((130, y), (172, 152))
+    svg.box(340, 100, 150, 104, [], KERNEL)
+    svg.text(415, 118, "accept queue", 13, ' font-weight="600"')
+    svg.text(415, 136, "at most --queue", 12)
+    svg.box(355, 150, 120, 22, "conn D", PROCESS, 11)
+    svg.box(355, 176, 120, 22, "conn E", PROCESS, 11)
+    svg.arrow((320, 152), (336, 152))
+    svg.pill(415, 236, "Mutex + Condvar", GREY)
     for i, y in enumerate((70, 150, 230)):
         svg.box(530, y, 210, 56,
                 [f"worker thread {i + 1}", "pop, serve whole session"],
                 WORKER, 12)
-        svg.arrow((480, 152), (526, y + 28))
+        svg.arrow((490, 152), (526, y + 28))
     svg.pill(635, 306, "idle workers block, never spin", GREY)
     svg.box(180, 290, 180, 48,
             ["queue full:", "reply err server busy, close"], WARN, 12)
     svg.arrow((240, 184), (240, 286))
-    svg.arrow((130, 300), (176, 176))
+    svg.arrow((130, 300), (172, 176))
     svg.arrow((176, 326), (134, 318), dashed=True)
     svg.write("ch03-threaded.svg")
 
