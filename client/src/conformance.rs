@@ -499,6 +499,40 @@ pub fn spin_work(program: &str, extra: &[&str]) {
     expect_close(&server, &mut conn, b"", Some(Closed::Eof));
 }
 
+/// Running out of descriptors (EMFILE on `accept`) neither ends the server
+/// nor makes it spin: it goes on serving the client it has, and serves
+/// the waiting one once descriptors are free again.
+pub fn accept_failures(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "50"]);
+    let mut first = connect(&server);
+    ok(&server, "send", first.send(b"package 0"));
+    ok(&server, "ack", first.read_ack());
+    // Lower each server process's descriptor limit so that no new one can
+    // be opened - not even in the slot `first` frees when it leaves.
+    let first_fd = server_fd(&server, &first);
+    let saved = starve(&server, first_fd);
+    let mut waiting = connect(&server);
+    ok(&server, "send", waiting.send(b"package 0"));
+    // The client it has is still served, while `accept` fails.
+    ok(&server, "send", first.send(b"package 1"));
+    ok(&server, "ack while out of descriptors", first.read_ack());
+    ok(&server, "goodbye", first.send_goodbye());
+    expect_close(&server, &mut first, b"", Some(Closed::Eof));
+    drop(first);
+    let share = cpu_share(&server, Duration::from_secs(1));
+    restore(&saved);
+    assert!(
+        share < 0.05,
+        "{:.1}% of a core while out of descriptors{}",
+        share * 100.0,
+        context(&server)
+    );
+    ok(&server, "ack once descriptors are back", waiting.read_ack());
+    ok(&server, "goodbye", waiting.send_goodbye());
+    expect_close(&server, &mut waiting, b"", Some(Closed::Eof));
+    assert_serves(&server);
+}
+
 // --- Helpers ---------------------------------------------------------
 
 /// Starts `program` with `extra` then `flags`, on a free port.
@@ -592,9 +626,18 @@ fn wait_until_read(server: &ServerProcess, conn: &Connection) {
     }
 }
 
-/// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`,
-/// from `/proc/net/tcp` (`None` if there is no such socket).
+/// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`
+/// (`None` if there is no such socket).
 fn receive_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    let fields = tcp_socket(local, remote)?;
+    // sl local_address rem_address st tx_queue:rx_queue ...
+    let (_, rx) = fields.get(4)?.split_once(':')?;
+    u64::from_str_radix(rx, 16).ok()
+}
+
+/// The line of `/proc/net/tcp` for the IPv4 socket `local`-`remote`,
+/// split into fields.
+fn tcp_socket(local: SocketAddr, remote: SocketAddr) -> Option<Vec<String>> {
     // The kernel prints an IPv4 address as its 32-bit value in memory
     // order, and the port in host order: 127.0.0.1:3000 is 0100007F:0BB8.
     let hex = |addr: SocketAddr| match addr {
@@ -608,16 +651,118 @@ fn receive_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
     let (local, remote) = (hex(local)?, hex(remote)?);
     let table = fs::read_to_string("/proc/net/tcp").ok()?;
     table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // sl local_address rem_address st tx_queue:rx_queue ...
-        if fields.get(1) != Some(&local.as_str())
-            || fields.get(2) != Some(&remote.as_str())
-        {
-            return None;
-        }
-        let (_, rx) = fields.get(4)?.split_once(':')?;
-        u64::from_str_radix(rx, 16).ok()
+        let fields: Vec<String> =
+            line.split_whitespace().map(str::to_owned).collect();
+        let matches =
+            fields.get(1) == Some(&local) && fields.get(2) == Some(&remote);
+        matches.then_some(fields)
     })
+}
+
+/// The server process and descriptor number holding the server's end of
+/// `conn`, found by the socket's inode (`/proc/net/tcp`, field 10) among
+/// the links in `/proc/PID/fd`.
+fn server_fd(server: &ServerProcess, conn: &Connection) -> (u32, u64) {
+    let stream = conn.stream();
+    let found = stream
+        .peer_addr()
+        .ok()
+        .zip(stream.local_addr().ok())
+        .and_then(|(theirs, ours)| tcp_socket(theirs, ours))
+        .and_then(|fields| fields.get(9).cloned())
+        .and_then(|inode| {
+            let link = format!("socket:[{inode}]");
+            server.group_pids().into_iter().find_map(|pid| {
+                open_fds(pid).into_iter().find_map(|(fd, target)| {
+                    (target == link).then_some((pid, fd))
+                })
+            })
+        });
+    match found {
+        Some(found) => found,
+        None => panic!("cannot find the server's socket{}", context(server)),
+    }
+}
+
+/// The open descriptors of `pid`, with what each links to.
+fn open_fds(pid: u32) -> Vec<(u64, String)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = fs::read_link(entry.path()).ok()?;
+            Some((fd, target.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+/// A process's descriptor limit as it was before [`starve`].
+type Saved = Vec<(u32, libc::rlimit)>;
+
+/// Lowers the soft descriptor limit of every process in the server's
+/// group to its lowest free descriptor number, so that the next new
+/// descriptor fails with EMFILE; for the process holding `busy` (pid, fd),
+/// to at most that number, so that closing it does not make room.
+fn starve(server: &ServerProcess, busy: (u32, u64)) -> Saved {
+    let mut saved = Vec::new();
+    for pid in server.group_pids() {
+        let fds: Vec<u64> =
+            open_fds(pid).into_iter().map(|(fd, _)| fd).collect();
+        let mut lowest_free = (0..).find(|n| !fds.contains(n)).unwrap_or(0);
+        if pid == busy.0 {
+            lowest_free = lowest_free.min(busy.1);
+        }
+        match set_open_file_limit(pid, Some(lowest_free)) {
+            Ok(old) => saved.push((pid, old)),
+            Err(e) => panic!("prlimit {pid}: {e}{}", context(server)),
+        }
+    }
+    saved
+}
+
+/// Puts back the limits [`starve`] lowered.
+fn restore(saved: &Saved) {
+    for &(pid, old) in saved {
+        let _ = set_open_file_limit(pid, Some(old.rlim_cur));
+    }
+}
+
+/// Sets the soft `RLIMIT_NOFILE` of another process (ours is not
+/// involved); returns the limit it had.
+fn set_open_file_limit(
+    pid: u32,
+    soft: Option<u64>,
+) -> std::io::Result<libc::rlimit> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit reads no new limit (null) and writes the current
+    // one into `old`, a valid, exclusively borrowed rlimit.
+    let r = unsafe {
+        libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old)
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if let Some(soft) = soft {
+        let new = libc::rlimit {
+            rlim_cur: soft.min(old.rlim_max),
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: `new` is a valid rlimit that outlives the call, and no
+        // old limit is asked for (null).
+        let r = unsafe {
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut())
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(old)
 }
 
 /// The share of one core the server's process group used over `window`.

@@ -11,6 +11,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod bench;
+pub mod conformance;
 pub mod connection;
 pub mod load;
 pub mod process;
@@ -18,7 +19,6 @@ pub mod process;
 pub use connection::{Closed, Connection, ReplyError};
 pub use load::{Load, LoadError, Report};
 pub use process::ServerProcess;
-pub mod conformance;
 
 /// Expands to one `#[test]` per clause of SPEC.md, each running the
 /// [`conformance`] check of the same name against `program` (the server
@@ -89,6 +89,8 @@ macro_rules! conformance_tests {
             quiet,
             /// --work-kind spin burns CPU for the work and still acks.
             spin_work,
+            /// Out of descriptors (EMFILE): no exit, no spin, serves again after.
+            accept_failures,
         }
     };
 }
