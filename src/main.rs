@@ -35,6 +35,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one chapter's server, e.g. `serve ch01-single --work-ms 100`.
+    // `serve ch01-single --help` is the chapter's own help, so `--help`
+    // must reach it rather than be answered here.
+    #[command(disable_help_flag = true)]
     Serve {
         /// The chapter: ch01-single, ch02-prefork, ...
         chapter: String,
@@ -68,11 +71,29 @@ struct TourArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return bad_arguments(&e),
+    };
     match cli.command {
         Some(Command::Serve { chapter, flags }) => serve(&chapter, flags),
         None => run_tour(&cli.tour),
     }
+}
+
+/// Prints clap's verdict on the command line: help in full, an error as
+/// one line (clap's first, which says what is wrong).
+fn bad_arguments(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+    if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("bad arguments");
+    let first = first.trim_start_matches("error: ");
+    eprintln!("server-models: {first} (see --help)");
+    ExitCode::from(2)
 }
 
 /// Runs one chapter's server with `flags`, as its own binary would.
