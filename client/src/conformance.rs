@@ -302,15 +302,10 @@ pub fn work_is_not_idle(program: &str, extra: &[&str]) {
     let flags = ["--work-ms", "600", "--idle-timeout-ms", "200"];
     let server = start(program, extra, &flags);
     let mut conn = connect(&server);
-    ok(
-        &server,
-        "send",
-        conn.send_raw(b"package 0\x03package 1\x03"),
-    );
-    ok(&server, "first ack", conn.read_ack());
-    ok(&server, "second ack", conn.read_ack());
-    ok(&server, "goodbye", conn.send_goodbye());
-    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+    // All in one write, so the only silences are the server's own work.
+    let bytes = b"package 0\x03package 1\x03goodbye\x03";
+    ok(&server, "send", conn.send_raw(bytes));
+    expect_close(&server, &mut conn, b"ackack", Some(Closed::Eof));
 }
 
 // --- Signals and lifecycle -------------------------------------------
@@ -462,22 +457,33 @@ pub fn log_lines(program: &str, extra: &[&str]) {
 /// `--quiet`: a whole session writes no per-event log line.
 pub fn quiet(program: &str, extra: &[&str]) {
     let server = start(program, extra, &["--work-ms", "50", "--quiet"]);
-    let before = server.log();
-    assert_serves(&server);
-    // Proving an absence: give late lines a moment to arrive.
+    let mut conn = connect(&server);
+    let peer = ok(&server, "address", conn.stream().local_addr()).to_string();
+    ok(&server, "send", conn.send(b"package 0"));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+    drop(conn);
+    // Proving an absence: give late lines a moment to arrive. Lines a
+    // server prints once at start are not per-event lines; any line about
+    // this session (its address or its message) is.
     thread::sleep(Duration::from_millis(300));
-    let after = server.log();
-    assert_eq!(before, after, "--quiet, yet logged a session");
+    let log = server.log();
+    let about_session = log
+        .lines()
+        .find(|l| l.contains(&peer) || l.contains("package 0"));
+    assert_eq!(about_session, None, "--quiet, yet logged the session");
 }
 
 /// `--work-kind spin` works on the CPU instead of sleeping, and still
 /// acks each message only after the work.
 pub fn spin_work(program: &str, extra: &[&str]) {
-    let flags = ["--work-ms", "50", "--work-kind", "spin"];
+    const WORK: Duration = Duration::from_millis(100);
+    let flags = ["--work-ms", "100", "--work-kind", "spin"];
     let server = start(program, extra, &flags);
     let mut conn = connect(&server);
     let cpu_before = server.group_cpu_time();
-    for n in 0..3 {
+    for n in 0..4 {
         let sent = Instant::now();
         ok(
             &server,
@@ -486,13 +492,14 @@ pub fn spin_work(program: &str, extra: &[&str]) {
         );
         ok(&server, "ack", conn.read_ack());
         let took = sent.elapsed();
-        assert!(took >= Duration::from_millis(WORK_MS), "ack after {took:?}");
+        assert!(took >= WORK, "ack after {took:?}{}", context(&server));
     }
     let cpu = server.group_cpu_time().saturating_sub(cpu_before);
-    // 150 ms of spinning; the clock ticks every 10 ms, so ask for half.
+    // 400 ms of spinning. Sleeping would use next to none; a busy machine
+    // may lend the spinner only part of a core, so ask for a fifth.
     assert!(
-        cpu >= Duration::from_millis(70),
-        "only {cpu:?} of CPU for 3 x 50 ms of spin{}",
+        cpu >= Duration::from_millis(80),
+        "only {cpu:?} of CPU for 4 x 100 ms of spin{}",
         context(&server)
     );
     ok(&server, "goodbye", conn.send_goodbye());
