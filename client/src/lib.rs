@@ -39,35 +39,35 @@ macro_rules! conformance_tests {
     };
     ($program:expr, $extra:expr $(,)?) => {
         $crate::__conformance_cases! { ($program, $extra)
-            /// The seed's session: 5 messages acked after the work, goodbye, close.
+            /// The seed's session: 5 messages acked after the work, goodbye.
             basic_session,
-            /// Messages and goodbye in one write are framed apart and acked in order.
+            /// Messages in one write are framed apart and acked in order.
             pipelined_messages,
-            /// A session sent one byte per write is framed exactly as sent whole.
+            /// Sent one byte per write, a session is framed as if whole.
             byte_by_byte,
             /// A lone ETX is an empty message and is acked.
             empty_message,
-            /// After a half-close every complete message is acked, then end of stream.
+            /// After a half-close every whole message is acked, then EOF.
             half_close,
-            /// An unfinished message before end of stream is dropped, not acked.
+            /// An unfinished message before EOF is dropped, not acked.
             half_close_drops_unfinished,
-            /// Bytes after goodbye, even invalid ones, get no reply; the server closes.
+            /// Bytes after goodbye, even invalid, get no reply; it closes.
             bytes_after_goodbye,
             /// A message of exactly --max-message-bytes is acked.
             max_size_message,
-            /// Over the limit: earlier acks, `err message too long`, orderly close.
+            /// Over the limit: earlier acks, `err message too long`, EOF.
             oversize_message,
-            /// A flood with no ETX gets `err message too long`; others still served.
+            /// A flood with no ETX gets `err message too long`; others served.
             flood_without_etx,
-            /// A byte >= 0x80: earlier acks, `err non-ASCII byte`, orderly close.
+            /// A byte >= 0x80: earlier acks, `err non-ASCII byte`, EOF.
             non_ascii_byte,
-            /// Clients resetting mid-message or mid-work cost only their connection.
+            /// A reset mid-message or mid-work costs only that connection.
             reset_mid_message,
-            /// Clients closing before reading acks cost only their connection.
+            /// Closing before reading acks costs only that connection.
             close_before_reading_acks,
-            /// Silence for --idle-timeout-ms gets `err idle timeout`, not earlier.
+            /// Silence for --idle-timeout-ms: `err idle timeout`, not sooner.
             idle_timeout,
-            /// Stopping mid-message gets earlier acks then `err idle timeout`.
+            /// Stopping mid-message: earlier acks, then `err idle timeout`.
             idle_timeout_mid_message,
             /// Work longer than the idle limit is not idle time: still acked.
             work_is_not_idle,
@@ -81,7 +81,7 @@ macro_rules! conformance_tests {
             busy_port,
             /// stdout's first line is `listening on` with the real port.
             listening_line,
-            /// Idle (no clients, then idle clients) it uses under 5% of a core.
+            /// Idle, alone or with idle clients: under 5% of a core.
             idle_cpu,
             /// Event lines go to stderr, each naming a server pid.
             log_lines,
@@ -89,7 +89,7 @@ macro_rules! conformance_tests {
             quiet,
             /// --work-kind spin burns CPU for the work and still acks.
             spin_work,
-            /// Out of descriptors (EMFILE): no exit, no spin, serves again after.
+            /// Out of descriptors (EMFILE): no exit, no spin, serves after.
             accept_failures,
         }
     };
