@@ -201,7 +201,7 @@ pub fn run(options: &Options) -> io::Result<()> {
         ..Report::default()
     };
     for model in &chosen {
-        bar.set_message(format!("{}: starting", model.name));
+        step(&bar, format!("{}: starting", model.name));
         let binary = match available(&bin_dir, model) {
             Ok(binary) => binary,
             Err(why) => {
@@ -227,10 +227,10 @@ pub fn run(options: &Options) -> io::Result<()> {
                 continue;
             }
             for &clients in &plan.clients {
-                bar.set_message(format!(
-                    "{}: {clients} clients, {kind} work",
-                    model.name
-                ));
+                step(
+                    &bar,
+                    format!("{}: {clients} clients, {kind} work", model.name),
+                );
                 let row = sessions(&binary, model, kind, clients, &plan);
                 report.sessions.push(row);
                 bar.inc(1);
@@ -241,10 +241,10 @@ pub fn run(options: &Options) -> io::Result<()> {
                 bar.inc(1);
                 continue;
             }
-            bar.set_message(format!(
-                "{}: {connections} connections, zero work",
-                model.name
-            ));
+            step(
+                &bar,
+                format!("{}: {connections} connections, zero work", model.name),
+            );
             report
                 .zero
                 .push(zero_work(&binary, model, connections, &plan));
@@ -256,13 +256,13 @@ pub fn run(options: &Options) -> io::Result<()> {
             bar.inc(1);
             continue;
         }
-        bar.set_message(format!("{}: idle connections", model.name));
+        step(&bar, format!("{}: idle connections", model.name));
         if let Ok(binary) = available(&bin_dir, model) {
             report.idle.push(idle_memory(&binary, model, &plan));
         }
         bar.inc(1);
     }
-    bar.set_message("client check: driver vs tokio load generator");
+    step(&bar, "client check: driver vs tokio load generator".into());
     let tokio = MODELS[4];
     if options.wants(Scenario::Check) {
         if let Ok(binary) = available(&bin_dir, &tokio) {
@@ -276,6 +276,15 @@ pub fn run(options: &Options) -> io::Result<()> {
     Ok(())
 }
 // ANCHOR_END: run
+
+/// Shows what is being measured: on the bar, or as a log line when
+/// stderr is not a terminal (CI), where the bar is hidden.
+fn step(bar: &ProgressBar, message: String) {
+    if bar.is_hidden() {
+        eprintln!("bench: {message}");
+    }
+    bar.set_message(message);
+}
 
 /// Finds `model`'s binary and checks it really serves: a placeholder
 /// prints `listening on` and exits, a broken server does not ack.
@@ -333,6 +342,7 @@ fn sessions(
         work_ms: plan.work.as_millis() as u64,
         wall_s: 0.0,
         parallelism: 0.0,
+        cores_busy: 0.0,
         status: Status::Ok,
     };
     let server = match start(
@@ -362,10 +372,18 @@ fn sessions(
             timeout: serial * 2 + Duration::from_secs(10),
         },
     };
+    let before = procfs::group_usage(server.pid()).unwrap_or_default();
     match driver::run(server.addr(), &load) {
         Ok(outcome) => {
+            let after = procfs::group_usage(server.pid()).unwrap_or_default();
             row.wall_s = outcome.elapsed.as_secs_f64();
             row.parallelism = serial.as_secs_f64() / row.wall_s;
+            // Spin work spins for wall-clock time: with more spinners
+            // than cores each gets a share of a core and still finishes
+            // on time. The CPU the server really used tells how many
+            // cores were busy.
+            let cpu = after.cpu.saturating_sub(before.cpu);
+            row.cores_busy = cpu.as_secs_f64() / row.wall_s;
             row.status =
                 Status::of(&outcome, clients as u64 * u64::from(plan.messages));
         }

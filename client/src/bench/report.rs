@@ -70,6 +70,8 @@ pub struct SessionRow {
     pub wall_s: f64,
     /// Serial time divided by wall time.
     pub parallelism: f64,
+    /// Server CPU time divided by wall time: cores kept busy.
+    pub cores_busy: f64,
     /// Whether every ack arrived.
     pub status: Status,
 }
@@ -289,12 +291,13 @@ impl Report {
 
     fn sessions_csv(&self) -> String {
         let mut out = String::from(
-            "model,work_kind,clients,messages,work_ms,wall_s,parallelism,status\n",
+            "model,work_kind,clients,messages,work_ms,wall_s,parallelism,\
+             cores_busy,status\n",
         );
         for r in &self.sessions {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{:.3},{:.2},{}",
+                "{},{},{},{},{},{:.3},{:.2},{:.2},{}",
                 r.model,
                 r.kind,
                 r.clients,
@@ -302,6 +305,7 @@ impl Report {
                 r.work_ms,
                 r.wall_s,
                 r.parallelism,
+                r.cores_busy,
                 r.status.text()
             );
         }
@@ -330,6 +334,10 @@ impl Report {
                     .iter()
                     .find(|r| r.model == *m && r.clients == c)
                     .map_or("-".into(), |r| match &r.status {
+                        Status::Ok if kind == "spin" => format!(
+                            "{:.2} s (x{:.1}, {:.1} cores)",
+                            r.wall_s, r.parallelism, r.cores_busy
+                        ),
                         Status::Ok => {
                             format!("{:.2} s (x{:.1})", r.wall_s, r.parallelism)
                         }
@@ -346,6 +354,11 @@ impl Report {
                  {} work each; (xP) is the observed parallelism.",
                 r.messages, r.work_ms, r.kind
             );
+            if kind == "spin" {
+                out.push_str(
+                    "Cores: the server's CPU time divided by the wall time.\n",
+                );
+            }
         }
         out.push_str(
             &self
