@@ -2,7 +2,9 @@
 //! made a flag.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use nix::time::{clock_gettime, ClockId};
 
 use crate::config::WorkKind;
 
@@ -28,11 +30,18 @@ impl Work {
     }
 }
 
-/// Keeps one CPU busy for `duration`.
+/// Burns `duration` of this thread's CPU time.
+///
+/// The clock is the thread's own CPU clock, not the wall clock: the work is
+/// a fixed amount of computing. On a machine with fewer cores than busy
+/// threads, each gets a share of a core and its work takes longer in wall
+/// time, exactly as a real CPU-bound server's would. (A wall-clock spin
+/// would let five "spinning" workers on two cores all finish on time, and
+/// hide the very contention this flag is for.)
 pub fn spin_for(duration: Duration) {
-    let start = Instant::now();
+    let start = thread_cpu_time();
     let mut x = 0u64;
-    while start.elapsed() < duration {
+    while thread_cpu_time().saturating_sub(start) < duration {
         // A little arithmetic between clock reads, kept alive by
         // `black_box` so the optimizer cannot remove the loop.
         for i in 0..1000 {
@@ -40,4 +49,30 @@ pub fn spin_for(duration: Duration) {
         }
     }
     black_box(x);
+}
+
+/// CPU time used by the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    // The thread CPU clock exists on every Linux since 2.6.12, and the
+    // call cannot fail with a valid clock id and a valid pointer.
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .expect("Linux always has CLOCK_THREAD_CPUTIME_ID")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A spin burns at least its duration of CPU, and takes at least as
+    /// long in wall time.
+    #[test]
+    fn spin_burns_cpu_time() {
+        let cpu = thread_cpu_time();
+        let wall = Instant::now();
+        spin_for(Duration::from_millis(50));
+        assert!(thread_cpu_time() - cpu >= Duration::from_millis(50));
+        assert!(wall.elapsed() >= Duration::from_millis(50));
+    }
 }
