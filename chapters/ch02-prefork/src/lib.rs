@@ -128,10 +128,11 @@ fn worker(
     signals: &Signals,
     master: Pid,
 ) -> io::Result<()> {
-    // When the master dies, even by SIGKILL, the kernel sends us SIGTERM:
-    // we drain and exit exactly as on a forwarded shutdown.
-    prctl::set_pdeathsig(Signal::SIGTERM)?;
-    // The master may have died between fork and prctl; then no SIGTERM
+    // When the master dies, even by SIGKILL, the kernel kills us too: a
+    // master that died without draining us was not shut down, it crashed,
+    // and no worker may go on serving without its supervisor (SPEC.md).
+    prctl::set_pdeathsig(Signal::SIGKILL)?;
+    // The master may have died between fork and prctl; then no signal
     // will come, but we have already been handed to another parent.
     if getppid() != master {
         return Ok(());
