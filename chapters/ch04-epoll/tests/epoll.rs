@@ -3,7 +3,7 @@
 //! without holding anyone else back, 10,000 connections, and running out
 //! of file descriptors.
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -113,6 +113,75 @@ fn slow_reader_is_held_back_alone() {
     read_acks(&mut slow, MESSAGES);
     writer.join().expect("the writer finishes");
     goodbye(&mut slow);
+}
+
+/// A client that sends and never reads is held back by TCP, not by our
+/// memory: once it owes `OUTPUT_CAP` of acks the server stops reading it,
+/// its bytes stay in the kernel and its writes stall; when it reads, every
+/// ack arrives.
+#[test]
+fn backpressure_stops_reading_a_client_that_does_not_read() {
+    // No idle limit: draining tens of megabytes of acks must not race it.
+    let flags = ["--work-ms", "0", "--idle-timeout-ms", "0", "--quiet"];
+    let server = start(&flags);
+    let mut slow = server.connect(TIMEOUT).expect("connects");
+    slow.set_write_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    // Empty messages, a lone ETX each, until a write stalls for a second.
+    let batch = [ETX; 64 * 1024];
+    let mut sent = 0;
+    let stalled = loop {
+        assert!(sent < 64 << 20, "the server never stopped reading");
+        match slow.write(&batch) {
+            Ok(n) => sent += n,
+            Err(e) if is_timeout(&e) => break true,
+            Err(e) => panic!("write failed: {e}"),
+        }
+    };
+    assert!(stalled);
+    // The server has left bytes unread in its receive queue...
+    let (ours, theirs) = (slow.local_addr().unwrap(), server.addr());
+    let unread = receive_queue(theirs, ours).expect("the socket is listed");
+    assert!(unread > 0, "the server kept reading a client that does not");
+    // ...and still serves everyone else.
+    let mut other = server.connect(TIMEOUT).expect("connects");
+    other.write_all(b"hello\x03").expect("sent");
+    read_acks(&mut other, 1);
+    // Reading lets it go on: one ack per byte sent, not one more.
+    read_acks(&mut slow, sent);
+    goodbye(&mut slow);
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`,
+/// from `/proc/net/tcp`.
+fn receive_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    // The kernel prints an IPv4 address as its 32-bit value in memory
+    // order, and the port in host order: 127.0.0.1:3000 is 0100007F:0BB8.
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(a) => Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        )),
+        SocketAddr::V6(_) => None,
+    };
+    let (local, remote) = (hex(local)?, hex(remote)?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        // sl local_address rem_address st tx_queue:rx_queue ...
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&local.as_str())
+            || fields.get(2) != Some(&remote.as_str())
+        {
+            return None;
+        }
+        let (_, rx) = fields.get(4)?.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
 }
 
 /// 200 clients with 500 ms of sleep work each finish in a small multiple
