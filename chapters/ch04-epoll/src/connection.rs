@@ -128,6 +128,8 @@ pub struct Connection {
     idle_check: Option<Instant>,
     /// What epoll watches for, so we only tell it about changes.
     registered: Interest,
+    /// Acks made since the last log line about them.
+    fresh_acks: u32,
 }
 // ANCHOR_END: connection
 
@@ -156,6 +158,7 @@ impl Connection {
             last_active: cx.now,
             idle_check: None,
             registered: Interest::READ,
+            fresh_acks: 0,
         };
         connection.arm_idle_check(cx);
         connection
@@ -292,6 +295,7 @@ impl Connection {
             self.unsent = mem::take(&mut self.reply);
         }
         self.flush(cx);
+        self.log_acks();
         if self.phase == Phase::Draining
             && self.queued == 0
             && !self.has_output()
@@ -332,7 +336,22 @@ impl Connection {
     fn ack(&mut self) {
         self.queued -= 1;
         self.owed += ACK.len();
-        event!("ack for {}", self.peer);
+        self.fresh_acks += 1;
+    }
+
+    /// One line per new ack, once `flush` has tried to send it.
+    fn log_acks(&mut self) {
+        for _ in 0..mem::take(&mut self.fresh_acks) {
+            if self.owed == 0 {
+                event!("ack sent to {}", self.peer);
+            } else {
+                event!(
+                    "ack for {} waits: {} bytes unsent",
+                    self.peer,
+                    self.owed
+                );
+            }
+        }
     }
     // ANCHOR_END: advance
 
