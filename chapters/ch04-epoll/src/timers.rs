@@ -42,6 +42,7 @@ pub struct Timer {
     pub kind: TimerKind,
 }
 
+// ANCHOR: timers
 /// Every pending deadline of the event loop, earliest first.
 #[derive(Debug, Default)]
 pub struct Timers {
@@ -79,6 +80,8 @@ impl Timers {
             _ => None,
         }
     }
+
+    // ANCHOR_END: timers
 
     /// Deadlines in the heap, including ones nobody waits for any more.
     pub fn len(&self) -> usize {
