@@ -8,12 +8,16 @@
 //! calls back when the socket (or a timer) is ready again.
 //!
 //! ```text
-//!            goodbye, end of stream,        every message acked,
-//!            violation, idle, shutdown      reply written
-//!   Open ------------------------------> Draining ---------------> Lingering
-//!    |  read, decode, work, ack            work, ack, write           | shut down writing,
-//!    |                                                                | discard input
-//!    +-------------------- connection lost ---------------> Closed <--+ EOF or deadline
+//!        goodbye, end of stream, violation,
+//!        idle timeout, shutdown
+//!  Open -------------------------------------> Draining
+//!   |  read, decode,                             |  work, ack, write;
+//!   |  work, ack, write                          |  all acked and written
+//!   |                                            v
+//!   |                                        Lingering
+//!   |                                            |  write side shut down,
+//!   |  connection lost                           |  input discarded until
+//!   +---------------------> Closed <-------------+  EOF or a deadline
 //! ```
 //!
 //! The only state that grows with the client's behaviour is bounded: the
@@ -290,7 +294,10 @@ impl Connection {
     /// Moves the state machine as far as it can go without waiting.
     fn advance(&mut self, cx: &mut Context<'_>) {
         self.start_work(cx);
-        if self.phase == Phase::Draining && self.queued == 0 {
+        if self.phase == Phase::Draining
+            && self.queued == 0
+            && !self.reply.is_empty()
+        {
             // Every message is acked: the reply goes after the acks.
             self.unsent = mem::take(&mut self.reply);
         }
