@@ -57,7 +57,9 @@ impl<T> Queue<T> {
         assert!(capacity > 0, "a queue needs room for at least one item");
         Queue {
             state: Mutex::new(State {
-                items: VecDeque::with_capacity(capacity),
+                // Grown on demand, not reserved: `capacity` is a bound,
+                // and `--queue 4294967295` must not ask for 240 GB.
+                items: VecDeque::new(),
                 idle: 0,
                 closed: false,
             }),

@@ -186,3 +186,17 @@ fn sigint_stops_an_idle_pool() {
         log.matches("queue closed, stopping").count() == 4
     });
 }
+
+/// `--queue` is a bound, not a size to reserve: the largest value the
+/// flag takes starts a server that serves, instead of asking for hundreds
+/// of gigabytes up front and aborting.
+#[test]
+fn the_largest_queue_flag_is_only_a_bound() {
+    let server = start(&["--queue", "4294967295", "--work-ms", "10"]);
+    session(&server, 1);
+    assert!(
+        !server.log().contains("memory allocation"),
+        "{}",
+        server.log()
+    );
+}
