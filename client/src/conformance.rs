@@ -361,17 +361,103 @@ fn drains_on(program: &str, extra: &[&str], signal: Signal) {
     );
 }
 
+/// SIGTERM while a client has pipelined messages that wait behind the
+/// one being worked on: the message in progress is acked, the server
+/// closes the connection and exits 0 within `--work-ms` plus one second.
+/// (Working through every message already read could take any multiple
+/// of `--work-ms`; the time bound is the one the SPEC can keep.)
+pub fn sigterm_with_pipelined_messages(program: &str, extra: &[&str]) {
+    const WORK: Duration = Duration::from_millis(1000);
+    let mut server = start(program, extra, &["--work-ms", "1000"]);
+    let mut conn = connect(&server);
+    let bytes = b"package 0\x03package 1\x03package 2\x03package 3\x03";
+    ok(&server, "send", conn.send_raw(bytes));
+    wait_until_read(&server, &conn);
+    let signalled = Instant::now();
+    ok(&server, "signal", server.signal(Signal::SIGTERM));
+    let (got, _) = ok(&server, "read until closed", conn.read_until_closed());
+    let got = String::from_utf8_lossy(&got).into_owned();
+    let acks = got.len() / 3;
+    assert!(
+        acks >= 1 && got == "ack".repeat(acks),
+        "got {got:?}, not the ack of the message in progress{}",
+        context(&server)
+    );
+    assert_exits_within(&mut server, signalled, WORK + Duration::from_secs(1));
+}
+
+/// SIGTERM while the server cannot write an ack because the client never
+/// reads them (its receive window and the server's send buffer are full):
+/// the blocked write does not hold up the shutdown, which ends within
+/// `--work-ms` plus one second, exit 0.
+pub fn sigterm_with_unread_acks(program: &str, extra: &[&str]) {
+    let flags = ["--work-ms", "0", "--quiet"];
+    let mut server = start(program, extra, &flags);
+    let conn = connect_small_window(&server);
+    let mut writer = ok(&server, "clone", conn.try_clone());
+    // The server stops reading once it is stuck writing an ack; then our
+    // writes stop going through. A write that makes no progress for this
+    // long is that signal (a busy machine can only make it come late).
+    let stuck = Duration::from_millis(500);
+    ok(&server, "timeout", writer.set_write_timeout(Some(stuck)));
+    // Empty messages, 3 bytes of ack for each byte sent. At most 64 MiB,
+    // far more than any socket buffer, never unbounded.
+    let chunk = [protocol::ETX; 64 * 1024];
+    let mut blocked = false;
+    for _ in 0..1024 {
+        match writer.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if crate::connection::is_timeout(&e) => {
+                blocked = true;
+                break;
+            }
+            Err(e) => panic!("flooding: {e}{}", context(&server)),
+        }
+    }
+    assert!(
+        blocked,
+        "64 MiB went through unread acks{}",
+        context(&server)
+    );
+    let signalled = Instant::now();
+    ok(&server, "signal", server.signal(Signal::SIGTERM));
+    assert_exits_within(&mut server, signalled, Duration::from_secs(1));
+    drop(conn);
+}
+
 /// A bad flag, or a bad value for a good one: one line on stderr, a
 /// non-zero exit, no panic, and the server never starts listening.
+///
+/// Each case names what is wrong in its one line: the flag or the value.
 pub fn bad_flag(program: &str, extra: &[&str]) {
-    for bad in [&["--no-such-flag"][..], &["--work-ms", "soon"]] {
+    let cases: [(&[&str], &str); 8] = [
+        (&["--no-such-flag"], "--no-such-flag"),
+        (&["--work-ms", "soon"], "soon"),
+        (&["--work-ms", "-1"], "-1"),
+        (&["--workers", "0"], "--workers"),
+        (&["--queue", "0"], "--queue"),
+        // Not even `goodbye` would fit: no session could end.
+        (&["--max-message-bytes", "0"], "--max-message-bytes"),
+        (
+            &["--idle-timeout-ms", "99999999999999999999"],
+            "--idle-timeout",
+        ),
+        // Parsed only when binding; still one line, still no start.
+        (&["--addr", "no-such-address"], "no-such-address"),
+    ];
+    for (bad, named) in cases {
         let mut args = extra.to_vec();
-        args.extend(["--addr", "127.0.0.1:0"]);
+        // Every case but the bad address gets a good one, so that it
+        // fails for its own reason and not for a second `--addr`.
+        if bad[0] != "--addr" {
+            args.extend(["--addr", "127.0.0.1:0"]);
+        }
         args.extend(bad);
         let (status, stdout, stderr) = run_to_exit(program, &args);
         let shown = format!("{bad:?}: status {status}, stderr {stderr:?}");
         assert!(!status.success(), "accepted {shown}");
         assert_eq!(stderr.trim().lines().count(), 1, "not one line: {shown}");
+        assert!(stderr.contains(named), "does not name {named}: {shown}");
         assert!(!stderr.contains("panicked"), "panicked: {shown}");
         assert!(!stdout.contains("listening on"), "started: {shown}");
     }
@@ -597,6 +683,59 @@ fn expect_close(
     if let Some(how) = how {
         assert_eq!(closed, how, "how it closed{}", context(server));
     }
+}
+
+/// Waits until `limit` after `start` (the signal) for the server to
+/// exit, and checks it exited 0 without a panic.
+fn assert_exits_within(
+    server: &mut ServerProcess,
+    start: Instant,
+    limit: Duration,
+) {
+    let left = limit.saturating_sub(start.elapsed());
+    let waited = server.wait_timeout(left);
+    let status = ok(server, "wait", waited);
+    let Some(status) = status else {
+        panic!(
+            "still running {:?} after the signal{}",
+            start.elapsed(),
+            context(server)
+        );
+    };
+    assert!(status.success(), "exit status {status}{}", context(server));
+    assert!(!server.log().contains("panicked"), "{}", context(server));
+}
+
+/// A connection whose receive buffer is as small as the kernel allows,
+/// so that acks the client does not read soon fill it and the server's
+/// send buffer: the state of a client that never reads. Read and write
+/// timeouts are [`TIMEOUT`].
+fn connect_small_window(server: &ServerProcess) -> std::net::TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag,
+        SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let SocketAddr::V4(addr) = server.addr() else {
+        panic!("the suite runs servers on 127.0.0.1");
+    };
+    let stream = (|| -> nix::Result<std::net::TcpStream> {
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        // Before connecting, so that the window offered is small from
+        // the start.
+        setsockopt(&fd, sockopt::RcvBuf, &4096)?;
+        connect(fd.as_raw_fd(), &SockaddrIn::from(addr))?;
+        Ok(std::net::TcpStream::from(fd))
+    })();
+    let stream = ok(server, "connect", stream);
+    ok(server, "timeout", stream.set_read_timeout(Some(TIMEOUT)));
+    ok(server, "timeout", stream.set_write_timeout(Some(TIMEOUT)));
+    stream
 }
 
 /// A fresh client is served a whole session: the server is still fine.

@@ -75,6 +75,10 @@ macro_rules! conformance_tests {
             sigterm_drains,
             /// SIGINT mid-work: the ack arrives, exit 0 within work-ms + 1 s.
             sigint_drains,
+            /// SIGTERM with pipelined messages: ack in progress, then exit.
+            sigterm_with_pipelined_messages,
+            /// SIGTERM while blocked on unread acks: exit within 1 s.
+            sigterm_with_unread_acks,
             /// A bad flag: one stderr line, non-zero exit, no panic.
             bad_flag,
             /// A busy port: a clear error line, non-zero exit, no panic.

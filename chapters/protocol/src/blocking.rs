@@ -124,8 +124,10 @@ impl fmt::Display for Ending {
 /// Reads whatever arrives, frames it, and for every message does the work
 /// and sends `ack`, in order. Ends on `goodbye`, end of stream, a protocol
 /// violation (answered with `err ...`), the idle timeout, or the shutdown
-/// switch (after acking every message already read). Never panics on
-/// anything the client does; every failure ends only this connection.
+/// switch (after acking the message in progress, if any: messages queued
+/// behind it get no ack, or shutdown could take any multiple of
+/// `--work-ms`). Never panics on anything the client does; every failure
+/// ends only this connection.
 pub fn serve_session(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -134,7 +136,8 @@ pub fn serve_session(
 ) -> Ending {
     let work = config.work();
     // A client that stops reading must not hold this thread forever:
-    // an ack that cannot be written for the idle limit ends the session.
+    // `send_ack` waits for room at most the idle limit. The socket's own
+    // write timeout is a second line of defence.
     if let Err(e) = stream.set_write_timeout(config.idle_timeout()) {
         return Ending::Vanished(e);
     }
@@ -175,10 +178,21 @@ pub fn serve_session(
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {text:?} from {peer}");
                     work.perform();
-                    if let Err(e) = stream.write_all(ACK) {
-                        return Ending::Vanished(e);
+                    match send_ack(&mut stream, config, shutdown) {
+                        Ok(()) => event!("ack sent to {peer}"),
+                        Err(Stop::Shutdown) => {
+                            close_gracefully(stream, b"");
+                            return Ending::Shutdown;
+                        }
+                        Err(Stop::Failed(e)) => return Ending::Vanished(e),
                     }
-                    event!("ack sent to {peer}");
+                    // A shutdown waits for the message in progress, not
+                    // for every message the client has queued behind it:
+                    // those could take any multiple of `--work-ms`.
+                    if shutdown.is_triggered() {
+                        close_gracefully(stream, b"");
+                        return Ending::Shutdown;
+                    }
                 }
                 Err(violation) => {
                     close_gracefully(stream, violation.reply());
@@ -195,6 +209,56 @@ pub fn serve_session(
 }
 // ANCHOR_END: serve_session
 
+// ANCHOR: send_ack
+/// Why an ack was not sent.
+enum Stop {
+    /// The shutdown switch went on while the client was not reading.
+    Shutdown,
+    /// The connection failed, or the client read nothing for the idle
+    /// limit.
+    Failed(io::Error),
+}
+
+/// Sends one `ack`, waiting for room in the socket's send buffer.
+///
+/// A client that stops reading fills our send buffer, and a plain
+/// blocking write would then wait for it as long as it likes, deaf to the
+/// shutdown switch. So we wait for room with `poll`, like we wait for
+/// input: for at most the idle limit (a client that reads nothing for that
+/// long is as gone as one that sends nothing), and only until shutdown.
+fn send_ack(
+    stream: &mut TcpStream,
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Result<(), Stop> {
+    let deadline = config.idle_timeout().map(|t| Instant::now() + t);
+    let mut rest = ACK;
+    while !rest.is_empty() {
+        match wait_writable(stream, shutdown, deadline) {
+            Ok(Wait::Ready) => {}
+            Ok(Wait::Shutdown) => return Err(Stop::Shutdown),
+            Ok(Wait::TimedOut) => {
+                let why = "the client read no ack for the idle limit";
+                return Err(Stop::Failed(io::Error::new(
+                    ErrorKind::TimedOut,
+                    why,
+                )));
+            }
+            Err(e) => return Err(Stop::Failed(e)),
+        }
+        match stream.write(rest) {
+            Ok(0) => {
+                return Err(Stop::Failed(ErrorKind::WriteZero.into()));
+            }
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(Stop::Failed(e)),
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: send_ack
+
 // ANCHOR: close_gracefully
 /// Sends `last_words`, then closes without destroying them.
 ///
@@ -205,7 +269,9 @@ pub fn serve_session(
 /// reply), then read and throw away whatever the client still sends, until
 /// it closes or [`LINGER`] passes. nginx calls this a lingering close.
 pub fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
-    // The client may be gone already; then there is nobody to tell.
+    // The client may be gone already, or not reading: then there is
+    // nobody to tell, and it gets no longer than the linger to take them.
+    let _ = stream.set_write_timeout(Some(LINGER));
     let _ = stream.write_all(last_words);
     if stream.shutdown(Direction::Write).is_err() {
         return;
@@ -239,7 +305,8 @@ pub enum Wait {
 }
 
 /// Blocks until `fd` is readable, `shutdown` is triggered, or `deadline`
-/// passes (never, if `None`).
+/// passes (never, if `None`). When both the switch and `fd` are ready,
+/// says [`Wait::Shutdown`]: stop reading.
 ///
 /// # Errors
 ///
@@ -249,6 +316,29 @@ pub fn wait_readable(
     shutdown: &Shutdown,
     deadline: Option<Instant>,
 ) -> io::Result<Wait> {
+    wait_for(fd, PollFlags::POLLIN, shutdown, deadline)
+}
+
+/// Blocks until `fd` has room to write, `shutdown` is triggered, or
+/// `deadline` passes. When both the switch and `fd` are ready, says
+/// [`Wait::Ready`]: an ack that can be sent is sent, shutdown or not.
+fn wait_writable(
+    fd: &impl AsFd,
+    shutdown: &Shutdown,
+    deadline: Option<Instant>,
+) -> io::Result<Wait> {
+    wait_for(fd, PollFlags::POLLOUT, shutdown, deadline)
+}
+
+/// [`wait_readable`] and [`wait_writable`]: waits for `fd` to be ready
+/// for `interest`.
+fn wait_for(
+    fd: &impl AsFd,
+    interest: PollFlags,
+    shutdown: &Shutdown,
+    deadline: Option<Instant>,
+) -> io::Result<Wait> {
+    let writing = interest.contains(PollFlags::POLLOUT);
     loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -261,7 +351,7 @@ pub fn wait_readable(
         };
         let mut fds = [
             PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
-            PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(fd.as_fd(), interest),
         ];
         match poll(&mut fds, timeout) {
             Ok(0) => {
@@ -272,6 +362,9 @@ pub fn wait_readable(
             Ok(_) => {
                 let ready =
                     |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+                if writing && ready(&fds[1]) {
+                    return Ok(Wait::Ready);
+                }
                 if ready(&fds[0]) {
                     return Ok(Wait::Shutdown);
                 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::decoder::GOODBYE;
 use crate::work::Work;
 
 /// How a server simulates the work it does for each message.
@@ -41,8 +42,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
 
-    /// Longest accepted message, in content bytes (ETX not counted).
-    #[arg(long, default_value_t = 65536)]
+    /// Longest accepted message, in content bytes (ETX not counted); at
+    /// least 7, so that `goodbye` fits.
+    #[arg(long, default_value_t = 65536, value_parser = message_limit)]
     pub max_message_bytes: usize,
 
     /// Close a connection that sends nothing for this long; 0 for never.
@@ -68,6 +70,19 @@ impl Config {
         (self.idle_timeout_ms > 0)
             .then(|| Duration::from_millis(self.idle_timeout_ms))
     }
+}
+
+/// Parses `--max-message-bytes`: a limit below the length of `goodbye`
+/// would turn every session's last message into a protocol violation.
+fn message_limit(text: &str) -> Result<usize, String> {
+    let limit: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if limit < GOODBYE.len() {
+        return Err(format!(
+            "{limit} is too small: `goodbye` alone is {} bytes",
+            GOODBYE.len()
+        ));
+    }
+    Ok(limit)
 }
 
 impl Default for Config {

@@ -134,6 +134,7 @@ impl Decoder {
         if self.partial.len() + content_len > self.max {
             return Err(ProtocolError::TooLong { limit: self.max });
         }
+        self.grow_for(content_len);
         self.partial.extend_from_slice(&input[..content_len]);
         let Some(stop) = stop else {
             *input = &[];
@@ -154,6 +155,18 @@ impl Decoder {
         Ok(Some(Frame::Message(text)))
     }
     // ANCHOR_END: decoder
+
+    /// Makes room for `more` bytes (already checked against the limit),
+    /// doubling like `Vec` would but never past the limit: `Vec`'s own
+    /// doubling could leave a buffer of nearly twice the limit.
+    fn grow_for(&mut self, more: usize) {
+        let needed = self.partial.len() + more;
+        let capacity = self.partial.capacity();
+        if needed > capacity {
+            let target = capacity.saturating_mul(2).max(needed).min(self.max);
+            self.partial.reserve_exact(target - self.partial.len());
+        }
+    }
 
     /// Bytes of an unfinished message held since the last complete one.
     /// Non-zero at end of stream means the client hung up mid-message.
@@ -185,7 +198,8 @@ mod tests {
     }
 
     /// Feeds `chunks` in order and collects every result up to the first
-    /// error, checking the memory bound after every call.
+    /// error, checking the memory bound (the buffer's capacity) after
+    /// every call.
     fn run(max: usize, chunks: &[&[u8]]) -> Vec<Item> {
         let mut decoder = Decoder::new(max);
         let mut out = Vec::new();
@@ -197,12 +211,12 @@ mod tests {
                     Ok(Some(Frame::Goodbye)) => Item::Goodbye,
                     Ok(None) => {
                         assert!(input.is_empty());
-                        assert!(decoder.partial.len() <= max);
+                        assert!(decoder.buffered_capacity() <= max);
                         break;
                     }
                     Err(e) => Item::Error(e),
                 };
-                assert!(decoder.partial.len() <= max);
+                assert!(decoder.buffered_capacity() <= max);
                 let failed = matches!(item, Item::Error(_));
                 out.push(item);
                 if failed {
@@ -283,6 +297,24 @@ mod tests {
         assert_eq!(decoder.pending_bytes(), 0);
         assert_eq!(decoder.decode(&mut input), Ok(None));
         assert_eq!(decoder.pending_bytes(), 6);
+    }
+
+    /// The buffer's capacity, not only its length, stays within the
+    /// limit: `Vec`'s doubling would take a buffer of 32,766 bytes to
+    /// 65,532 and then to 131,064 for a 65,536-byte limit.
+    #[test]
+    fn capacity_stays_within_the_limit() {
+        let max = 65_536;
+        let mut decoder = Decoder::new(max);
+        let mut first: &[u8] = &[b'x'; 16_383];
+        assert_eq!(decoder.decode(&mut first), Ok(None));
+        for _ in 16_383..max {
+            let mut one: &[u8] = b"x";
+            assert_eq!(decoder.decode(&mut one), Ok(None));
+            assert!(decoder.buffered_capacity() <= max);
+        }
+        let mut end: &[u8] = b"\x03";
+        assert!(matches!(decoder.decode(&mut end), Ok(Some(_))));
     }
 
     /// Any byte stream, with a split point list.
