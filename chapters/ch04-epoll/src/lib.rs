@@ -237,6 +237,9 @@ impl<'c> Server<'c> {
 
     fn resume_accepting(&mut self) {
         let Some(listener) = &self.listener else {
+            // Shutting down: nothing to resume, and a stale deadline
+            // would make every wait return at once.
+            self.resume_accepting_at = None;
             return;
         };
         if self.accepting {
@@ -332,6 +335,7 @@ impl<'c> Server<'c> {
         // level-triggered epoll would report it on every wait.
         self.poller.modify(shutdown, SHUTDOWN, Interest::NONE)?;
         self.listener = None;
+        self.resume_accepting_at = None;
         let now = Instant::now();
         self.stop_by = Some(now + self.config.work().duration + SHUTDOWN_GRACE);
         event!("shutting down: {} connections open", self.connections.len());

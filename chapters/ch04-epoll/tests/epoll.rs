@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use client::load::{self, Load};
 use client::ServerProcess;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::signal::Signal;
 use nix::sys::socket::{setsockopt, sockopt};
 use protocol::{ACK, ETX};
 
@@ -352,4 +353,19 @@ fn out_of_descriptors() {
             server.log()
         );
     }
+    // Full again, with clients waiting: SIGTERM still ends it at once.
+    let extra: Vec<TcpStream> = (0..20)
+        .map(|_| server.connect(TIMEOUT).expect("connects"))
+        .collect();
+    let mut server = server;
+    server
+        .signal(Signal::SIGTERM)
+        .expect("the server is running");
+    let status = server.wait_timeout(Duration::from_secs(3)).expect("wait");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit after SIGTERM: {status:?}\n{}",
+        server.log()
+    );
+    drop(extra);
 }
