@@ -30,6 +30,9 @@ fn main() {
     }
 
     let flags = ["--work-ms", "0", "--idle-timeout-ms", "0", "--quiet"];
+    let name = std::path::Path::new(&server)
+        .file_name()
+        .map_or(server.clone(), |n| n.to_string_lossy().into_owned());
     let server = ServerProcess::start(&server, &flags).expect("starts");
     let empty = Usage::of(&server);
 
@@ -71,7 +74,7 @@ fn main() {
     let per_connection =
         (connected.rss_kib - empty.rss_kib) as f64 * 1024.0 / clients as f64;
     let exchange_cpu = exchanged.cpu - connected.cpu;
-    println!("server: one ch04-epoll process (release build), one thread");
+    println!("server: {name}, one process");
     println!("{clients} clients on loopback, {ROUNDS} messages each\n");
     println!("                            time  server CPU   server RSS");
     let row = |what: &str, time: Option<Duration>, cpu: Duration, rss: u64| {
