@@ -425,6 +425,20 @@ pub fn sigterm_with_unread_acks(program: &str, extra: &[&str]) {
     drop(conn);
 }
 
+/// SIGTERM the moment `listening on` appears - the readiness signal
+/// every test, script and supervisor waits for - stops the server
+/// politely: exit 0, not death by the signal. A server that installs its
+/// handlers only after announcing itself loses this race most times.
+pub fn sigterm_right_after_listening(program: &str, extra: &[&str]) {
+    for _ in 0..5 {
+        let mut server = start(program, extra, &["--work-ms", "50"]);
+        let signalled = Instant::now();
+        ok(&server, "signal", server.signal(Signal::SIGTERM));
+        let limit = Duration::from_millis(50 + 1000);
+        assert_exits_within(&mut server, signalled, limit);
+    }
+}
+
 /// A bad flag, or a bad value for a good one: one line on stderr, a
 /// non-zero exit, no panic, and the server never starts listening.
 ///

@@ -53,6 +53,13 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
     // Block the signals before the first fork: from now on they wait in a
     // descriptor until the master reads them, and never interrupt it.
     let signals = Signals::block()?;
+    // A signal that came before the block, after `listening on`, was
+    // caught by the handler protocol::cli installs, and is on the
+    // process's shutdown switch instead of in the signalfd.
+    if Shutdown::on_signals()?.is_triggered() {
+        event!("stopped before starting any worker");
+        return Ok(());
+    }
     let workers = spawn_workers(&listener, config, &signals)?;
     Supervisor::new(&listener, config, signals, workers).run()?;
     event!("shut down");

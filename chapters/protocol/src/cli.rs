@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::config::Config;
+use crate::shutdown::Shutdown;
 
 /// A model's entry point: serve clients on `listener` until shut down.
 pub type Serve = fn(TcpListener, &Config) -> io::Result<()>;
@@ -39,6 +40,14 @@ pub fn run(
             return ExitCode::FAILURE;
         }
     };
+    // Catch SIGINT and SIGTERM before anyone can learn our address: a
+    // signal sent the moment `listening on` appears must stop the server
+    // politely, not kill it. The model's `Shutdown::on_signals` gets this
+    // same switch, already on if a signal came in between.
+    if let Err(e) = Shutdown::on_signals() {
+        eprintln!("{name}: cannot handle signals: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = announce(&listener) {
         eprintln!("{name}: {e}");
         return ExitCode::FAILURE;

@@ -13,10 +13,11 @@
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use signal_hook::SigId;
 
 /// A one-way "stop now" switch, shared by cloning.
 #[derive(Debug, Clone)]
@@ -48,19 +49,47 @@ impl Shutdown {
         })
     }
 
-    /// A switch that SIGINT and SIGTERM trigger.
+    /// The process's switch, which SIGINT and SIGTERM trigger.
+    ///
+    /// Every call in one process returns the same switch, so that
+    /// [`cli`](crate::cli) can install the handlers *before* it prints
+    /// `listening on`, and a signal sent the moment that line appears is
+    /// caught, not fatal; the model's own call, later, finds the switch
+    /// already on. A process forked from one that had a switch (a prefork
+    /// worker) gets a switch of its own, and the handlers it inherited,
+    /// which would trigger its parent's, are removed.
     ///
     /// # Errors
     ///
     /// When the pair cannot be created or the handlers installed.
     pub fn on_signals() -> io::Result<Shutdown> {
+        let mut process =
+            PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if let Some(current) = process.as_ref().filter(|p| p.pid == pid) {
+            return Ok(current.shutdown.clone());
+        }
         let shutdown = Shutdown::new()?;
+        let mut handlers = Vec::new();
         for signal in [libc::SIGINT, libc::SIGTERM] {
             // signal-hook's handler does only `send` on the descriptor,
             // which is async-signal-safe.
             let write = shutdown.inner.write.try_clone()?;
-            signal_hook::low_level::pipe::register(signal, write)?;
+            handlers
+                .push(signal_hook::low_level::pipe::register(signal, write)?);
         }
+        // Only now that ours are in place (no moment without a handler):
+        // the parent's, inherited through fork.
+        if let Some(inherited) = process.take() {
+            for id in inherited.handlers {
+                signal_hook::low_level::unregister(id);
+            }
+        }
+        *process = Some(Registered {
+            pid,
+            shutdown: shutdown.clone(),
+            handlers,
+        });
         Ok(shutdown)
     }
 
@@ -83,6 +112,17 @@ impl Shutdown {
         // EINTR counts as "not yet": callers loop anyway.
         matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
     }
+}
+
+/// The switch [`Shutdown::on_signals`] gave this process, if any.
+static PROCESS: Mutex<Option<Registered>> = Mutex::new(None);
+
+/// A switch with its signal handlers, and the process they belong to.
+#[derive(Debug)]
+struct Registered {
+    pid: u32,
+    shutdown: Shutdown,
+    handlers: Vec<SigId>,
 }
 
 impl AsFd for Shutdown {
