@@ -11,6 +11,18 @@ use super::report::{distinct, Report, Status};
 
 const SIZE: (u32, u32) = (720, 420);
 
+/// The same colour for a model in every plot.
+fn color_of(model: &str) -> RGBColor {
+    match model {
+        "single" => RGBColor(214, 39, 40),
+        "prefork" => RGBColor(44, 160, 44),
+        "threaded" => RGBColor(148, 103, 189),
+        "epoll" => RGBColor(31, 119, 180),
+        "tokio" => RGBColor(255, 127, 14),
+        _ => RGBColor(90, 90, 90),
+    }
+}
+
 /// Wall time against clients, one line per model.
 pub fn sessions(report: &Report, kind: &str) -> String {
     let rows: Vec<_> = report
@@ -38,6 +50,7 @@ pub fn sessions(report: &Report, kind: &str) -> String {
         x_desc: "concurrent clients",
         y_desc: "wall time (s)",
         lines,
+        x_log: false,
         y_log: false,
     })
 }
@@ -81,27 +94,36 @@ fn zero(
         x_desc: "concurrent connections",
         y_desc,
         lines,
+        x_log: true,
         y_log,
     })
 }
 
-/// One line chart with a logarithmic x axis.
+/// One line chart.
 struct Chart {
     title: String,
     x_desc: &'static str,
     y_desc: &'static str,
     lines: Vec<(&'static str, Vec<(f64, f64)>)>,
+    x_log: bool,
     y_log: bool,
 }
 
 fn draw(chart: Chart) -> String {
     let mut svg = String::new();
-    let drawn = if chart.y_log {
-        let top = y_top(&chart) * 2.0;
-        let bottom = y_bottom(&chart) / 2.0;
-        render(&mut svg, &chart, (bottom..top).log_scale())
-    } else {
-        render(&mut svg, &chart, 0.0..y_top(&chart) * 1.1)
+    let (x0, x1) = x_range(&chart);
+    // Headroom above the highest point, for the legend.
+    let y1 = y_top(&chart) * 1.45;
+    let drawn = match (chart.x_log, chart.y_log) {
+        (true, true) => {
+            let y0 = y_bottom(&chart) / 2.0;
+            let x = (x0..x1).log_scale();
+            render(&mut svg, &chart, x, (y0..y1 * 2.0).log_scale())
+        }
+        (true, false) => {
+            render(&mut svg, &chart, (x0..x1).log_scale(), 0.0..y1)
+        }
+        (false, _) => render(&mut svg, &chart, 0.0..x1, 0.0..y1),
     };
     match drawn {
         Ok(()) => svg,
@@ -117,7 +139,11 @@ fn draw(chart: Chart) -> String {
 fn x_range(chart: &Chart) -> (f64, f64) {
     let xs = chart.lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
     let max = xs.fold(1.0, f64::max);
-    (0.8, max * 1.3)
+    if chart.x_log {
+        (0.8, max * 1.3)
+    } else {
+        (0.0, max * 1.05)
+    }
 }
 
 fn y_top(chart: &Chart) -> f64 {
@@ -132,16 +158,21 @@ fn y_bottom(chart: &Chart) -> f64 {
         .min(y_top(chart))
 }
 
-fn render<Y>(svg: &mut String, chart: &Chart, y: Y) -> Result<(), String>
+fn render<X, Y>(
+    svg: &mut String,
+    chart: &Chart,
+    x: X,
+    y: Y,
+) -> Result<(), String>
 where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     let text = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|e| text(&e))?;
-    let (x0, x1) = x_range(chart);
-    let x = (x0..x1).log_scale();
     let mut area = ChartBuilder::on(&root)
         .caption(&chart.title, ("sans-serif", 20))
         .margin(12)
@@ -152,11 +183,21 @@ where
     area.configure_mesh()
         .x_desc(chart.x_desc)
         .y_desc(chart.y_desc)
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| {
+            // Whole numbers of clients and connections print as such.
+            if (v - v.round()).abs() < 1e-9 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        })
+        // Only the labelled grid lines: the light ones of a log axis
+        // crowd the plot.
+        .light_line_style(TRANSPARENT)
         .draw()
         .map_err(|e| text(&e))?;
-    for (i, (label, points)) in chart.lines.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    for (label, points) in &chart.lines {
+        let color = color_of(label);
         area.draw_series(LineSeries::new(
             points.iter().copied(),
             color.stroke_width(2),
@@ -166,9 +207,16 @@ where
         .legend(move |(x, y)| {
             PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
         });
-        area.draw_series(
-            points.iter().map(|&p| Circle::new(p, 3, color.filled())),
-        )
+        // Prefork and threaded often coincide: prefork's points are
+        // larger rings, so both stay visible.
+        let ring = *label == "prefork";
+        area.draw_series(points.iter().map(|&p| {
+            if ring {
+                Circle::new(p, 6, color.stroke_width(2))
+            } else {
+                Circle::new(p, 3, color.filled())
+            }
+        }))
         .map_err(|e| text(&e))?;
     }
     area.configure_series_labels()
