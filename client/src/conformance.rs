@@ -425,6 +425,34 @@ pub fn sigterm_with_unread_acks(program: &str, extra: &[&str]) {
     drop(conn);
 }
 
+/// SIGTERM with many connections open - one being worked on, several
+/// stopped in the middle of a message, a few that said nothing: the one
+/// being worked on gets its ack, every connection is closed without a
+/// reply (none of the unfinished messages can be acked), and the server
+/// exits 0 within `--work-ms` plus one second.
+pub fn sigterm_with_many_clients(program: &str, extra: &[&str]) {
+    const WORK: Duration = Duration::from_millis(500);
+    let mut server = start(program, extra, &["--work-ms", "500"]);
+    let mut busy = connect(&server);
+    ok(&server, "send", busy.send(b"package 0"));
+    wait_until_read(&server, &busy);
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        let mut stuck = connect(&server);
+        ok(&server, "send", stuck.send_raw(b"pack"));
+        others.push(stuck);
+    }
+    others.extend((0..3).map(|_| connect(&server)));
+    let signalled = Instant::now();
+    ok(&server, "signal", server.signal(Signal::SIGTERM));
+    ok(&server, "ack of the message in progress", busy.read_ack());
+    expect_close(&server, &mut busy, b"", None);
+    for conn in &mut others {
+        expect_close(&server, conn, b"", None);
+    }
+    assert_exits_within(&mut server, signalled, WORK + Duration::from_secs(1));
+}
+
 /// SIGTERM the moment `listening on` appears - the readiness signal
 /// every test, script and supervisor waits for - stops the server
 /// politely: exit 0, not death by the signal. A server that installs its

@@ -79,6 +79,8 @@ macro_rules! conformance_tests {
             sigterm_with_pipelined_messages,
             /// SIGTERM while blocked on unread acks: exit within 1 s.
             sigterm_with_unread_acks,
+            /// SIGTERM with many open, some mid-message: all closed in time.
+            sigterm_with_many_clients,
             /// SIGTERM as soon as `listening on` appears: still exit 0.
             sigterm_right_after_listening,
             /// A bad flag: one stderr line, non-zero exit, no panic.

@@ -268,7 +268,9 @@ fn send_ack(
 /// shut down our side first (the client sees end of stream after our
 /// reply), then read and throw away whatever the client still sends, until
 /// it closes or [`LINGER`] passes. nginx calls this a lingering close.
+/// The whole close, reply included, takes at most [`LINGER`].
 pub fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
+    let deadline = Instant::now() + LINGER;
     // The client may be gone already, or not reading: then there is
     // nobody to tell, and it gets no longer than the linger to take them.
     let _ = stream.set_write_timeout(Some(LINGER));
@@ -276,7 +278,6 @@ pub fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
     if stream.shutdown(Direction::Write).is_err() {
         return;
     }
-    let deadline = Instant::now() + LINGER;
     let mut sink = [0; 4096];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
