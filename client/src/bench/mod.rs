@@ -449,6 +449,11 @@ fn zero_work(
         row.server_cpu_us_per_msg =
             cpu.as_secs_f64() * 1e6 / outcome.messages as f64;
     }
+    let user = after.user.saturating_sub(before.user);
+    if outcome.messages > 0 {
+        row.server_user_us_per_msg =
+            user.as_secs_f64() * 1e6 / outcome.messages as f64;
+    }
     row.server_cpu_percent =
         cpu.as_secs_f64() / plan.window.as_secs_f64() * 100.0;
     row.server_rss_kib = after.rss_bytes / 1024;

@@ -19,6 +19,8 @@ use nix::sys::time::TimeValLike;
 pub struct Usage {
     /// User plus system CPU time, summed over the processes.
     pub cpu: Duration,
+    /// The user-space part of `cpu`; the rest is the kernel's.
+    pub user: Duration,
     /// Resident memory summed over the processes. Pages shared between a
     /// prefork master and its workers count once per process.
     pub rss_bytes: u64,
@@ -55,6 +57,7 @@ pub fn group_usage(pgid: u32) -> io::Result<Usage> {
         usage.processes += 1;
         let cpu_ticks = fields.utime + fields.stime;
         usage.cpu += Duration::from_secs_f64(cpu_ticks as f64 / ticks);
+        usage.user += Duration::from_secs_f64(fields.utime as f64 / ticks);
         usage.rss_bytes += fields.rss_pages * page;
     }
     Ok(usage)

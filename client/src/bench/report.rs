@@ -95,6 +95,8 @@ pub struct ZeroRow {
     pub max_us: f64,
     /// Server CPU (user + system, every process) per ack.
     pub server_cpu_us_per_msg: f64,
+    /// The user-space part of it (the rest is system time).
+    pub server_user_us_per_msg: f64,
     /// Server CPU over the window, percent of one core.
     pub server_cpu_percent: f64,
     /// Server resident memory at the end of the window.
@@ -370,15 +372,16 @@ impl Report {
     fn zero_csv(&self) -> String {
         let mut out = String::from(
             "model,connections,messages,msgs_per_s,p50_us,p99_us,max_us,\
-             server_cpu_us_per_msg,server_cpu_percent,server_rss_kib,\
+             server_cpu_us_per_msg,server_user_us_per_msg,\
+             server_cpu_percent,server_rss_kib,\
              server_processes,client_cpu_us_per_msg,client_cpu_percent,\
              served_connections,errors,status\n",
         );
         for r in &self.zero {
             let _ = writeln!(
                 out,
-                "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.1},{},{},{:.2},\
-                 {:.1},{},{},{}",
+                "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{},{},\
+                 {:.2},{:.1},{},{},{}",
                 r.model,
                 r.connections,
                 r.messages,
@@ -387,6 +390,7 @@ impl Report {
                 r.p99_us,
                 r.max_us,
                 r.server_cpu_us_per_msg,
+                r.server_user_us_per_msg,
                 r.server_cpu_percent,
                 r.server_rss_kib,
                 r.server_processes,
@@ -403,16 +407,17 @@ impl Report {
     fn zero_md(&self) -> String {
         let mut out = String::from(
             "| model | conns | msgs/s | p50 µs | p99 µs | max ms | \
-             server CPU µs/msg | server CPU % | server RSS MiB | \
-             client CPU µs/msg | client CPU % | conns served |\n\
+             server CPU µs/msg | of which user | server CPU % | \
+             server RSS MiB | client CPU µs/msg | client CPU % | \
+             conns served |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | \
-             ---: | ---: | ---: |\n",
+             ---: | ---: | ---: | ---: |\n",
         );
         for r in &self.zero {
             if let Status::Failed(why) = &r.status {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | failed: {} | | | | | | | | | |",
+                    "| {} | {} | failed: {} | | | | | | | | | | |",
                     r.model,
                     r.connections,
                     why.replace('|', "/")
@@ -421,8 +426,8 @@ impl Report {
             }
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | \
-                 {:.1} | {:.1} | {:.0} | {} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | \
+                 {:.0} | {:.1} | {:.1} | {:.0} | {} |",
                 r.model,
                 r.connections,
                 r.msgs_per_s,
@@ -430,6 +435,7 @@ impl Report {
                 r.p99_us,
                 r.max_us / 1000.0,
                 r.server_cpu_us_per_msg,
+                r.server_user_us_per_msg,
                 r.server_cpu_percent,
                 r.server_rss_kib as f64 / 1024.0,
                 r.client_cpu_us_per_msg,
