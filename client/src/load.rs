@@ -18,8 +18,12 @@
 //! message at a time needs at least `acked x W` in total, so it shows 1; one
 //! that works on 5 at a time shows up to 5. When W is not known, the run
 //! estimates it as the smallest latency seen, since no message can be
-//! acked faster than its work (plus a round trip, which makes the estimate
-//! slightly high and the parallelism slightly low).
+//! acked faster than its work. The estimate can only be too high (it
+//! includes a round trip), and the parallelism with it: slightly, for
+//! `sleep` work; a lot, for `spin` work on fewer cores than busy workers,
+//! where every message takes longer than W of wall time and the estimate
+//! credits the server with cores it does not have. Give W when it is known
+//! (`client --work-ms`; the tour always does).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -162,7 +166,7 @@ impl Report {
 
     /// Observed parallelism: `acked x work / wall` (see the
     /// [module docs](self)). With `work` unknown (`None`), the smallest
-    /// latency stands in for it.
+    /// latency stands in for it, and the result is an upper bound.
     pub fn parallelism(&self, work: Option<Duration>) -> f64 {
         let work = work.unwrap_or_else(|| self.latency_min());
         if self.wall.is_zero() {
@@ -178,7 +182,8 @@ impl Report {
         let basis = match work {
             Some(w) => format!("work {} given", ms(w)),
             None => format!(
-                "work estimated as the min latency, {}",
+                "work estimated as the min latency, {}: an upper bound, \
+                 so is this; give --work-ms",
                 ms(self.latency_min())
             ),
         };
