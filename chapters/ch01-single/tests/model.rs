@@ -50,3 +50,30 @@ fn serves_one_client_at_a_time() {
         report.latency_max()
     );
 }
+
+/// A message of control bytes as long as the limit is logged as a short
+/// preview, not quoted whole (six characters per byte: a 384 KiB line).
+#[test]
+fn long_messages_are_logged_short() {
+    use std::time::Instant;
+    let server = ServerProcess::start(
+        env!("CARGO_BIN_EXE_ch01-single"),
+        &["--work-ms", "0"],
+    )
+    .expect("the server starts");
+    let mut conn = server.connection(Duration::from_secs(10)).expect("connect");
+    conn.send(&[1; 65_536]).expect("send");
+    conn.read_ack().expect("ack");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = server.log();
+        if let Some(line) = log.lines().find(|l| l.contains("] message ")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no message line:\n{log}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // At most 60 characters quoted, 6 bytes each: a constant.
+    assert!(line.len() < 512, "a {}-byte log line", line.len());
+    assert!(line.contains("(65536 bytes)"), "{line}");
+}

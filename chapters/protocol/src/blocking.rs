@@ -16,6 +16,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::config::Config;
 use crate::decoder::{Decoder, Frame, ProtocolError, ACK};
+use crate::log::Preview;
 use crate::shutdown::Shutdown;
 use crate::{event, warn};
 
@@ -176,7 +177,7 @@ pub fn serve_session(
                     return Ending::Goodbye;
                 }
                 Ok(Some(Frame::Message(text))) => {
-                    event!("message {text:?} from {peer}");
+                    event!("message {} from {peer}", Preview(text));
                     work.perform();
                     match send_ack(&mut stream, config, shutdown) {
                         Ok(()) => event!("ack sent to {peer}"),

@@ -52,6 +52,44 @@ pub fn write_line(args: fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// A message's text for a log line: quoted like `{:?}`, and cut after
+/// [`Preview::LIMIT`] characters with the full length said.
+///
+/// A message may hold up to `--max-message-bytes` of control bytes, each
+/// quoted as six characters (`\u{1}`): logged whole, one 64 KiB message
+/// would be a 384 KiB line, and a string that size per connection.
+///
+/// ```
+/// use protocol::log::Preview;
+///
+/// assert_eq!(Preview("package 0").to_string(), "\"package 0\"");
+/// let long = "x".repeat(1000);
+/// assert_eq!(
+///     Preview(&long).to_string(),
+///     format!("\"{}\"... (1000 bytes)", "x".repeat(Preview::LIMIT))
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Preview<'a>(pub &'a str);
+
+impl Preview<'_> {
+    /// Characters of the message shown, at most.
+    pub const LIMIT: usize = 60;
+}
+
+impl fmt::Display for Preview<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Messages are ASCII, so a byte index is a character boundary;
+        // `get` keeps it safe for any `str` all the same.
+        match self.0.get(..Preview::LIMIT) {
+            Some(head) if head.len() < self.0.len() => {
+                write!(f, "{head:?}... ({} bytes)", self.0.len())
+            }
+            _ => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 /// Logs one per-event line: `event!("accepted {peer}")`.
 #[macro_export]
 macro_rules! event {
