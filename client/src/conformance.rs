@@ -757,6 +757,7 @@ fn connect_small_window(server: &ServerProcess) -> std::net::TcpStream {
         connect, setsockopt, socket, sockopt, AddressFamily, SockFlag,
         SockType, SockaddrIn,
     };
+    use nix::sys::time::{TimeVal, TimeValLike};
     use std::os::fd::AsRawFd;
     let SocketAddr::V4(addr) = server.addr() else {
         panic!("the suite runs servers on 127.0.0.1");
@@ -771,6 +772,9 @@ fn connect_small_window(server: &ServerProcess) -> std::net::TcpStream {
         // Before connecting, so that the window offered is small from
         // the start.
         setsockopt(&fd, sockopt::RcvBuf, &4096)?;
+        // Linux bounds a blocking connect by the send timeout.
+        let timeout = TimeVal::microseconds(TIMEOUT.as_micros() as i64);
+        setsockopt(&fd, sockopt::SendTimeout, &timeout)?;
         connect(fd.as_raw_fd(), &SockaddrIn::from(addr))?;
         Ok(std::net::TcpStream::from(fd))
     })();
