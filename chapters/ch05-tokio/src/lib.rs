@@ -19,14 +19,17 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::socket::{listen, Backlog};
-use protocol::{event, warn, Config, Decoder, Frame, Work, WorkKind, ACK};
+use protocol::{
+    event, warn, Config, Decoder, Frame, Shutdown, Work, WorkKind, ACK,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout};
@@ -273,17 +276,24 @@ async fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
 // ANCHOR: stop_on_signals
 /// A switch that turns on at the first SIGINT or SIGTERM.
 ///
-/// tokio installs the handlers and wakes the task through its reactor: the
-/// same self-pipe idea as `protocol::Shutdown`, built in.
+/// The handlers are the protocol crate's self-pipe, which `protocol::cli`
+/// installs before it prints `listening on`, so that a signal sent the
+/// moment that line appears is caught. (tokio's own `tokio::signal` would
+/// install its handlers only now, too late for that moment.) The pipe's
+/// read end is a Unix socket, so tokio's reactor can wait on a copy of it
+/// like on any socket - as chapter 4 added the switch to its poller.
 fn stop_on_signals() -> io::Result<Stop> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
+    let shutdown = Shutdown::on_signals()?;
+    let pipe = UnixStream::from(shutdown.as_fd().try_clone_to_owned()?);
+    // tokio needs non-blocking descriptors. Nobody ever reads the pipe,
+    // so the blocking code that polls it does not mind.
+    pipe.set_nonblocking(true)?;
+    let pipe = tokio::net::UnixStream::from_std(pipe)?;
     let (switch, stop) = watch::channel(false);
     tokio::spawn(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
+        // Readable once a signal came, and never drained. An error here
+        // would mean the reactor is gone, and the server with it.
+        let _ = pipe.readable().await;
         event!("signal received: stop accepting");
         // Fails only when every receiver is gone, and then nobody cares.
         let _ = switch.send(true);
