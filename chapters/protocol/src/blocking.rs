@@ -8,11 +8,12 @@
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{send, MsgFlags};
 
 use crate::config::Config;
 use crate::decoder::{Decoder, Frame, ProtocolError, ACK};
@@ -179,7 +180,7 @@ pub fn serve_session(
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {} from {peer}", Preview(text));
                     work.perform();
-                    match send_ack(&mut stream, config, shutdown) {
+                    match send_ack(&stream, config, shutdown) {
                         Ok(()) => event!("ack sent to {peer}"),
                         Err(Stop::Shutdown) => {
                             close_gracefully(stream, b"");
@@ -190,7 +191,9 @@ pub fn serve_session(
                     // A shutdown waits for the message in progress, not
                     // for every message the client has queued behind it:
                     // those could take any multiple of `--work-ms`.
-                    if shutdown.is_triggered() {
+                    // (With no input left, the check after this loop
+                    // does it.)
+                    if !input.is_empty() && shutdown.is_triggered() {
                         close_gracefully(stream, b"");
                         return Ending::Shutdown;
                     }
@@ -224,17 +227,30 @@ enum Stop {
 ///
 /// A client that stops reading fills our send buffer, and a plain
 /// blocking write would then wait for it as long as it likes, deaf to the
-/// shutdown switch. So we wait for room with `poll`, like we wait for
-/// input: for at most the idle limit (a client that reads nothing for that
-/// long is as gone as one that sends nothing), and only until shutdown.
+/// shutdown switch. So we send without blocking, and when there is no
+/// room, wait for it with `poll`, like we wait for input: for at most the
+/// idle limit (a client that reads nothing for that long is as gone as one
+/// that sends nothing), and only until shutdown.
 fn send_ack(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     config: &Config,
     shutdown: &Shutdown,
 ) -> Result<(), Stop> {
     let deadline = config.idle_timeout().map(|t| Instant::now() + t);
     let mut rest = ACK;
     while !rest.is_empty() {
+        // Nearly always there is room: try without waiting, and wait
+        // only when the socket says it would block.
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        match send(stream.as_raw_fd(), rest, flags) {
+            Ok(0) => return Err(Stop::Failed(ErrorKind::WriteZero.into())),
+            Ok(n) => {
+                rest = &rest[n..];
+                continue;
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(e) => return Err(Stop::Failed(e.into())),
+        }
         match wait_writable(stream, shutdown, deadline) {
             Ok(Wait::Ready) => {}
             Ok(Wait::Shutdown) => return Err(Stop::Shutdown),
@@ -245,14 +261,6 @@ fn send_ack(
                     why,
                 )));
             }
-            Err(e) => return Err(Stop::Failed(e)),
-        }
-        match stream.write(rest) {
-            Ok(0) => {
-                return Err(Stop::Failed(ErrorKind::WriteZero.into()));
-            }
-            Ok(n) => rest = &rest[n..],
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(Stop::Failed(e)),
         }
     }
