@@ -12,6 +12,7 @@
 //! timed runs) connects again, so blocking servers that serve one session
 //! per worker still rotate through every connection.
 
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
@@ -139,7 +140,7 @@ struct Driver<'l> {
     epoll: Epoll,
     conns: Vec<Conn>,
     /// Connection slots waiting to connect, in order.
-    waiting: Vec<usize>,
+    waiting: VecDeque<usize>,
     connecting: usize,
     finished: usize,
     message: Vec<u8>,
@@ -166,7 +167,7 @@ impl<'l> Driver<'l> {
             load,
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
             conns,
-            waiting: (0..load.connections).rev().collect(),
+            waiting: (0..load.connections).collect(),
             connecting: 0,
             finished: 0,
             message,
@@ -226,7 +227,7 @@ impl<'l> Driver<'l> {
     /// Starts connects until [`MAX_CONNECTING`] are in progress.
     fn start_connects(&mut self) {
         while self.connecting < MAX_CONNECTING {
-            let Some(slot) = self.waiting.pop() else {
+            let Some(slot) = self.waiting.pop_front() else {
                 break;
             };
             match self.open(slot) {
@@ -371,7 +372,7 @@ impl<'l> Driver<'l> {
             self.finished += 1;
         } else {
             self.conns[slot].state = State::Idle;
-            self.waiting.insert(0, slot);
+            self.waiting.push_back(slot);
         }
     }
 
