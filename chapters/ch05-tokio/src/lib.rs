@@ -74,9 +74,10 @@ pub fn serve(
         .build()?;
     let config = Arc::new(config.clone());
     runtime.block_on(accept_loop(listener, config.clone()))?;
-    // Only `spawn_blocking` spinners can still be running here, and they
-    // end within `--work-ms`; do not wait for them longer than that.
-    runtime.shutdown_timeout(config.work().duration);
+    // Only `spawn_blocking` spinners of abandoned tasks can still be
+    // running here; nobody waits for their result, and returning ends the
+    // process under them.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     event!("shut down");
     Ok(())
 }
