@@ -31,6 +31,7 @@ use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use protocol::blocking::{Ending, LINGER};
+use protocol::log::Preview;
 use protocol::{event, Decoder, Frame, Work, WorkKind, ACK};
 
 use crate::poller::{Event, Interest, Poller, Token};
@@ -236,7 +237,7 @@ impl Connection {
             match self.decoder.decode(&mut input) {
                 Ok(None) => return,
                 Ok(Some(Frame::Message(text))) => {
-                    event!("message {text:?} from {}", self.peer);
+                    event!("message {} from {}", Preview(text), self.peer);
                     self.queued += 1;
                 }
                 // Anything after `goodbye` is ignored.
