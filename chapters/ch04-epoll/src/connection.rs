@@ -257,6 +257,12 @@ impl Connection {
         match timer.kind {
             TimerKind::Work if self.work_due == Some(timer.at) => {
                 self.work_due = None;
+                if cx.work.kind == WorkKind::Spin {
+                    // CPU work cannot be waited for: it runs right here,
+                    // and the whole loop, every other client, waits.
+                    cx.work.perform();
+                    cx.now = Instant::now();
+                }
                 self.last_active = cx.now;
                 self.ack();
             }
@@ -286,6 +292,10 @@ impl Connection {
         // through them could take any multiple of `--work-ms`, and SPEC.md
         // promises an exit within `--work-ms` plus one second. (The
         // blocking servers stop at the same point.)
+        if cx.work.kind == WorkKind::Spin {
+            // Spin work in the heap has not started: it is only a turn.
+            self.work_due = None;
+        }
         let keep = u64::from(self.work_due.is_some());
         if self.queued > keep {
             let dropped = self.queued - keep;
@@ -332,23 +342,18 @@ impl Connection {
                 self.ack();
                 continue;
             }
-            match cx.work.kind {
+            let due = match cx.work.kind {
                 // Waiting must not block the loop: it becomes a deadline,
                 // and the ack is sent when the timer fires.
-                WorkKind::Sleep => {
-                    let due = cx.now + cx.work.duration;
-                    self.work_due = Some(due);
-                    cx.timers.schedule(due, self.token, TimerKind::Work);
-                }
-                // CPU work cannot be waited for: it runs right here, and
-                // the whole loop, every other client, waits for it.
-                WorkKind::Spin => {
-                    cx.work.perform();
-                    cx.now = Instant::now();
-                    self.last_active = cx.now;
-                    self.ack();
-                }
-            }
+                WorkKind::Sleep => cx.now + cx.work.duration,
+                // CPU work is done when its turn comes up in the heap, at
+                // once; one message per turn, so that between two
+                // messages the loop sees signals and other clients, and
+                // each ack goes out as soon as its own work is done.
+                WorkKind::Spin => cx.now,
+            };
+            self.work_due = Some(due);
+            cx.timers.schedule(due, self.token, TimerKind::Work);
         }
     }
 

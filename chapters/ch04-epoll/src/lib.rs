@@ -28,12 +28,12 @@ use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::socket::{listen, Backlog};
 use protocol::blocking::ACCEPT_BACKOFF;
-use protocol::{event, warn, Config, Shutdown};
+use protocol::{event, warn, Config, Shutdown, WorkKind};
 
 use crate::connection::{Connection, Context};
 use crate::poller::{Event, Events, Interest, Poller, Token};
 use crate::slab::Slab;
-use crate::timers::Timers;
+use crate::timers::{TimerKind, Timers};
 
 /// What `--help` says about this server.
 pub const ABOUT: &str =
@@ -317,6 +317,13 @@ impl<'c> Server<'c> {
                 },
             );
             self.settle(timer.token);
+            if timer.kind == TimerKind::Work
+                && self.config.work_kind == WorkKind::Spin
+            {
+                // That may have held the loop for `--work-ms` of CPU:
+                // look at signals and sockets before the next one.
+                break;
+            }
         }
         if self.resume_accepting_at.is_some_and(|at| at <= now) {
             self.resume_accepting();

@@ -227,6 +227,45 @@ fn spin_work_serializes_the_loop() {
     );
 }
 
+/// Pipelined messages with spin work: each ack goes out as soon as its
+/// own work is done, not after the whole batch, and SIGTERM during the
+/// batch stops after the message in progress (SPEC.md: exit within
+/// `--work-ms` plus one second), as the blocking servers do. Spinning a
+/// whole batch in one go held the loop, the signal included, for 8 x the
+/// work.
+#[test]
+fn sigterm_during_pipelined_spin_work() {
+    const WORK: Duration = Duration::from_millis(300);
+    let flags = ["--work-ms", "300", "--work-kind", "spin", "--quiet"];
+    let mut server = start(&flags);
+    let mut stream = server.connect(TIMEOUT).expect("connects");
+    let sent = Instant::now();
+    stream.write_all(&b"m\x03".repeat(8)).expect("one write");
+    read_acks(&mut stream, 1);
+    let first = sent.elapsed();
+    assert!(
+        first < 4 * WORK,
+        "the first ack took {first:?}: it waited for the whole batch"
+    );
+    let signalled = Instant::now();
+    server
+        .signal(Signal::SIGTERM)
+        .expect("the server is running");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("the server closes");
+    assert!(
+        rest.len() <= 2 * ACK.len() && rest.chunks(3).all(|a| a == ACK),
+        "after SIGTERM: {rest:?}"
+    );
+    let status = server.wait_timeout(TIMEOUT).expect("wait");
+    let took = signalled.elapsed();
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    assert!(
+        took < WORK + Duration::from_secs(1),
+        "exit {took:?} after SIGTERM, with {WORK:?} of work per message"
+    );
+}
+
 /// Raises this test process's open-file limit to its hard limit, and
 /// returns it.
 fn raise_own_fd_limit() -> u64 {
