@@ -254,8 +254,11 @@ impl Connection {
     /// Reacts to one of this connection's deadlines. Deadlines it no
     /// longer waits for are ignored: timers are never cancelled.
     pub fn on_timer(&mut self, timer: Timer, cx: &mut Context<'_>) {
+        if !self.awaits(&timer) {
+            return;
+        }
         match timer.kind {
-            TimerKind::Work if self.work_due == Some(timer.at) => {
+            TimerKind::Work => {
                 self.work_due = None;
                 if cx.work.kind == WorkKind::Spin {
                     // CPU work cannot be waited for: it runs right here,
@@ -266,18 +269,25 @@ impl Connection {
                 self.last_active = cx.now;
                 self.ack();
             }
-            TimerKind::Idle if self.idle_check == Some(timer.at) => {
+            TimerKind::Idle => {
                 self.idle_check = None;
                 self.check_idle(cx);
             }
-            TimerKind::Linger
-                if self.phase == (Phase::Lingering { until: timer.at }) =>
-            {
-                self.phase = Phase::Closed;
-            }
-            _ => return,
+            TimerKind::Linger => self.phase = Phase::Closed,
         }
         self.advance(cx);
+    }
+
+    /// Whether `timer` is a deadline this connection waits for: it waits
+    /// for at most one of each kind, and any other entry is stale.
+    pub fn awaits(&self, timer: &Timer) -> bool {
+        match timer.kind {
+            TimerKind::Work => self.work_due == Some(timer.at),
+            TimerKind::Idle => self.idle_check == Some(timer.at),
+            TimerKind::Linger => {
+                self.phase == (Phase::Lingering { until: timer.at })
+            }
+        }
     }
     // ANCHOR_END: on_timer
 

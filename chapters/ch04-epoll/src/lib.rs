@@ -293,11 +293,32 @@ impl<'c> Server<'c> {
             // Dropping the stream closes the socket, which also takes it
             // off epoll's interest list.
             self.connections.remove(token);
+            self.sweep_timers();
             // A descriptor is free: if we ran out, try again now.
             self.resume_accepting();
         }
     }
     // ANCHOR_END: handle_client
+
+    /// Timers are never cancelled, so a closed connection leaves its
+    /// deadlines in the heap until they come due - with a long idle limit
+    /// or long work, practically never, and a server whose clients come
+    /// and go would keep an entry for every client it ever had. So once
+    /// the heap holds more than twice what the live connections can wait
+    /// for (one deadline of each kind), the stale entries are swept out.
+    /// A sweep costs a pass over the heap, paid for by the stale entries
+    /// that made it necessary.
+    fn sweep_timers(&mut self) {
+        let live = 3 * self.connections.len();
+        if self.timers.len() <= 2 * live + 64 {
+            return;
+        }
+        let connections = &self.connections;
+        self.timers.retain(|timer| {
+            let owner = connections.get(timer.token);
+            owner.is_some_and(|connection| connection.awaits(timer))
+        });
+    }
 
     // ANCHOR: run_timers
     /// Fires every deadline that has passed.
@@ -406,3 +427,82 @@ fn raise_fd_limit() {
     }
 }
 // ANCHOR_END: raise_fd_limit
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    use nix::sys::socket::{setsockopt, sockopt};
+
+    /// One round of the event loop, waiting at most 100 ms.
+    fn turn(server: &mut Server<'_>, events: &mut Events) {
+        let limit = Duration::from_millis(100);
+        let timeout = server
+            .timeout(Instant::now())
+            .map_or(limit, |t| t.min(limit));
+        server
+            .poller
+            .wait(events, Some(timeout))
+            .expect("epoll_wait");
+        for event in events.iter() {
+            match event.token {
+                LISTENER => server.accept_clients(),
+                token => server.handle_client(token, event),
+            }
+        }
+        server.run_timers(Instant::now());
+    }
+
+    /// Turns the loop until `done`, for at most 5 s.
+    fn turn_until(
+        server: &mut Server<'_>,
+        events: &mut Events,
+        done: impl Fn(&Server<'_>) -> bool,
+    ) {
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while !done(server) {
+            assert!(Instant::now() < give_up, "the loop made no progress");
+            turn(server, events);
+        }
+    }
+
+    /// Timers are never cancelled, so a connection that closes leaves its
+    /// deadlines in the heap until they come due. With a long idle limit
+    /// or long work (here 30 years) that is never: a server with clients
+    /// that come and go must not collect an entry per client it ever had.
+    #[test]
+    fn closed_connections_leave_no_timers_behind() {
+        protocol::log::set_quiet(true);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let addr = listener.local_addr().expect("address");
+        let config = Config {
+            work_ms: 1_000_000_000_000,
+            idle_timeout_ms: 1_000_000_000_000,
+            ..Config::default()
+        };
+        let mut server = Server::new(listener, &config).expect("server");
+        let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+        let mut most = 0;
+        for _ in 0..1000 {
+            let mut client = TcpStream::connect(addr).expect("connect");
+            let before = server.timers.len();
+            // Its idle check, then the work on its message.
+            client.write_all(b"hello\x03").expect("send");
+            turn_until(&mut server, &mut events, |s| {
+                s.timers.len() >= before + 2
+            });
+            // A reset while the work is pending: the connection is gone.
+            let abort = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            setsockopt(&client, sockopt::Linger, &abort).expect("SO_LINGER");
+            drop(client);
+            turn_until(&mut server, &mut events, |s| s.connections.is_empty());
+            most = most.max(server.timers.len());
+        }
+        assert!(most < 200, "{most} deadlines for at most one connection");
+    }
+}

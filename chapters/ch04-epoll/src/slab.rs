@@ -65,6 +65,16 @@ impl<T> Slab<T> {
     }
 
     /// The value stored under `token`, if it is still there.
+    pub fn get(&self, token: Token) -> Option<&T> {
+        let (index, generation) = split(token);
+        let slot = self.slots.get(index as usize)?;
+        if slot.generation != generation {
+            return None;
+        }
+        slot.value.as_ref()
+    }
+
+    /// The value stored under `token`, if it is still there.
     pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
         let (index, generation) = split(token);
         let slot = self.slots.get_mut(index as usize)?;

@@ -12,7 +12,9 @@
 //! Timers are never cancelled. A connection remembers which deadline it is
 //! waiting for; when an entry that is no longer wanted comes out of the heap
 //! (the connection closed, or moved on), the connection ignores it. That
-//! keeps scheduling to one `push`, with no search through the heap.
+//! keeps scheduling to one `push`, with no search through the heap. The
+//! loop sweeps the stale entries out only when they outnumber the live
+//! ones (see `Server::sweep_timers`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -82,6 +84,11 @@ impl Timers {
     }
 
     // ANCHOR_END: timers
+
+    /// Keeps only the deadlines for which `wanted` is true.
+    pub fn retain(&mut self, mut wanted: impl FnMut(&Timer) -> bool) {
+        self.heap.retain(|Reverse(timer)| wanted(timer));
+    }
 
     /// Deadlines in the heap, including ones nobody waits for any more.
     pub fn len(&self) -> usize {
