@@ -39,8 +39,10 @@ use crate::timers::{Timer, TimerKind, Timers};
 
 // ANCHOR: limits
 /// Stop reading from a client while this many bytes of acks wait for it
-/// to read them (about 21,000 acks). A client that reads slowly or not at
-/// all is then held back by TCP flow control instead of by our memory.
+/// to read them, or for the work on their messages (about 21,000 acks). A
+/// client that reads slowly or not at all, or sends faster than the work
+/// is done, is then held back by TCP flow control instead of by our
+/// memory and our CPU.
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
 /// Reads from one socket per wakeup, at most. With level-triggered
@@ -430,13 +432,20 @@ impl Connection {
     /// Whether to read from the client now.
     fn wants_read(&self) -> bool {
         match self.phase {
-            // Backpressure: while it owes a full cap of acks, leave the
+            // Backpressure: while a full cap of acks is owed, or will be
+            // once the work on the queued messages is done, leave the
             // client's bytes in the kernel. Its receive window fills and
             // TCP stops it from sending more.
-            Phase::Open => self.owed < OUTPUT_CAP,
+            Phase::Open => self.acks_ahead() < OUTPUT_CAP as u64,
             Phase::Draining | Phase::Closed => false,
             Phase::Lingering { .. } => true,
         }
+    }
+
+    /// Bytes of acks the client has yet to read: those owed, and those
+    /// of the messages still waiting for their work.
+    fn acks_ahead(&self) -> u64 {
+        self.owed as u64 + ACK.len() as u64 * self.queued
     }
 
     fn has_output(&self) -> bool {
@@ -456,9 +465,9 @@ impl Connection {
         }
         if self.registered.read && !wanted.read && self.phase == Phase::Open {
             event!(
-                "{} reads slowly: {} bytes pending, pausing input",
+                "{} is {} bytes of acks ahead, pausing input",
                 self.peer,
-                self.owed
+                self.acks_ahead()
             );
         }
         match poller.modify(&self.stream, self.token, wanted) {

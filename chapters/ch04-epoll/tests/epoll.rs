@@ -153,6 +153,48 @@ fn backpressure_stops_reading_a_client_that_does_not_read() {
     goodbye(&mut slow);
 }
 
+/// The same with work that takes time: messages waiting for their work
+/// are acks the server will owe, and count against the same cap. A
+/// client that pipelines faster than the work is done is held back by
+/// TCP too, instead of having the server read (and count, and decode)
+/// everything it sends, days of work ahead.
+#[test]
+fn backpressure_counts_messages_waiting_for_work() {
+    let flags = ["--work-ms", "1000", "--idle-timeout-ms", "0", "--quiet"];
+    let mut server = start(&flags);
+    let slow = server.connect(TIMEOUT).expect("connects");
+    let mut writer = slow.try_clone().expect("clone");
+    writer
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    let batch = [ETX; 64 * 1024];
+    let mut sent = 0;
+    let stalled = loop {
+        if sent >= 64 << 20 {
+            break false;
+        }
+        match writer.write(&batch) {
+            Ok(n) => sent += n,
+            Err(e) if is_timeout(&e) => break true,
+            Err(e) => panic!("write failed: {e}"),
+        }
+    };
+    assert!(stalled, "the server read {sent} messages ahead of its work");
+    let (ours, theirs) = (slow.local_addr().unwrap(), server.addr());
+    let unread = receive_queue(theirs, ours).expect("the socket is listed");
+    assert!(unread > 0, "the server kept reading a client that does not");
+    // Thousands of messages wait for work; the server still exits in
+    // time: only the message in progress is finished.
+    let signalled = Instant::now();
+    server
+        .signal(Signal::SIGTERM)
+        .expect("the server is running");
+    let status = server.wait_timeout(TIMEOUT).expect("wait");
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(2), "exit {took:?} after SIGTERM");
+}
+
 fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
