@@ -81,6 +81,8 @@ pub enum Scenario {
     Idle,
     /// The driver against a minimal tokio load generator.
     Check,
+    /// Chapter 4 against tokio, alternating rounds, for the goal.
+    Goal,
 }
 
 impl Options {
@@ -110,6 +112,12 @@ pub struct Plan {
     pub idle_connections: usize,
     /// Connections for the driver-versus-tokio check.
     pub check_connections: usize,
+    /// Connections at which chapter 4 and tokio are compared for the
+    /// goal, in alternating rounds.
+    pub goal_connections: Vec<usize>,
+    /// Rounds of the goal comparison and of the client check; the
+    /// median counts, so one noisy moment does not decide.
+    pub rounds: usize,
 }
 
 impl Plan {
@@ -125,6 +133,8 @@ impl Plan {
             window: Duration::from_secs(3),
             idle_connections: 10_000,
             check_connections: 100,
+            goal_connections: vec![100, 1000],
+            rounds: 3,
         }
     }
 
@@ -140,6 +150,8 @@ impl Plan {
             window: Duration::from_millis(300),
             idle_connections: 100,
             check_connections: 10,
+            goal_connections: vec![10],
+            rounds: 1,
         }
     }
 
@@ -188,7 +200,8 @@ pub fn run(options: &Options) -> io::Result<()> {
         .iter()
         .map(|m| 1 + 2 * plan.clients.len() + plan.connections_for(m).len())
         .sum::<usize>()
-        + 4;
+        + 4
+        + plan.goal_connections.len() * plan.rounds * 2;
     let bar = ProgressBar::new(steps as u64).with_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
@@ -262,11 +275,34 @@ pub fn run(options: &Options) -> io::Result<()> {
         }
         bar.inc(1);
     }
+    let (epoll, tokio) = (MODELS[3], MODELS[4]);
+    let pair = [epoll, tokio].map(|m| available(&bin_dir, &m).ok());
+    for &connections in &plan.goal_connections {
+        for round in 1..=plan.rounds {
+            for (model, binary) in [epoll, tokio].iter().zip(&pair) {
+                step(
+                    &bar,
+                    format!(
+                        "goal: {} at {connections} connections, round \
+                         {round}",
+                        model.name
+                    ),
+                );
+                if let (true, Some(binary)) =
+                    (options.wants(Scenario::Goal), binary)
+                {
+                    let mut row = zero_work(binary, model, connections, &plan);
+                    row.round = round;
+                    report.goal_rounds.push(row);
+                }
+                bar.inc(1);
+            }
+        }
+    }
     step(&bar, "client check: driver vs tokio load generator".into());
-    let tokio = MODELS[4];
     if options.wants(Scenario::Check) {
-        if let Ok(binary) = available(&bin_dir, &tokio) {
-            report.checks.extend(client_check(&binary, &tokio, &plan));
+        if let Some(binary) = &pair[1] {
+            report.checks.extend(client_check(binary, &tokio, &plan));
         }
     }
     bar.inc(2);
@@ -567,7 +603,10 @@ fn client_check(
     plan: &Plan,
 ) -> Vec<CheckRow> {
     let mut rows = Vec::new();
-    for generator in ["driver (epoll)", "tokio minimal"] {
+    let rounds = (1..=plan.rounds).flat_map(|round| {
+        ["driver (epoll)", "tokio minimal"].map(|generator| (round, generator))
+    });
+    for (round, generator) in rounds {
         let Ok(server) = start(binary, &["--work-ms", "0"]) else {
             continue;
         };
@@ -576,6 +615,7 @@ fn client_check(
             generator,
             server: model.label,
             connections: plan.check_connections,
+            round,
             ..CheckRow::default()
         };
         match result {
