@@ -472,7 +472,7 @@ pub fn sigterm_right_after_listening(program: &str, extra: &[&str]) {
 ///
 /// Each case names what is wrong in its one line: the flag or the value.
 pub fn bad_flag(program: &str, extra: &[&str]) {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--no-such-flag"], "--no-such-flag"),
         (&["--work-ms", "soon"], "soon"),
         (&["--work-ms", "-1"], "-1"),
@@ -483,6 +483,11 @@ pub fn bad_flag(program: &str, extra: &[&str]) {
         (
             &["--idle-timeout-ms", "99999999999999999999"],
             "--idle-timeout",
+        ),
+        // One past the largest (see `huge_flag_values`).
+        (
+            &["--work-ms", "18446744073709551616"],
+            "18446744073709551616",
         ),
         // Parsed only when binding; still one line, still no start.
         (&["--addr", "no-such-address"], "no-such-address"),
@@ -503,6 +508,48 @@ pub fn bad_flag(program: &str, extra: &[&str]) {
         assert!(!stderr.contains("panicked"), "panicked: {shown}");
         assert!(!stdout.contains("listening on"), "started: {shown}");
     }
+}
+
+/// The largest values the duration flags take, `u64::MAX` milliseconds
+/// (585 million years), are limits like any other: no deadline
+/// arithmetic overflows (`Instant + Duration` panics when it does), no
+/// timeout is truncated into a short one, nothing panics. With no
+/// practical idle limit a session is served as usual and a shutdown with
+/// a silent client is prompt; with endless work the message is held, not
+/// acked, and the server lives on.
+pub fn huge_flag_values(program: &str, extra: &[&str]) {
+    const MAX: &str = "18446744073709551615";
+    let flags = ["--work-ms", "0", "--idle-timeout-ms", MAX];
+    let mut server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    let mut silent = connect(&server);
+    ok(&server, "send", conn.send(b"package 0"));
+    ok(&server, "ack", conn.read_ack());
+    let signalled = Instant::now();
+    ok(&server, "signal", server.signal(Signal::SIGTERM));
+    expect_close(&server, &mut silent, b"", None);
+    assert_exits_within(&mut server, signalled, Duration::from_secs(1));
+
+    let flags = ["--work-ms", MAX, "--idle-timeout-ms", MAX];
+    let mut server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send(b"package 0"));
+    wait_until_read(&server, &conn);
+    let mut ack = [0; 3];
+    let wait = Some(Duration::from_millis(300));
+    ok(&server, "timeout", conn.stream().set_read_timeout(wait));
+    let early = conn.stream().read(&mut ack);
+    assert!(
+        early.as_ref().is_err_and(crate::connection::is_timeout),
+        "endless work, yet {early:?}{}",
+        context(&server)
+    );
+    let _other = connect(&server);
+    thread::sleep(Duration::from_millis(200));
+    let exited = server.wait_timeout(Duration::ZERO);
+    let exited = ok(&server, "wait", exited);
+    assert_eq!(exited, None, "the server exited{}", context(&server));
+    assert!(!server.log().contains("panicked"), "{}", context(&server));
 }
 
 /// An address already in use: a clear error line on stderr, a non-zero
