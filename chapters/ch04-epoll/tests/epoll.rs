@@ -308,6 +308,46 @@ fn sigterm_during_pipelined_spin_work() {
     );
 }
 
+/// SIGTERM while 100 clients pipeline empty messages as fast as the
+/// server reads them: the exit is still within `--work-ms` plus one
+/// second of the signal. Each round of the loop decodes up to 64 KiB of
+/// one-byte messages per ready client; a round over 100 clients took so
+/// long that the signal, seen only at the next `epoll_wait`, came too late
+/// for the shutdown deadline.
+#[test]
+fn sigterm_during_a_flood() {
+    let mut server = start(&["--work-ms", "0", "--quiet"]);
+    let clients: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let client = server.connect(TIMEOUT).expect("connects");
+            setsockopt(&client, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
+            client.set_nonblocking(true).expect("non-blocking");
+            client
+        })
+        .collect();
+    // As much as the kernel takes at once, up to 6.4 MB each: the server
+    // has a backlog of millions of messages to read.
+    let batch = [ETX; 64 * 1024];
+    for mut client in &clients {
+        for _ in 0..100 {
+            match client.write(&batch) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write failed: {e}"),
+            }
+        }
+    }
+    let signalled = Instant::now();
+    server
+        .signal(Signal::SIGTERM)
+        .expect("the server is running");
+    let status = server.wait_timeout(TIMEOUT).expect("wait");
+    let took = signalled.elapsed();
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    assert!(took < Duration::from_secs(1), "exit {took:?} after SIGTERM");
+    drop(clients);
+}
+
 /// Raises this test process's open-file limit to its hard limit, and
 /// returns it.
 fn raise_own_fd_limit() -> u64 {
