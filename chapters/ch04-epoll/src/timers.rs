@@ -123,4 +123,10 @@ mod tests {
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.time_left(later), Some(Duration::from_millis(5)));
     }
+
+    /// What one deadline costs in the heap (the chapter quotes it).
+    #[test]
+    fn a_deadline_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Reverse<Timer>>(), 32);
+    }
 }
