@@ -348,6 +348,44 @@ fn sigterm_during_a_flood() {
     drop(clients);
 }
 
+/// A client resets while its message's work is pending, and the next
+/// client takes its slot in the connection table (and its descriptor
+/// number): the old work timer must not ack the newcomer, which has sent
+/// nothing. The token's generation tells them apart.
+#[test]
+fn pending_work_of_a_reset_client_does_not_reach_the_next() {
+    let server = start(&["--work-ms", "300"]);
+    for _ in 0..3 {
+        let first = server.connect(TIMEOUT).expect("connects");
+        (&first).write_all(b"package 0\x03").expect("sent");
+        let peer = first.local_addr().expect("address").to_string();
+        let read = Instant::now() + TIMEOUT;
+        while !server.log().contains(&format!("\"package 0\" from {peer}")) {
+            assert!(Instant::now() < read, "never read\n{}", server.log());
+            thread::sleep(Duration::from_millis(10));
+        }
+        let abort = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        setsockopt(&first, sockopt::Linger, &abort).expect("SO_LINGER");
+        drop(first);
+        let gone = Instant::now() + TIMEOUT;
+        while !server.log().contains(&format!("closed {peer}")) {
+            assert!(Instant::now() < gone, "not closed\n{}", server.log());
+            thread::sleep(Duration::from_millis(10));
+        }
+        let mut next = server.connect(TIMEOUT).expect("connects");
+        assert!(
+            !got_ack(&mut next, Duration::from_millis(600)),
+            "an ack for a message it never sent\n{}",
+            server.log()
+        );
+        next.write_all(b"hello\x03").expect("sent");
+        assert!(got_ack(&mut next, TIMEOUT), "its own message is acked");
+    }
+}
+
 /// Raises this test process's open-file limit to its hard limit, and
 /// returns it.
 fn raise_own_fd_limit() -> u64 {
