@@ -485,6 +485,11 @@ fn zero_work(
         row.server_cpu_us_per_msg =
             cpu.as_secs_f64() * 1e6 / outcome.messages as f64;
     }
+    let sleeps = after.sleeps.saturating_sub(before.sleeps);
+    if outcome.messages > 0 {
+        row.server_sleeps_per_100 =
+            sleeps as f64 * 100.0 / outcome.messages as f64;
+    }
     let user = after.user.saturating_sub(before.user);
     if outcome.messages > 0 {
         row.server_user_us_per_msg =

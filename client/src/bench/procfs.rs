@@ -26,6 +26,9 @@ pub struct Usage {
     pub rss_bytes: u64,
     /// How many processes were found.
     pub processes: usize,
+    /// Voluntary context switches of all their threads: how often the
+    /// server went to sleep waiting for something (and was woken).
+    pub sleeps: u64,
 }
 
 /// Sums [`Usage`] over every process whose process group is `pgid`.
@@ -59,8 +62,29 @@ pub fn group_usage(pgid: u32) -> io::Result<Usage> {
         usage.cpu += Duration::from_secs_f64(cpu_ticks as f64 / ticks);
         usage.user += Duration::from_secs_f64(fields.utime as f64 / ticks);
         usage.rss_bytes += fields.rss_pages * page;
+        usage.sleeps += voluntary_switches(pid);
     }
     Ok(usage)
+}
+
+/// Voluntary context switches summed over the threads of process `pid`.
+fn voluntary_switches(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut sum = 0;
+    for task in tasks.flatten() {
+        let status = task.path().join("status");
+        let Ok(status) = fs::read_to_string(status) else {
+            continue;
+        };
+        sum += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    sum
 }
 
 /// CPU time the calling thread has used so far.
