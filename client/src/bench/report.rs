@@ -554,9 +554,7 @@ impl Report {
         }
         for c in connections {
             let line = match (cpu("epoll", c), cpu("tokio", c)) {
-                (Some((e, e_sleeps, n)), Some((t, t_sleeps, _)))
-                    if t > 0.0 =>
-                {
+                (Some((e, e_sleeps, n)), Some((t, t_sleeps, _))) if t > 0.0 => {
                     let ratio = e / t;
                     format!(
                         "| epoll server CPU per message at {c} connections \
