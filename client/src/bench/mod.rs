@@ -36,9 +36,14 @@ use driver::{Load, Outcome, Percentiles, Until};
 use models::{Model, MODELS, WORKERS};
 use report::{CheckRow, IdleRow, Machine, Report, SessionRow, Status, ZeroRow};
 
-/// Where results go by default: the book's source tree.
+/// Where a full run's results go by default: the book's source tree.
 pub const DEFAULT_OUT: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../book/measurements");
+
+/// Where a `--quick` run's results go by default: out of the book's way,
+/// so a smoke run never overwrites the figures the book shows.
+pub const QUICK_OUT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-quick");
 
 /// The flags of `client bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,9 +52,10 @@ pub struct Options {
     #[arg(long)]
     pub quick: bool,
 
-    /// Directory for the CSV, Markdown and SVG results.
-    #[arg(long, default_value = DEFAULT_OUT)]
-    pub out: PathBuf,
+    /// Directory for the CSV, Markdown and SVG results [default: the
+    /// book's `book/measurements`, or `target/bench-quick` with --quick].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 
     /// Do not run `cargo build` for the servers first.
     #[arg(long)]
@@ -307,8 +313,15 @@ pub fn run(options: &Options) -> io::Result<()> {
     }
     bar.inc(2);
     bar.finish_with_message("done");
-    report.write(&options.out)?;
-    eprintln!("bench: results written to {}", options.out.display());
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if options.quick {
+            QUICK_OUT
+        } else {
+            DEFAULT_OUT
+        })
+    });
+    report.write(&out)?;
+    eprintln!("bench: results written to {}", out.display());
     Ok(())
 }
 // ANCHOR_END: run
@@ -689,7 +702,7 @@ mod tests {
             .join(format!("bench-smoke-{}", std::process::id()));
         let options = Options {
             quick: true,
-            out: out.clone(),
+            out: Some(out.clone()),
             no_build: false,
             bin_dir: None,
             models: Vec::new(),
