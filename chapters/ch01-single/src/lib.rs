@@ -39,15 +39,23 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
 // ANCHOR_END: serve
 
 // ANCHOR: accept_loop
-/// Accepts one client, serves it to the end, then accepts the next.
-fn accept_loop(
+/// Accepts one client, serves it to the end, then accepts the next, until
+/// `shutdown` is triggered.
+///
+/// Chapter 2's workers run this very function, one per process.
+///
+/// # Errors
+///
+/// Only errors of the listener itself; a failing connection is logged and
+/// ends only that connection.
+pub fn accept_loop(
     listener: &TcpListener,
     config: &Config,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
     while let Some((stream, peer)) = next_client(listener, shutdown)? {
-        // The whole session runs here. Until it returns, nobody accepts:
-        // the next client waits in the listen backlog.
+        // The whole session runs here. Until it returns, this process
+        // accepts nobody: the next client waits in the listen backlog.
         handle_client(stream, peer, config, shutdown);
     }
     Ok(())

@@ -15,21 +15,21 @@
 //! idle the first N are. What it buys: isolation. A worker that crashes
 //! takes one client with it, and the master starts another.
 //!
-//! Since chapter 1: `accept_loop` and `handle_client` are unchanged; what is
-//! new is who runs them (N forked processes) and the master that watches
-//! over those processes.
+//! Since chapter 1: nothing in the serving changed - each worker calls
+//! chapter 1's own `accept_loop` (not a copy of it). What is new is who
+//! runs it (N forked processes) and the master that watches over them.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod supervisor;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 
+use ch01_single::accept_loop;
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
-use protocol::blocking::{next_client, serve_session};
 use protocol::{event, warn, Config, Shutdown};
 
 use crate::supervisor::{Signals, Supervisor};
@@ -149,43 +149,13 @@ fn worker(
     // first, then unblock: the pending signal lands in `shutdown`.
     let shutdown = Shutdown::on_signals()?;
     signals.unblock()?;
+    // From here on, a worker is chapter 1's server: the same loop, run by
+    // each of N processes on one shared listener.
     accept_loop(listener, config, &shutdown)?;
     event!("worker drained, exiting");
     Ok(())
 }
 // ANCHOR_END: worker
-
-// ANCHOR: accept_loop
-/// Accepts one client, serves it to the end, then accepts the next: the
-/// same loop as chapter 1, run by each of N processes on one listener.
-fn accept_loop(
-    listener: &TcpListener,
-    config: &Config,
-    shutdown: &Shutdown,
-) -> io::Result<()> {
-    while let Some((stream, peer)) = next_client(listener, shutdown)? {
-        // While this worker serves, the other workers accept; only when
-        // all N are busy does a new client wait in the listen backlog.
-        handle_client(stream, peer, config, shutdown);
-    }
-    Ok(())
-}
-// ANCHOR_END: accept_loop
-
-// ANCHOR: handle_client
-/// Serves one client's whole session and logs how it ended. The log
-/// line's pid says which worker served it.
-fn handle_client(
-    stream: TcpStream,
-    peer: SocketAddr,
-    config: &Config,
-    shutdown: &Shutdown,
-) {
-    event!("accepted {peer}");
-    let ending = serve_session(stream, peer, config, shutdown);
-    event!("closed {peer}: {ending}");
-}
-// ANCHOR_END: handle_client
 
 /// Fails unless this process has exactly one thread, the condition for a
 /// safe `fork` (see the SAFETY comment in [`spawn_worker`]).
