@@ -14,24 +14,15 @@
 # of the output is what the chapter discusses, not the exact times or pids.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=server.bash
+source book/output/server.bash
 
 WORK_MS=200
 WORKERS=3
 CLIENTS=6
 MESSAGES=1
-out=book/output
 
 cargo build --quiet -p ch02-prefork -p client
-
-scratch=$(mktemp -d)
-server_pid=
-cleanup() {
-    # The whole process group would be the master and its workers, but
-    # the master's death alone ends the workers (PR_SET_PDEATHSIG).
-    if [ -n "$server_pid" ]; then kill -9 "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
 
 # The master's children: its workers (the master has only one thread).
 workers() {
@@ -55,30 +46,13 @@ wait_for_workers() {
 log_from() { tail -n "+$1" "$scratch/server.txt"; }
 log_lines() { wc -l <"$scratch/server.txt"; }
 
-server_cmd=(ch02-prefork --addr 127.0.0.1:0 --workers "$WORKERS"
-            --work-ms "$WORK_MS")
-target/debug/"${server_cmd[0]}" "${server_cmd[@]:1}" \
-    >"$scratch/server.txt" 2>&1 &
-server_pid=$!
-
-addr=
-for _ in $(seq 100); do
-    addr=$(sed -n 's/^listening on //p' "$scratch/server.txt")
-    [ -n "$addr" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$addr" ]; then
-    echo "ch02-prefork did not start:" >&2
-    cat "$scratch/server.txt" >&2
-    exit 1
-fi
+start_server ch02-prefork --addr 127.0.0.1:0 --workers "$WORKERS" \
+    --work-ms "$WORK_MS"
 wait_for_workers "$WORKERS"
 
 # 1. Six clients, three workers; `ps` while they are being served.
-client_cmd=(client "$CLIENTS" --addr "$addr" --messages "$MESSAGES"
-            --work-ms "$WORK_MS" --quiet)
-target/debug/"${client_cmd[0]}" "${client_cmd[@]:1}" >"$scratch/client.txt" &
+run_client "$scratch/client.txt" "$CLIENTS" --addr "$addr" \
+    --messages "$MESSAGES" --work-ms "$WORK_MS" --quiet &
 client_pid=$!
 sleep 0.1
 ps_cmd=(ps -o pid,ppid,nlwp,stat,rss,args --ppid "$server_pid" -p "$server_pid")
@@ -100,10 +74,7 @@ ps_cmd=(ps -o pid,ppid,nlwp,stat,rss,args --ppid "$server_pid" -p "$server_pid")
     done
 } >"$scratch/ps.txt"
 wait "$client_pid"
-{
-    echo "\$ ${client_cmd[*]}"
-    cat "$scratch/client.txt"
-} >"$out/ch02-prefork-client.txt"
+mv "$scratch/client.txt" "$out/ch02-prefork-client.txt"
 # Let the workers log the last `closed` lines.
 sleep 0.3
 served=$(log_lines)
@@ -131,10 +102,7 @@ for _ in $(seq 200); do
     log_from $((killed + 1)) | grep -q 'message "package 0"' && break
     sleep 0.01
 done
-kill -TERM "$server_pid"
-status=0
-wait "$server_pid" || status=$?
-server_pid=
+stop_server
 wait "$late_pid" || true
 {
     echo "\$ ${late_cmd[*]} &"
@@ -142,13 +110,13 @@ wait "$late_pid" || true
         "$scratch/server.txt" | head -n 1)    # the master"
     log_from $((killed + 1))
     echo "\$ echo \$?    # the master's exit status"
-    echo "$status"
+    echo "$server_status"
     echo "\$ # meanwhile, the client:"
     cat "$scratch/late.txt"
 } >"$out/ch02-prefork-shutdown.txt"
 
 {
-    echo "\$ ${server_cmd[*]}"
+    echo "\$ $server_line"
     head -n "$served" "$scratch/server.txt"
 } >"$out/ch02-prefork-server.txt"
 mv "$scratch/ps.txt" "$out/ch02-prefork-ps.txt"

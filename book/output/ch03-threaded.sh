@@ -16,7 +16,8 @@
 # of the output is what the chapter discusses, not the exact times.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-out=book/output
+# shellcheck source=server.bash
+source book/output/server.bash
 # The panic message in part 2 without a backtrace, whatever the caller's
 # environment says.
 export RUST_BACKTRACE=0
@@ -29,45 +30,9 @@ MESSAGES=2
 
 cargo build --quiet -p ch03-threaded -p client
 
-scratch=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
-
-# Starts target/debug/$1 with the other arguments, stdout and stderr into
-# $scratch/server.txt; sets server_pid and addr (from `listening on`).
-start_server() {
-    target/debug/"$1" "${@:2}" >"$scratch/server.txt" 2>&1 &
-    server_pid=$!
-    wait_for_log '^listening on ' ||
-        { echo "$1 did not start:" >&2; cat "$scratch/server.txt" >&2; exit 1; }
-    addr=$(sed -n 's/^listening on //p' "$scratch/server.txt")
-}
-
-# Waits (up to 10 s) until the server's output has a line matching $1.
-wait_for_log() {
-    for _ in $(seq 1000); do
-        grep -q -- "$1" "$scratch/server.txt" && return 0
-        kill -0 "$server_pid" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
-
-# SIGTERM: the server lets its workers finish, logs, and exits 0.
-stop_server() {
-    kill -TERM "$server_pid"
-    wait "$server_pid"
-    server_pid=
-}
-
 # --- 1. Load, a busy rejection, the idle threads -------------------------
-server_cmd=(ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS"
-            --workers "$WORKERS" --queue "$QUEUE")
-start_server "${server_cmd[@]}"
+start_server ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS" \
+    --workers "$WORKERS" --queue "$QUEUE"
 wait_for_log "worker-$WORKERS\] ready"
 port=${addr##*:}
 
@@ -77,10 +42,8 @@ port=${addr##*:}
     ps -L -o lwp,comm,stat,pcpu -p "$server_pid"
 } >"$scratch/threads.txt"
 
-client_cmd=(client "$CLIENTS" --addr "$addr" --messages "$MESSAGES"
-            --work-ms "$WORK_MS" --quiet)
-target/debug/"${client_cmd[0]}" "${client_cmd[@]:1}" \
-    >"$scratch/client.txt" &
+run_client "$scratch/client.txt" "$CLIENTS" --addr "$addr" \
+    --messages "$MESSAGES" --work-ms "$WORK_MS" --quiet &
 load_pid=$!
 
 # Three clients being served, three waiting: the queue is full, so one
@@ -97,24 +60,18 @@ wait_for_log ", $QUEUE waiting"
 } >"$scratch/busy.txt"
 
 wait "$load_pid"
+# SIGTERM: the server lets its workers finish, logs, and exits 0.
 stop_server
-{
-    echo "\$ ${server_cmd[*]}"
-    cat "$scratch/server.txt"
-} >"$out/ch03-threaded-server.txt"
-{
-    echo "\$ ${client_cmd[*]}"
-    cat "$scratch/client.txt"
-} >"$out/ch03-threaded-client.txt"
+save_server_log "$out/ch03-threaded-server.txt"
+mv "$scratch/client.txt" "$out/ch03-threaded-client.txt"
 mv "$scratch/busy.txt" "$out/ch03-threaded-busy.txt"
 mv "$scratch/threads.txt" "$out/ch03-threaded-threads.txt"
 
 # --- 2. A forced panic ----------------------------------------------------
 # The test hook (CH03_PANIC_ON): a client whose first message is `boom`
 # makes its worker panic. The worker catches it and serves the next client.
-panic_cmd=(ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS"
-           --workers 2)
-CH03_PANIC_ON=boom start_server "${panic_cmd[@]}"
+CH03_PANIC_ON=boom start_server ch03-threaded --addr 127.0.0.1:0 \
+    --work-ms "$WORK_MS" --workers 2
 wait_for_log 'worker-2\] ready'
 port=${addr##*:}
 {
@@ -125,16 +82,15 @@ port=${addr##*:}
     exec 3>&-
 }
 wait_for_log 'panic while serving'
-target/debug/client 2 --addr "$addr" --messages 1 --work-ms "$WORK_MS" \
-    --quiet >"$scratch/after.txt"
+run_client "$scratch/after.txt" 2 --addr "$addr" --messages 1 \
+    --work-ms "$WORK_MS" --quiet
 threads=$(ps -L -o lwp= -p "$server_pid" | wc -l)
 stop_server
 {
-    echo "\$ CH03_PANIC_ON=boom ${panic_cmd[*]}"
+    echo "\$ CH03_PANIC_ON=boom $server_line"
     # The panic message names this script's build path; keep it short.
     sed -e "s|$PWD/||" "$scratch/server.txt"
     echo
-    echo "\$ client 2 --addr $addr --messages 1 --work-ms $WORK_MS --quiet"
     cat "$scratch/after.txt"
     echo "threads in the server after the panic: $threads"
 } >"$out/ch03-threaded-panic.txt"

@@ -12,74 +12,24 @@
 # chapter discusses, not the exact times.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-out=book/output
+# shellcheck source=server.bash
+source book/output/server.bash
 
 cargo build --quiet -p ch04-epoll -p client
 cargo build --quiet --release -p ch04-epoll --examples
 
-scratch=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
-
-# start_server LOG BINARY ARGS...: starts a server on a free port, waits for
-# its `listening on` line and sets $addr and $server_pid.
-start_server() {
-    local log=$1
-    shift
-    "$@" --addr 127.0.0.1:0 >"$log" 2>&1 &
-    server_pid=$!
-    addr=
-    for _ in $(seq 100); do
-        addr=$(sed -n 's/^listening on //p' "$log")
-        [ -n "$addr" ] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "$* did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-# stop_server: SIGTERM, and the server must exit 0.
-stop_server() {
-    kill -TERM "$server_pid"
-    wait "$server_pid"
-    server_pid=
-}
-
-# run_client FILE ARGS...: runs the client, the command line first.
-run_client() {
-    local file=$1
-    shift
-    {
-        echo "\$ client $*"
-        target/debug/client "$@"
-    } >"$file"
-}
-
-# 1. Three clients, three messages each, 200 ms of sleep work per message.
-start_server "$scratch/server.txt" target/debug/ch04-epoll --work-ms 200
-run_client "$scratch/client.txt" 3 --addr "$addr" --messages 3 --work-ms 200
-stop_server
-{
-    echo "\$ ch04-epoll --addr 127.0.0.1:0 --work-ms 200"
-    cat "$scratch/server.txt"
-} >"$out/ch04-epoll-server.txt"
-mv "$scratch/client.txt" "$out/ch04-epoll-client.txt"
+# 1. Three clients, three messages each, 200 ms of sleep work per message:
+# chapter 1's run.
+three_clients_run ch04-epoll
 
 # 2. Two hundred clients, 500 ms of sleep work each: the timers overlap.
-start_server "$scratch/server.txt" target/debug/ch04-epoll --work-ms 500 \
-    --quiet
+start_server ch04-epoll --addr 127.0.0.1:0 --work-ms 500 --quiet
 run_client "$out/ch04-epoll-200.txt" 200 --addr "$addr" --messages 1 \
     --work-ms 500 --quiet
 stop_server
 
 # 3. CPU-bound work: the loop itself computes, and everyone waits.
-start_server "$scratch/server.txt" target/debug/ch04-epoll --work-ms 200 \
+start_server ch04-epoll --addr 127.0.0.1:0 --work-ms 200 \
     --work-kind spin --quiet
 run_client "$scratch/spin.txt" 3 --addr "$addr" --messages 3 --work-ms 200 \
     --quiet
@@ -100,7 +50,7 @@ mv "$scratch/c10k.txt" "$out/ch04-epoll-c10k.txt"
 # 5. System calls per message, counted by strace on the release build.
 # Needs strace and permission to trace; without them the old file stays.
 if command -v strace >/dev/null; then
-    start_server "$scratch/server.txt" target/release/ch04-epoll \
+    start_server target/release/ch04-epoll --addr 127.0.0.1:0 \
         --work-ms 0 --quiet
     strace -c -o "$scratch/strace.txt" -p "$server_pid" 2>/dev/null &
     tracer=$!
