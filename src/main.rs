@@ -73,27 +73,12 @@ struct TourArgs {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return bad_arguments(&e),
+        Err(e) => return protocol::cli::bad_arguments("server-models", &e),
     };
     match cli.command {
         Some(Command::Serve { chapter, flags }) => serve(&chapter, flags),
         None => run_tour(&cli.tour),
     }
-}
-
-/// Prints clap's verdict on the command line: help in full, an error as
-/// one line (clap's first, which says what is wrong).
-fn bad_arguments(e: &clap::Error) -> ExitCode {
-    use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-    if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
-    }
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("bad arguments");
-    let first = first.trim_start_matches("error: ");
-    eprintln!("server-models: {first} (see --help)");
-    ExitCode::from(2)
 }
 
 /// Runs one chapter's server with `flags`, as its own binary would.

@@ -72,7 +72,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return bad_arguments(&e),
+        Err(e) => return protocol::cli::bad_arguments("client", &e),
     };
     let result = match cli.command {
         None => run(&cli.run),
@@ -87,23 +87,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Prints clap's verdict on the command line: help in full, an error as
-/// one line (clap's first, which says what is wrong).
-fn bad_arguments(e: &clap::Error) -> ExitCode {
-    use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-    if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
-    }
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("bad arguments");
-    eprintln!(
-        "client: {} (see --help)",
-        first.trim_start_matches("error: ")
-    );
-    ExitCode::from(2)
 }
 
 /// One load run, printed; the error is the one line to show.

@@ -72,20 +72,25 @@ fn parse(
     let parsed = command
         .try_get_matches_from(args)
         .and_then(|mut matches| Config::from_arg_matches_mut(&mut matches));
-    parsed.map_err(|e| {
-        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        // clap's message spans several lines; keep the first, which says
-        // what is wrong.
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("bad arguments");
-        let first = first.trim_start_matches("error: ");
-        eprintln!("{name}: {first} (see --help)");
-        ExitCode::from(2)
-    })
+    parsed.map_err(|e| bad_arguments(name, &e))
+}
+
+/// Prints clap's verdict on the command line of the program `name`: help
+/// (or the version) in full, for exit 0; an error as one line, for exit 2.
+/// Every binary in the workspace answers bad flags this way.
+pub fn bad_arguments(name: &str, e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+    if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    // clap's message spans several lines; keep the first, which says what
+    // is wrong.
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("bad arguments");
+    let first = first.trim_start_matches("error: ");
+    eprintln!("{name}: {first} (see --help)");
+    ExitCode::from(2)
 }
 
 /// Prints `listening on HOST:PORT` with the real port, flushed at once:
