@@ -20,13 +20,14 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::signal::{
     kill, signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal,
 };
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use protocol::blocking::poll_timeout;
 use protocol::{event, warn, Config};
 
 use crate::spawn_worker;
@@ -90,17 +91,8 @@ impl Signals {
     ///
     /// Only if `poll` or the `signalfd` read fails.
     pub fn wait(&self, deadline: Option<Instant>) -> io::Result<Vec<Signal>> {
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Round up, so we never wake a millisecond early and spin.
-                let ms = left.as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        };
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
+        match poll(&mut fds, poll_timeout(deadline)) {
             // With every signal we handle blocked, nothing interrupts poll;
             // EINTR would come from a stop and continue (SIGSTOP, SIGCONT).
             Ok(_) | Err(Errno::EINTR) => {}

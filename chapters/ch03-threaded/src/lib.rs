@@ -19,7 +19,6 @@
 pub mod queue;
 
 use std::any::Any;
-use std::io::{ErrorKind, Read};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::panic;
 use std::sync::OnceLock;
@@ -28,7 +27,8 @@ use std::time::Instant;
 use std::{env, io};
 
 use protocol::blocking::{
-    close_gracefully, next_client, serve_session, wait_readable, Wait, LINGER,
+    close_gracefully, discard_until_closed, next_client, serve_session,
+    wait_readable, Wait, LINGER,
 };
 use protocol::{event, warn, Config, Shutdown, ETX};
 
@@ -206,25 +206,6 @@ fn close_unserved(clients: Vec<Client>) {
     let deadline = Instant::now() + LINGER;
     for client in clients {
         discard_until_closed(client.stream, deadline);
-    }
-}
-
-/// Reads and throws away what `stream` still sends until the client
-/// closes or `deadline` passes, so that closing does not send a reset
-/// (see [`close_gracefully`]).
-fn discard_until_closed(mut stream: TcpStream, deadline: Instant) {
-    let mut sink = [0; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match stream.read(&mut sink) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
     }
 }
 // ANCHOR_END: close_unserved

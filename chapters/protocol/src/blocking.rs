@@ -287,6 +287,14 @@ pub fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
     if stream.shutdown(Direction::Write).is_err() {
         return;
     }
+    discard_until_closed(stream, deadline);
+}
+
+/// Reads and throws away what `stream` still sends until the client
+/// closes or `deadline` passes: the lingering half of
+/// [`close_gracefully`], for a caller that has shut down its side already
+/// (chapter 3 closes many connections that way, sharing one deadline).
+pub fn discard_until_closed(mut stream: TcpStream, deadline: Instant) {
     let mut sink = [0; 4096];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -350,15 +358,7 @@ fn wait_for(
 ) -> io::Result<Wait> {
     let writing = interest.contains(PollFlags::POLLOUT);
     loop {
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Round up, so we never wake a millisecond early and spin.
-                let ms = left.as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        };
+        let timeout = poll_timeout(deadline);
         let mut fds = [
             PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
             PollFd::new(fd.as_fd(), interest),
@@ -386,4 +386,17 @@ fn wait_for(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The `poll` timeout that ends at `deadline` (never, if `None`), rounded
+/// up to the next millisecond so that we never wake a millisecond early
+/// and spin; computed afresh before every `poll`, so a retried one waits
+/// only what is left.
+pub fn poll_timeout(deadline: Option<Instant>) -> PollTimeout {
+    let Some(deadline) = deadline else {
+        return PollTimeout::NONE;
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ms = left.as_micros().div_ceil(1000);
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
 }
