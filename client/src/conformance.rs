@@ -866,9 +866,11 @@ fn wait_until_read(server: &ServerProcess, conn: &Connection) {
     }
 }
 
-/// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`
-/// (`None` if there is no such socket).
-fn receive_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+/// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`,
+/// from `/proc/net/tcp` (`None` if there is no such socket). Tests ask it
+/// of the server's side of a connection to see whether the server has
+/// read what the client sent, or left it in the kernel.
+pub fn receive_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
     let fields = tcp_socket(local, remote)?;
     // sl local_address rem_address st tx_queue:rx_queue ...
     let (_, rx) = fields.get(4)?.split_once(':')?;

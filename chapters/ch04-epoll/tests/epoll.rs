@@ -3,13 +3,14 @@
 //! without holding anyone else back, 10,000 connections, and running out
 //! of file descriptors.
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use client::conformance::receive_queue;
 use client::load::{self, Load};
 use client::ServerProcess;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -197,34 +198,6 @@ fn backpressure_counts_messages_waiting_for_work() {
 
 fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}
-
-/// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`,
-/// from `/proc/net/tcp`.
-fn receive_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
-    // The kernel prints an IPv4 address as its 32-bit value in memory
-    // order, and the port in host order: 127.0.0.1:3000 is 0100007F:0BB8.
-    let hex = |addr: SocketAddr| match addr {
-        SocketAddr::V4(a) => Some(format!(
-            "{:08X}:{:04X}",
-            u32::from_ne_bytes(a.ip().octets()),
-            a.port()
-        )),
-        SocketAddr::V6(_) => None,
-    };
-    let (local, remote) = (hex(local)?, hex(remote)?);
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        // sl local_address rem_address st tx_queue:rx_queue ...
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(1) != Some(&local.as_str())
-            || fields.get(2) != Some(&remote.as_str())
-        {
-            return None;
-        }
-        let (_, rx) = fields.get(4)?.split_once(':')?;
-        u64::from_str_radix(rx, 16).ok()
-    })
 }
 
 /// 200 clients with 500 ms of sleep work each finish in a small multiple
