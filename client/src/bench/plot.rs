@@ -30,17 +30,8 @@ pub fn sessions(report: &Report, kind: &str) -> String {
         .iter()
         .filter(|r| r.kind == kind && r.status == Status::Ok)
         .collect();
-    let lines = distinct(rows.iter().map(|r| r.model))
-        .into_iter()
-        .map(|m| {
-            let points = rows
-                .iter()
-                .filter(|r| r.model == m)
-                .map(|r| (r.clients as f64, r.wall_s))
-                .collect();
-            (m, points)
-        })
-        .collect();
+    let lines =
+        lines_by_model(&rows, |r| r.model, |r| (r.clients as f64, r.wall_s));
     let work = rows.first().map_or(0, |r| r.work_ms);
     let messages = rows.first().map_or(0, |r| r.messages);
     draw(Chart {
@@ -78,17 +69,11 @@ fn zero(
         .iter()
         .filter(|r| r.status == Status::Ok)
         .collect();
-    let lines = distinct(rows.iter().map(|r| r.model))
-        .into_iter()
-        .map(|m| {
-            let points = rows
-                .iter()
-                .filter(|r| r.model == m)
-                .map(|r| (r.connections as f64, value(r)))
-                .collect();
-            (m, points)
-        })
-        .collect();
+    let lines = lines_by_model(
+        &rows,
+        |r| r.model,
+        |r| (r.connections as f64, value(r)),
+    );
     draw(Chart {
         title: "zero work, closed loop".into(),
         x_desc: "concurrent connections",
@@ -97,6 +82,26 @@ fn zero(
         x_log: true,
         y_log,
     })
+}
+
+/// One line of points per model, in the order the models first appear in
+/// `rows`, each line's points in the rows' order.
+fn lines_by_model<R>(
+    rows: &[&R],
+    model: impl Fn(&R) -> &'static str,
+    point: impl Fn(&R) -> (f64, f64),
+) -> Vec<(&'static str, Vec<(f64, f64)>)> {
+    distinct(rows.iter().map(|r| model(r)))
+        .into_iter()
+        .map(|m| {
+            let points = rows
+                .iter()
+                .filter(|r| model(r) == m)
+                .map(|r| point(r))
+                .collect();
+            (m, points)
+        })
+        .collect()
 }
 
 /// One line chart.
