@@ -10,8 +10,9 @@
 //!   drain, exit.
 //!
 //! The signals are blocked and read from a `signalfd`, so they arrive as
-//! data on a descriptor, in the master's own time, and no signal handler
-//! runs in the master at all.
+//! data on a descriptor, in the master's own time. Once `serve` has
+//! blocked them, no signal handler runs in the master (the one
+//! `protocol::cli` installed covers only the moment before).
 
 use std::collections::VecDeque;
 use std::io;
