@@ -8,9 +8,10 @@
 //! With `--work-ms W`, `C` clients of `M` messages each take about
 //! `C x M x W`: the observed parallelism is 1.
 //!
-//! Every later chapter keeps this file's shape (`serve`, `accept_loop`,
-//! `handle_client`) and changes only who runs `handle_client`, and how many
-//! run at once.
+//! Chapters 2, 3 and 5 keep this file's shape (`serve`, `accept_loop`,
+//! `handle_client`; chapter 2 runs this very `accept_loop`) and change only
+//! who runs `handle_client`, and how many run at once. Chapter 4 keeps
+//! `serve` and `handle_client` around an event loop instead.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
