@@ -516,7 +516,8 @@ impl Connection {
     // ANCHOR_END: idle
 
     // ANCHOR: closing
-    /// Stops reading: the messages read so far are worked on and acked,
+    /// Stops reading: the messages read so far are worked on and acked
+    /// (at shutdown, [`Connection::stop`] keeps only the one in progress),
     /// then `reply` is sent and the connection closes.
     fn drain(&mut self, ending: Ending, reply: &'static [u8]) {
         self.phase = Phase::Draining;

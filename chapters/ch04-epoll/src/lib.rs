@@ -360,7 +360,7 @@ impl<'c> Server<'c> {
 
     // ANCHOR: shutdown
     /// SIGINT or SIGTERM: stop accepting, and let every connection finish
-    /// the messages it has read.
+    /// the message in progress (not the ones read behind it), then close.
     fn begin_shutdown(&mut self, shutdown: &Shutdown) -> io::Result<()> {
         if self.stop_by.is_some() {
             return Ok(());
