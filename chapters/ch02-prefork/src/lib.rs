@@ -100,7 +100,7 @@ pub fn spawn_worker(
     let master = getpid();
     ensure_single_threaded()?;
     // SAFETY: fork() copies only the calling thread. Had another thread
-    // held a lock (the allocator's, stderr's) at that moment, the child
+    // held a lock (stderr's, a library's) at that moment, the child
     // would find it locked forever. But the master has exactly one thread:
     // protocol::cli starts none, the master takes its signals from a
     // signalfd instead of starting a signal thread, and
