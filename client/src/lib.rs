@@ -7,6 +7,8 @@
 //! - [`process`]: a chapter's server as a real process, for tests.
 //! - [`conformance`]: the one test suite every server passes, and the
 //!   [`conformance_tests!`] macro that runs it from a chapter crate.
+//! - [`bench`]: `client bench`, every chapter's server measured side by
+//!   side, for the chapter "Measuring the models".
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

@@ -13,7 +13,8 @@ pub enum WorkKind {
     /// Wait without using the CPU, like a server waiting on a disk or
     /// another service.
     Sleep,
-    /// Burn the CPU for the whole time, like a server computing an answer.
+    /// Burn `--work-ms` of the thread's CPU time, like a server computing
+    /// an answer (longer in wall time on a core shared with busy threads).
     Spin,
 }
 
