@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::socket::{listen, Backlog};
+use protocol::log::Preview;
 use protocol::{
     event, warn, Config, Decoder, Frame, Shutdown, Work, WorkKind, ACK,
 };
@@ -127,7 +128,8 @@ async fn accept_loop(
     // Stop accepting: connections still in the backlog are reset.
     drop(listener);
     event!("stopping: {} connections to finish", tasks.len());
-    // Every task acks what it has read, then lingers at most LINGER.
+    // Every task acks the message it is working on, if any, then lingers
+    // at most LINGER.
     let grace = config.work().duration + LINGER + Duration::from_millis(200);
     let _ =
         timeout(grace, async { while tasks.join_next().await.is_some() {} })
@@ -200,17 +202,34 @@ async fn session(
                     return Ending::Goodbye;
                 }
                 Ok(Some(Frame::Message(text))) => {
-                    event!("message {text:?} from {peer}");
+                    event!("message {} from {peer}", Preview(text));
                     perform(work).await;
                     // A client that stops reading cannot hold the task
-                    // (and its memory) forever.
-                    match timeout(idle, stream.write_all(ACK)).await {
+                    // (and its memory) forever, nor hold up a shutdown.
+                    let sent = tokio::select! {
+                        // An ack that can be sent is sent, stop or not.
+                        biased;
+                        sent = timeout(idle, stream.write_all(ACK)) => sent,
+                        () = stopped(&mut stop) => {
+                            close_gracefully(stream, b"").await;
+                            return Ending::Shutdown;
+                        }
+                    };
+                    match sent {
                         Ok(Ok(())) => event!("ack sent to {peer}"),
                         Ok(Err(e)) => return Ending::Vanished(e),
                         Err(_) => {
                             let e = io::ErrorKind::TimedOut.into();
                             return Ending::Vanished(e);
                         }
+                    }
+                    // A shutdown waits for the message in progress, not
+                    // for the ones queued behind it: each would add
+                    // `--work-ms`. (With no input left, the check after
+                    // this loop does it.)
+                    if !input.is_empty() && *stop.borrow() {
+                        close_gracefully(stream, b"").await;
+                        return Ending::Shutdown;
                     }
                 }
                 Err(violation) => {
@@ -227,6 +246,13 @@ async fn session(
     }
 }
 // ANCHOR_END: session
+
+/// Returns once the stop switch is on (at once if it is already).
+async fn stopped(stop: &mut Stop) {
+    // An error means the switch is gone, which happens only after it was
+    // turned on (or with the runtime): either way, stop.
+    let _ = stop.wait_for(|&on| on).await;
+}
 
 // ANCHOR: perform
 /// The simulated work, without blocking the runtime's thread.

@@ -122,3 +122,132 @@ fn an_idle_server_sleeps() {
     // 100 ticks per second: 5 ticks is 5% of a core, generous.
     assert!(used <= 5, "{used} ticks in one idle second");
 }
+
+/// Waits until the server's log has `needle`, or panics after TIMEOUT.
+fn wait_for_log(server: &ServerProcess, needle: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !server.log().contains(needle) {
+        assert!(Instant::now() < deadline, "no {needle:?} in the log");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGTERM while a client's pipelined messages wait behind the one being
+/// worked on: the one in progress is acked, the others are not started
+/// (each would add `--work-ms` to the shutdown), and the connection is
+/// closed by the task itself - a task still working at the deadline would
+/// be aborted, without a lingering close or a `closed` line.
+#[test]
+fn sigterm_stops_before_the_next_pipelined_message() {
+    let mut server = ServerProcess::start(SERVER, &["--work-ms", "1000"])
+        .expect("the server starts");
+    let mut stream = server.connect(TIMEOUT).expect("connect");
+    stream
+        .write_all(b"first\x03second\x03third\x03")
+        .expect("send");
+    wait_for_log(&server, "message \"first\"");
+    server.signal(Signal::SIGTERM).expect("signal");
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .expect("reply, then end of stream");
+    assert_eq!(reply, b"ack");
+    let status = server
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    let log = server.log();
+    let started = log.matches("] message ").count();
+    assert_eq!(started, 1, "messages started after SIGTERM:\n{log}");
+    assert!(
+        log.contains("server shutting down"),
+        "no closed line:\n{log}"
+    );
+}
+
+/// SIGTERM while the server is stuck writing an ack to a client that reads
+/// none: the task stops waiting for room and closes the connection
+/// gracefully (its unread input drained), so the acks already queued and
+/// the end of stream still reach the client when it reads at last. A task
+/// left in the write until the shutdown deadline is aborted and closes a
+/// socket with unread input: the kernel resets the connection.
+#[test]
+fn sigterm_while_acks_go_unread_closes_gracefully() {
+    let mut server = start(&["--work-ms", "0"]);
+    let mut stream = connect_small_window(&server);
+    let mut writer = stream.try_clone().expect("clone");
+    // Our writes stop going through once the server is stuck on an ack.
+    writer
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let chunk = [protocol::ETX; 64 * 1024];
+    let blocked = (0..1024).any(|_| writer.write(&chunk).is_err());
+    assert!(blocked, "64 MiB went through unread acks");
+    server.signal(Signal::SIGTERM).expect("signal");
+    let status = server
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    // Only now read: whatever the server queued, then end of stream.
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .expect("the acks, then end of stream (not a reset)");
+    // The last ack may be cut short: the stop can come when only part
+    // of it fit into the send buffer.
+    assert!(!reply.is_empty(), "no ack at all");
+    assert!(reply.chunks(3).all(|c| b"ack".starts_with(c)), "not acks");
+}
+
+/// A connection whose receive window is tiny, so that unread acks fill
+/// it (and then the server's send buffer) quickly.
+fn connect_small_window(server: &ServerProcess) -> TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag,
+        SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let std::net::SocketAddr::V4(addr) = server.addr() else {
+        panic!("servers run on 127.0.0.1");
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    // Before connecting, so the window is small from the start.
+    setsockopt(&fd, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
+    connect(fd.as_raw_fd(), &SockaddrIn::from(addr)).expect("connect");
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream
+}
+
+/// SIGTERM while a message's spin runs on the blocking pool: the task
+/// still waits for the spin, sends its ack, and the server exits 0
+/// within work + 1 s.
+#[test]
+fn sigterm_during_a_spin_acks_it_and_exits() {
+    let mut server = start(&["--work-ms", "500", "--work-kind", "spin"]);
+    let mut stream = server.connect(TIMEOUT).expect("connect");
+    stream.write_all(b"spin\x03spin again\x03").expect("send");
+    thread::sleep(Duration::from_millis(100));
+    let signalled = Instant::now();
+    server.signal(Signal::SIGTERM).expect("signal");
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .expect("reply, then end of stream");
+    assert_eq!(reply, b"ack");
+    let status = server
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
