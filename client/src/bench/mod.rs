@@ -428,10 +428,10 @@ fn sessions(
             let after = procfs::group_usage(server.pid()).unwrap_or_default();
             row.wall_s = outcome.elapsed.as_secs_f64();
             row.parallelism = serial.as_secs_f64() / row.wall_s;
-            // Spin work spins for wall-clock time: with more spinners
-            // than cores each gets a share of a core and still finishes
-            // on time. The CPU the server really used tells how many
-            // cores were busy.
+            // Spin work burns a fixed amount of CPU time per message
+            // (`protocol::work::spin_for`), so the wall time already
+            // shows the cores; the CPU the server really used says how
+            // many of them were busy, and whether the machine was.
             let cpu = after.cpu.saturating_sub(before.cpu);
             row.cores_busy = cpu.as_secs_f64() / row.wall_s;
             row.status =

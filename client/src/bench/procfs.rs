@@ -5,7 +5,12 @@
 //! process group, so "the server" is every process whose group id is the
 //! server's pid: the prefork master and its workers, or the one process
 //! of the other models (whose threads `/proc/PID/stat` already sums,
-//! including threads that have exited).
+//! including threads that have exited). A process of the group that exits
+//! (a prefork worker that dies and is replaced) leaves `/proc`, but once
+//! its parent reaps it, its CPU time is added to the parent's "children"
+//! fields (`cutime`, `cstime`), which we count too: the group's total never
+//! loses it. (Only its voluntary context switches are lost: `/proc` has no
+//! field for those of reaped children.)
 
 use std::fs;
 use std::io;
@@ -17,7 +22,8 @@ use nix::sys::time::TimeValLike;
 /// CPU and memory of a group of processes at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// User plus system CPU time, summed over the processes.
+    /// User plus system CPU time, summed over the processes and their
+    /// reaped children.
     pub cpu: Duration,
     /// The user-space part of `cpu`; the rest is the kernel's.
     pub user: Duration,
@@ -58,9 +64,12 @@ pub fn group_usage(pgid: u32) -> io::Result<Usage> {
             continue;
         }
         usage.processes += 1;
-        let cpu_ticks = fields.utime + fields.stime;
+        // Its own time, and that of its children that exited and were
+        // reaped (the workers a prefork master replaced).
+        let user_ticks = fields.utime + fields.cutime;
+        let cpu_ticks = user_ticks + fields.stime + fields.cstime;
         usage.cpu += Duration::from_secs_f64(cpu_ticks as f64 / ticks);
-        usage.user += Duration::from_secs_f64(fields.utime as f64 / ticks);
+        usage.user += Duration::from_secs_f64(user_ticks as f64 / ticks);
         usage.rss_bytes += fields.rss_pages * page;
         usage.sleeps += voluntary_switches(pid);
     }
@@ -104,6 +113,8 @@ struct Stat {
     pgrp: u32,
     utime: u64,
     stime: u64,
+    cutime: u64,
+    cstime: u64,
     rss_pages: u64,
 }
 
@@ -119,6 +130,8 @@ impl Stat {
             pgrp: u32::try_from(field(5)?).ok()?,
             utime: field(14)?,
             stime: field(15)?,
+            cutime: field(16)?,
+            cstime: field(17)?,
             rss_pages: field(24)?,
         })
     }
@@ -154,11 +167,63 @@ mod tests {
     /// A command name with spaces and parentheses does not shift fields.
     #[test]
     fn parses_odd_command_names() {
-        let line = "42 (a) b (c) S 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 \
+        let line = "42 (a) b (c) S 1 42 42 0 -1 0 0 0 0 0 7 3 2 1 20 0 1 \
                     0 100 1000 25 0";
         let stat = Stat::parse(line).expect("parses");
         assert_eq!((stat.pgrp, stat.utime, stat.stime), (42, 7, 3));
+        assert_eq!((stat.cutime, stat.cstime), (2, 1));
         assert_eq!(stat.rss_pages, 25);
+    }
+
+    /// A process of the group that exits during the measurement (a
+    /// prefork worker that dies and is replaced) still counts: once its
+    /// parent reaps it, its CPU time moves to the parent's "children"
+    /// fields, and the group's total keeps it.
+    #[test]
+    fn counts_children_that_exited() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        // The child burns CPU, exits and is reaped; `times` then prints
+        // the shell's own and its children's user and system time.
+        let script = concat!(
+            "read go; ",
+            "sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; ",
+            "times; read done",
+        );
+        let mut shell = Command::new("sh")
+            .args(["-c", script])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let pgid = shell.id();
+        let mut stdin = shell.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(shell.stdout.take().expect("stdout"))
+            .lines()
+            .map_while(Result::ok);
+        let before = group_usage(pgid).expect("reads /proc");
+        writeln!(stdin, "go").expect("go");
+        let _shell_times = lines.next().expect("the shell's times");
+        let children = lines.next().expect("the children's times");
+        let after = group_usage(pgid).expect("reads /proc");
+        writeln!(stdin, "done").expect("done");
+        let _ = shell.wait();
+        // "0m0.31s 0m0.01s": minutes and seconds, user then system.
+        let seconds = |t: &str| -> f64 {
+            let (m, s) = t.trim_end_matches('s').split_once('m').expect("NmS");
+            m.parse::<f64>().expect("minutes") * 60.0
+                + s.parse::<f64>().expect("seconds")
+        };
+        let child: f64 = children.split_whitespace().map(seconds).sum();
+        assert!(child >= 0.05, "the child burnt only {child} s");
+        let counted = after.cpu.saturating_sub(before.cpu).as_secs_f64();
+        // Two samples of 10 ms ticks each way.
+        assert!(
+            counted >= child - 0.03,
+            "the group's CPU grew {counted} s; its exited child used {child} s"
+        );
     }
 
     /// This test process finds itself in its own group.
