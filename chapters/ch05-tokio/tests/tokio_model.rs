@@ -251,3 +251,29 @@ fn sigterm_during_a_spin_acks_it_and_exits() {
     let took = signalled.elapsed();
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
+
+/// A client that sends and never reads its acks cannot hold its task (and
+/// the task's memory) forever: once an ack has waited for room for the
+/// idle limit, the server gives the connection up, and serves others.
+#[test]
+fn a_client_that_reads_no_acks_is_dropped_after_the_idle_limit() {
+    let server = start(&["--work-ms", "0", "--idle-timeout-ms", "300"]);
+    let stream = connect_small_window(&server);
+    let mut writer = stream.try_clone().expect("clone");
+    writer
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let chunk = [protocol::ETX; 64 * 1024];
+    let blocked = (0..1024).any(|_| writer.write(&chunk).is_err());
+    assert!(blocked, "64 MiB went through unread acks");
+    // The server's end of the connection, in the kernel's table.
+    let ours = stream.local_addr().expect("address");
+    let theirs = server.addr();
+    let deadline = Instant::now() + TIMEOUT;
+    while client::conformance::receive_queue(theirs, ours).is_some() {
+        assert!(Instant::now() < deadline, "the server still holds it");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut fresh = server.connect(TIMEOUT).expect("connect");
+    exchange(&mut fresh, b"still here\x03");
+}
