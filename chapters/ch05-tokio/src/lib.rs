@@ -57,9 +57,9 @@ type Stop = watch::Receiver<bool>;
 /// Serves clients on `listener` until SIGINT or SIGTERM.
 ///
 /// Builds a current-thread runtime and runs [`accept_loop`] on it. After a
-/// signal, connections get up to `--work-ms` plus a little to ack what
-/// they received; then the runtime is dropped, which cancels whatever is
-/// left.
+/// signal, connections get up to `--work-ms` plus a little to ack the
+/// message in progress and close; then the runtime is dropped, which
+/// cancels whatever is left.
 ///
 /// # Errors
 ///

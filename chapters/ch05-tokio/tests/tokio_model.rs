@@ -243,6 +243,8 @@ fn sigterm_during_a_spin_acks_it_and_exits() {
         .read_to_end(&mut reply)
         .expect("reply, then end of stream");
     assert_eq!(reply, b"ack");
+    // Closing our side ends the server's lingering close at once.
+    drop(stream);
     let status = server
         .wait_timeout(Duration::from_secs(5))
         .expect("wait")
