@@ -245,7 +245,6 @@ async fn session(
         }
     }
 }
-// ANCHOR_END: session
 
 /// Returns once the stop switch is on (at once if it is already).
 async fn stopped(stop: &mut Stop) {
@@ -253,6 +252,7 @@ async fn stopped(stop: &mut Stop) {
     // turned on (or with the runtime): either way, stop.
     let _ = stop.wait_for(|&on| on).await;
 }
+// ANCHOR_END: session
 
 // ANCHOR: perform
 /// The simulated work, without blocking the runtime's thread.
