@@ -27,6 +27,30 @@ fn exchange(stream: &mut TcpStream, message: &[u8]) {
     assert_eq!(&ack, b"ack");
 }
 
+/// Starts the server with its per-event log on, so a test can wait for a
+/// log line instead of sleeping.
+fn start_logging(args: &[&str]) -> ServerProcess {
+    ServerProcess::start(SERVER, args).expect("the server starts")
+}
+
+/// Reads everything the server sends until it closes the connection.
+fn reply_then_end_of_stream(stream: &mut TcpStream) -> Vec<u8> {
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .expect("reply, then end of stream");
+    reply
+}
+
+/// Waits (at most 5 s) for the server to exit, and checks it exited 0.
+fn exits_zero(server: &mut ServerProcess) {
+    let status = server
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("the server exits");
+    assert!(status.success(), "{status:?}");
+}
+
 /// Twenty clients sleeping 300 ms per message at once finish in far less
 /// than the 6 s one-at-a-time would take: timers, not a blocked thread.
 #[test]
@@ -54,17 +78,14 @@ fn sleeping_clients_are_served_at_once() {
 /// protocol violation is answered at once, not after the spin.
 #[test]
 fn spin_work_does_not_stall_other_connections() {
-    let server = start(&["--work-ms", "2000", "--work-kind", "spin"]);
+    let server = start_logging(&["--work-ms", "2000", "--work-kind", "spin"]);
     let mut spinner = server.connect(TIMEOUT).expect("connect");
     spinner.write_all(b"spin\x03").expect("send");
-    thread::sleep(Duration::from_millis(100));
+    wait_for_log(&server, "message \"spin\"");
     let started = Instant::now();
     let mut other = server.connect(TIMEOUT).expect("connect");
     other.write_all(b"\xff").expect("send");
-    let mut reply = Vec::new();
-    other
-        .read_to_end(&mut reply)
-        .expect("reply, then end of stream");
+    let reply = reply_then_end_of_stream(&mut other);
     let took = started.elapsed();
     assert_eq!(reply, b"err non-ASCII byte");
     // The spin needs 2 s of CPU, so at least 2 s of wall time; a stalled
@@ -78,22 +99,15 @@ fn spin_work_does_not_stall_other_connections() {
 /// connection is closed and the server exits 0 within work + 1 s.
 #[test]
 fn sigterm_acks_in_flight_messages_then_exits_zero() {
-    let mut server = start(&["--work-ms", "500"]);
+    let mut server = start_logging(&["--work-ms", "500"]);
     let mut stream = server.connect(TIMEOUT).expect("connect");
     stream.write_all(b"late\x03").expect("send");
-    thread::sleep(Duration::from_millis(100));
+    wait_for_log(&server, "message \"late\"");
     let signalled = Instant::now();
     server.signal(Signal::SIGTERM).expect("signal");
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .expect("reply, then end of stream");
+    let reply = reply_then_end_of_stream(&mut stream);
     assert_eq!(reply, b"ack");
-    let status = server
-        .wait_timeout(Duration::from_secs(5))
-        .expect("wait")
-        .expect("the server exits");
-    assert!(status.success(), "{status:?}");
+    exits_zero(&mut server);
     let took = signalled.elapsed();
     assert!(took < Duration::from_millis(2500), "took {took:?}");
 }
@@ -139,24 +153,16 @@ fn wait_for_log(server: &ServerProcess, needle: &str) {
 /// be aborted, without a lingering close or a `closed` line.
 #[test]
 fn sigterm_stops_before_the_next_pipelined_message() {
-    let mut server = ServerProcess::start(SERVER, &["--work-ms", "1000"])
-        .expect("the server starts");
+    let mut server = start_logging(&["--work-ms", "1000"]);
     let mut stream = server.connect(TIMEOUT).expect("connect");
     stream
         .write_all(b"first\x03second\x03third\x03")
         .expect("send");
     wait_for_log(&server, "message \"first\"");
     server.signal(Signal::SIGTERM).expect("signal");
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .expect("reply, then end of stream");
+    let reply = reply_then_end_of_stream(&mut stream);
     assert_eq!(reply, b"ack");
-    let status = server
-        .wait_timeout(Duration::from_secs(5))
-        .expect("wait")
-        .expect("the server exits");
-    assert!(status.success(), "{status:?}");
+    exits_zero(&mut server);
     let log = server.log();
     let started = log.matches("] message ").count();
     assert_eq!(started, 1, "messages started after SIGTERM:\n{log}");
@@ -185,11 +191,7 @@ fn sigterm_while_acks_go_unread_closes_gracefully() {
     let blocked = (0..1024).any(|_| writer.write(&chunk).is_err());
     assert!(blocked, "64 MiB went through unread acks");
     server.signal(Signal::SIGTERM).expect("signal");
-    let status = server
-        .wait_timeout(Duration::from_secs(5))
-        .expect("wait")
-        .expect("the server exits");
-    assert!(status.success(), "{status:?}");
+    exits_zero(&mut server);
     // Only now read: whatever the server queued, then end of stream.
     let mut reply = Vec::new();
     stream
@@ -232,24 +234,18 @@ fn connect_small_window(server: &ServerProcess) -> TcpStream {
 /// within work + 1 s.
 #[test]
 fn sigterm_during_a_spin_acks_it_and_exits() {
-    let mut server = start(&["--work-ms", "500", "--work-kind", "spin"]);
+    let mut server =
+        start_logging(&["--work-ms", "500", "--work-kind", "spin"]);
     let mut stream = server.connect(TIMEOUT).expect("connect");
     stream.write_all(b"spin\x03spin again\x03").expect("send");
-    thread::sleep(Duration::from_millis(100));
+    wait_for_log(&server, "message \"spin\"");
     let signalled = Instant::now();
     server.signal(Signal::SIGTERM).expect("signal");
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .expect("reply, then end of stream");
+    let reply = reply_then_end_of_stream(&mut stream);
     assert_eq!(reply, b"ack");
     // Closing our side ends the server's lingering close at once.
     drop(stream);
-    let status = server
-        .wait_timeout(Duration::from_secs(5))
-        .expect("wait")
-        .expect("the server exits");
-    assert!(status.success(), "{status:?}");
+    exits_zero(&mut server);
     let took = signalled.elapsed();
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
