@@ -1,7 +1,8 @@
 //! The contract every server in the book keeps, as code.
 //!
-//! - [`decoder`]: the wire format, ETX-framed ASCII messages. The only code
-//!   in the book that frames bytes.
+//! - [`decoder`] and [`encoder`]: the wire format, ETX-framed ASCII
+//!   messages, read (the server's side) and written (the client's). The
+//!   only code in the book that frames bytes.
 //! - [`config`] and [`cli`]: the command line every server takes.
 //! - [`work`]: the simulated work per message (sleep or spin).
 //! - [`shutdown`]: SIGINT/SIGTERM as a descriptor blocking code can poll.
@@ -15,11 +16,13 @@ pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod decoder;
+pub mod encoder;
 pub mod log;
 pub mod shutdown;
 pub mod work;
 
 pub use config::{Config, WorkKind};
 pub use decoder::{Decoder, Frame, ProtocolError, ACK, ETX, GOODBYE};
+pub use encoder::{AckReader, NotAck, GOODBYE_FRAME};
 pub use shutdown::Shutdown;
 pub use work::Work;
