@@ -8,31 +8,46 @@
 //! With `--work-ms W`, `C` clients of `M` messages each take about
 //! `C x M x W`: the observed parallelism is 1.
 //!
-//! Chapters 2, 3 and 5 keep this file's shape (`serve`, `accept_loop`,
-//! `handle_client`; chapter 2 runs this very `accept_loop`) and change only
-//! who runs `handle_client`, and how many run at once. Chapter 4 keeps
-//! `serve` and `handle_client` around an event loop instead.
+//! This crate reads top to bottom: `serve`, the accept loop, the handler,
+//! then [`next_client`]; the session itself is in [`session`], and the
+//! waiting it does (for input, for room to write, for the shutdown
+//! switch) in [`wait`]. Chapters 2, 3 and 5 keep this file's shape
+//! (`serve`, `accept_loop`, `handle_client`): chapters 2 and 3 serve their
+//! clients with this crate's session, chapter 2 even with this very
+//! `accept_loop`, and only who runs it, and how many at once, changes.
+//! Chapter 4 keeps `serve` and `handle_client` around an event loop
+//! instead.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use std::io;
+pub mod session;
+pub mod wait;
+
+use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use protocol::blocking::{next_client, serve_session};
-use protocol::{event, Config, Shutdown};
+use protocol::limits::ACCEPT_BACKOFF;
+use protocol::{event, warn, Config, Shutdown};
+
+use crate::session::serve_session;
+use crate::wait::{wait_readable, Wait};
 
 /// What `--help` says about this server.
 pub const ABOUT: &str = "Chapter 1: one process serves one client at a time";
 
 // ANCHOR: serve
-/// Serves clients on `listener`, one at a time, until SIGINT or SIGTERM.
+/// Serves clients on `listener`, one at a time, until `shutdown` is
+/// triggered (by SIGINT or SIGTERM, when `main` made the switch).
 ///
 /// # Errors
 ///
-/// Only if the signal handlers cannot be installed or the listener fails;
-/// a failing connection never ends the server.
-pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
-    let shutdown = Shutdown::on_signals()?;
+/// Only if the listener fails; a failing connection never ends the
+/// server.
+pub fn serve(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     accept_loop(&listener, config, &shutdown)?;
     event!("shut down");
     Ok(())
@@ -76,3 +91,52 @@ fn handle_client(
     event!("closed {peer}: {ending}");
 }
 // ANCHOR_END: handle_client
+
+// ANCHOR: next_client
+/// Waits for the next client, or for the shutdown switch.
+///
+/// Returns `Ok(None)` once `shutdown` is triggered. Failed accepts
+/// (ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ...) are logged and retried after
+/// a pause: they never end the server and never make it spin.
+///
+/// The listener is made non-blocking: when several processes or threads
+/// wait on one listener, all of them wake for one connection and only one
+/// wins the `accept`; the others must go back to waiting, not block in
+/// `accept` where the shutdown switch cannot reach them.
+///
+/// # Errors
+///
+/// Only errors of the listener itself (not of a connection), e.g. a bad
+/// descriptor.
+pub fn next_client(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    listener.set_nonblocking(true)?;
+    loop {
+        match wait_readable(listener, shutdown, None)? {
+            Wait::Shutdown => return Ok(None),
+            Wait::TimedOut | Wait::Ready => {}
+        }
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                // Accepted sockets do not inherit O_NONBLOCK on Linux,
+                // but say so rather than rely on it.
+                stream.set_nonblocking(false)?;
+                return Ok(Some((stream, peer)));
+            }
+            // Another worker won the race for this connection.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                // Out of descriptors, or the client gave up before we
+                // accepted. Pause, but stay responsive to shutdown.
+                warn!("accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
+                if shutdown.wait(ACCEPT_BACKOFF) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+// ANCHOR_END: next_client

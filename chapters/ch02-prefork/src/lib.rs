@@ -43,25 +43,32 @@ pub const ABOUT: &str = "Chapter 2: a master process and N forked workers";
 /// worker has drained and exited.
 ///
 /// Runs in the master. Only the master ever returns from here: a worker
-/// process ends inside [`spawn_worker`].
+/// process ends inside [`spawn_worker`]. `shutdown` must be the switch
+/// [`Shutdown::on_signals`] made: each worker trades it for one of its
+/// own ([`Shutdown::renew_after_fork`]), and the master itself takes its
+/// signals from a `signalfd` from now on.
 ///
 /// # Errors
 ///
 /// If the signals cannot be set up, the first workers cannot be forked,
 /// or workers had to be killed because they did not drain in time.
-pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
+pub fn serve(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     // Block the signals before the first fork: from now on they wait in a
     // descriptor until the master reads them, and never interrupt it.
     let signals = Signals::block()?;
     // A signal that came before the block, after `listening on`, was
-    // caught by the handler protocol::cli installs, and is on the
-    // process's shutdown switch instead of in the signalfd.
-    if Shutdown::on_signals()?.is_triggered() {
+    // caught by the handlers `main` installed with the switch, and is on
+    // the switch instead of in the signalfd.
+    if shutdown.is_triggered() {
         event!("stopped before starting any worker");
         return Ok(());
     }
-    let workers = spawn_workers(&listener, config, &signals)?;
-    Supervisor::new(&listener, config, signals, workers).run()?;
+    let workers = spawn_workers(&listener, config, &signals, &shutdown)?;
+    Supervisor::new(&listener, config, signals, &shutdown, workers).run()?;
     event!("shut down");
     Ok(())
 }
@@ -78,9 +85,10 @@ pub fn spawn_workers(
     listener: &TcpListener,
     config: &Config,
     signals: &Signals,
+    shutdown: &Shutdown,
 ) -> io::Result<Vec<Pid>> {
     (0..config.workers)
-        .map(|_| spawn_worker(listener, config, signals))
+        .map(|_| spawn_worker(listener, config, signals, shutdown))
         .collect()
 }
 // ANCHOR_END: spawn_workers
@@ -89,6 +97,10 @@ pub fn spawn_workers(
 /// Forks one worker process. Returns its pid in the master; never returns
 /// in the worker, which serves clients until shutdown and then exits.
 ///
+/// The worker gets everything it needs from the master, explicitly: the
+/// listener, the flags, the blocked signals, and the master's shutdown
+/// switch, to trade for one of its own.
+///
 /// # Errors
 ///
 /// If the master is not single-threaded, or `fork` fails.
@@ -96,13 +108,14 @@ pub fn spawn_worker(
     listener: &TcpListener,
     config: &Config,
     signals: &Signals,
+    shutdown: &Shutdown,
 ) -> io::Result<Pid> {
     let master = getpid();
     ensure_single_threaded()?;
     // SAFETY: fork() copies only the calling thread. Had another thread
     // held a lock (stderr's, a library's) at that moment, the child
     // would find it locked forever. But the master has exactly one thread:
-    // protocol::cli starts none, the master takes its signals from a
+    // `main` starts none, the master takes its signals from a
     // signalfd instead of starting a signal thread, and
     // ensure_single_threaded has just counted /proc/self/task.
     match unsafe { fork() }? {
@@ -113,7 +126,8 @@ pub fn spawn_worker(
         ForkResult::Child => {
             // The worker's whole life. It must never return into the
             // master's code (the supervisor loop, `serve`'s caller).
-            let code = match worker(listener, config, signals, master) {
+            let life = worker(listener, config, signals, shutdown, master);
+            let code = match life {
                 Ok(()) => 0,
                 Err(e) => {
                     warn!("worker failed: {e}");
@@ -133,11 +147,13 @@ fn worker(
     listener: &TcpListener,
     config: &Config,
     signals: &Signals,
+    masters_switch: &Shutdown,
     master: Pid,
 ) -> io::Result<()> {
     // When the master dies, even by SIGKILL, the kernel kills us too: a
     // master that died without draining us was not shut down, it crashed,
-    // and no worker may go on serving without its supervisor (SPEC.md).
+    // and no worker may go on serving without its supervisor (the
+    // contract, book/contract.md).
     prctl::set_pdeathsig(Signal::SIGKILL)?;
     // The master may have died between fork and prctl; then no signal
     // will come, but we have already been handed to another parent.
@@ -145,9 +161,10 @@ fn worker(
         return Ok(());
     }
     // Signals are still blocked (the mask survives fork), so a SIGTERM
-    // sent since the fork is pending, not lost. Install our own handlers
-    // first, then unblock: the pending signal lands in `shutdown`.
-    let shutdown = Shutdown::on_signals()?;
+    // sent since the fork is pending, not lost. Trade the master's switch
+    // (and the handlers we inherited with it) for our own first, then
+    // unblock: the pending signal lands in our `shutdown`.
+    let shutdown = masters_switch.renew_after_fork()?;
     signals.unblock()?;
     // From here on, a worker is chapter 1's server: the same loop, run by
     // each of N processes on one shared listener.

@@ -1,10 +1,26 @@
-//! `cargo run -p ch02-prefork -- --help`
+//! Starts chapter 2's server: `cargo run -p ch02-prefork -- --help`.
 use std::process::ExitCode;
 
+use ch02_prefork::{serve, ABOUT};
+use protocol::cli::{self, Exit};
+use protocol::Shutdown;
+
+const NAME: &str = "ch02-prefork";
+
 fn main() -> ExitCode {
-    protocol::cli::main(
-        "ch02-prefork",
-        ch02_prefork::ABOUT,
-        ch02_prefork::serve,
-    )
+    cli::exit_code(NAME, start())
+}
+
+/// Parses the flags, installs the shutdown switch, binds, says where it
+/// listens, and serves until the switch is triggered.
+fn start() -> Result<(), Exit> {
+    let config = cli::parse(NAME, ABOUT, std::env::args_os())?;
+    // Before anyone can learn our address: a SIGTERM sent the moment
+    // `listening on` appears must stop the server politely, not kill it.
+    // (The master then blocks the signals before it forks any worker.)
+    let shutdown = Shutdown::on_signals()?;
+    let listener = cli::bind(&config)?;
+    cli::announce(&listener)?;
+    serve(listener, &config, shutdown)?;
+    Ok(())
 }

@@ -11,8 +11,8 @@
 //!
 //! The signals are blocked and read from a `signalfd`, so they arrive as
 //! data on a descriptor, in the master's own time. Once `serve` has
-//! blocked them, no signal handler runs in the master (the one
-//! `protocol::cli` installed covers only the moment before).
+//! blocked them, no signal handler runs in the master (the ones `main`
+//! installed with the shutdown switch cover only the moment before).
 
 use std::collections::VecDeque;
 use std::io;
@@ -20,6 +20,7 @@ use std::net::TcpListener;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use ch01_single::wait::poll_timeout;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::signal::{
@@ -28,8 +29,7 @@ use nix::sys::signal::{
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use protocol::blocking::poll_timeout;
-use protocol::{event, warn, Config};
+use protocol::{event, warn, Config, Shutdown};
 
 use crate::spawn_worker;
 
@@ -118,6 +118,8 @@ pub struct Supervisor<'a> {
     listener: &'a TcpListener,
     config: &'a Config,
     signals: Signals,
+    /// The master's shutdown switch, which each worker trades for its own.
+    shutdown: &'a Shutdown,
     workers: Vec<Pid>,
     /// Workers that died and are not replaced yet.
     missing: usize,
@@ -130,6 +132,7 @@ impl<'a> Supervisor<'a> {
         listener: &'a TcpListener,
         config: &'a Config,
         signals: Signals,
+        shutdown: &'a Shutdown,
         workers: Vec<Pid>,
     ) -> Supervisor<'a> {
         let limit = RespawnLimit::new(workers.len().max(1), RESPAWN_WINDOW);
@@ -137,6 +140,7 @@ impl<'a> Supervisor<'a> {
             listener,
             config,
             signals,
+            shutdown,
             workers,
             missing: 0,
             limit,
@@ -220,7 +224,13 @@ impl<'a> Supervisor<'a> {
             // A failed fork counts against the limit too, so that running
             // out of processes cannot turn into a busy loop of retries.
             self.limit.record(now);
-            match spawn_worker(self.listener, self.config, &self.signals) {
+            let forked = spawn_worker(
+                self.listener,
+                self.config,
+                &self.signals,
+                self.shutdown,
+            );
+            match forked {
                 Ok(pid) => {
                     self.workers.push(pid);
                     self.missing -= 1;

@@ -26,13 +26,15 @@ use std::thread::{self, Scope};
 use std::time::Instant;
 use std::{env, io};
 
-use protocol::blocking::{
-    close_gracefully, discard_until_closed, next_client, serve_session,
-    wait_readable, Wait, LINGER,
+use ch01_single::next_client;
+use ch01_single::session::{
+    close_gracefully, discard_until_closed, serve_session,
 };
+use ch01_single::wait::{wait_readable, Wait};
+use protocol::close::LINGER;
 use protocol::{event, warn, Config, Shutdown, ETX};
 
-pub use queue::{PushError, Queue};
+pub use queue::{Full, Queue};
 
 /// What `--help` says about this server.
 pub const ABOUT: &str =
@@ -55,16 +57,18 @@ struct Client {
 }
 
 // ANCHOR: serve
-/// Serves clients on `listener` with `--workers` threads until SIGINT or
-/// SIGTERM, then lets every worker finish and exits.
+/// Serves clients on `listener` with `--workers` threads until
+/// `shutdown` is triggered, then lets every worker finish and returns.
 ///
 /// # Errors
 ///
-/// If the signal handlers cannot be installed, a worker thread cannot be
-/// started, or the listener fails; a failing connection (or a panicking
-/// handler) never ends the server.
-pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
-    let shutdown = Shutdown::on_signals()?;
+/// If a worker thread cannot be started, or the listener fails; a failing
+/// connection (or a panicking handler) never ends the server.
+pub fn serve(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     if let Some(text) = forced_panic_text() {
         warn!("test hook {PANIC_HOOK_VAR} armed: panics on {text:?}");
     }
@@ -104,18 +108,12 @@ fn accept_loop(
             Ok(waiting) => {
                 event!("accepted {peer}, {waiting} waiting for a worker");
             }
-            Err(PushError::Full(client)) => {
+            Err(Full(client)) => {
                 // Backpressure: every worker is busy and `--queue` more
                 // clients already wait. Saying so at once beats letting
                 // this one wait for minutes without a word.
                 warn!("busy: turned {peer} away, queue full");
                 close_gracefully(client.stream, BUSY);
-            }
-            Err(PushError::Closed(client)) => {
-                // Only `serve` closes the queue, after this loop; kept
-                // for completeness, this closes the client politely.
-                close_gracefully(client.stream, b"");
-                break;
             }
         }
     }

@@ -1,10 +1,25 @@
-//! `cargo run -p ch03-threaded -- --help`
+//! Starts chapter 3's server: `cargo run -p ch03-threaded -- --help`.
 use std::process::ExitCode;
 
+use ch03_threaded::{serve, ABOUT};
+use protocol::cli::{self, Exit};
+use protocol::Shutdown;
+
+const NAME: &str = "ch03-threaded";
+
 fn main() -> ExitCode {
-    protocol::cli::main(
-        "ch03-threaded",
-        ch03_threaded::ABOUT,
-        ch03_threaded::serve,
-    )
+    cli::exit_code(NAME, start())
+}
+
+/// Parses the flags, installs the shutdown switch, binds, says where it
+/// listens, and serves until the switch is triggered.
+fn start() -> Result<(), Exit> {
+    let config = cli::parse(NAME, ABOUT, std::env::args_os())?;
+    // Before anyone can learn our address: a SIGTERM sent the moment
+    // `listening on` appears must stop the server politely, not kill it.
+    let shutdown = Shutdown::on_signals()?;
+    let listener = cli::bind(&config)?;
+    cli::announce(&listener)?;
+    serve(listener, &config, shutdown)?;
+    Ok(())
 }

@@ -38,14 +38,10 @@ struct State<T> {
 }
 // ANCHOR_END: queue
 
-/// Why [`Queue::try_push`] gave the item back.
+/// [`Queue::try_push`] gave the item back: `capacity` items already wait
+/// for a busy consumer.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PushError<T> {
-    /// `capacity` items already wait for a busy consumer.
-    Full(T),
-    /// [`Queue::close`] was called; nobody will pop this any more.
-    Closed(T),
-}
+pub struct Full<T>(pub T);
 
 impl<T> Queue<T> {
     /// An empty, open queue where at most `capacity` items may wait.
@@ -76,17 +72,21 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     ///
-    /// Gives the item back if the queue is full or closed.
-    pub fn try_push(&self, item: T) -> Result<usize, PushError<T>> {
+    /// Gives the item back if the queue is full.
+    ///
+    /// # Panics
+    ///
+    /// If the queue is closed: nobody would pop the item. The producer
+    /// stops pushing before anyone closes the queue (in chapter 3, `serve`
+    /// closes it once the accept loop has returned).
+    pub fn try_push(&self, item: T) -> Result<usize, Full<T>> {
         let mut state = self.lock();
-        if state.closed {
-            return Err(PushError::Closed(item));
-        }
+        assert!(!state.closed, "pushed onto a closed queue");
         // Items an idle consumer is about to take do not wait: with 3
         // idle workers, a burst of 3 clients must not fill the queue
         // before the workers have even woken up.
         if state.items.len() >= self.capacity + state.idle {
-            return Err(PushError::Full(item));
+            return Err(Full(item));
         }
         state.items.push_back(item);
         let waiting = state.items.len().saturating_sub(state.idle);
@@ -128,8 +128,8 @@ impl<T> Queue<T> {
     // ANCHOR: close
     /// Closes the queue and returns the items still waiting, oldest first.
     ///
-    /// After this, [`Queue::try_push`] fails with [`PushError::Closed`],
-    /// and every [`Queue::pop`], waiting or future, returns `None`.
+    /// After this, every [`Queue::pop`], waiting or future, returns
+    /// `None`, and nothing may be pushed.
     pub fn close(&self) -> Vec<T> {
         let mut state = self.lock();
         state.closed = true;
@@ -153,18 +153,13 @@ impl<T> Queue<T> {
         self.len() == 0
     }
 
-    /// The most items that may wait for a busy consumer.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     // ANCHOR: lock
     /// Locks the state, even if a thread panicked while holding the lock.
     ///
     /// A panic with a `MutexGuard` alive "poisons" the mutex, and every
     /// later `lock()` returns an error, so that nobody trusts data left
     /// half-updated. Here nothing that runs under the lock can panic half-way
-    /// through an update: pushing to a `VecDeque` fails only by running out
+    /// through an update (the one assertion comes before any change): pushing to a `VecDeque` fails only by running out
     /// of memory, which aborts the process instead of unwinding, and the
     /// rest are single stores. The state is consistent whatever happened,
     /// so we take it back instead of letting one panic stop every worker.
@@ -193,7 +188,7 @@ mod tests {
         let queue = Queue::new(2);
         assert_eq!(queue.try_push(1), Ok(1));
         assert_eq!(queue.try_push(2), Ok(2));
-        assert_eq!(queue.try_push(3), Err(PushError::Full(3)));
+        assert_eq!(queue.try_push(3), Err(Full(3)));
         assert_eq!(queue.len(), 2);
         assert_eq!(queue.pop(), Some(1));
         assert_eq!(queue.try_push(3), Ok(2));
@@ -225,7 +220,7 @@ mod tests {
         assert!(queue.try_push(1).is_ok());
         assert!(queue.try_push(2).is_ok());
         assert!(queue.try_push(3).is_ok());
-        assert_eq!(queue.try_push(4), Err(PushError::Full(4)));
+        assert_eq!(queue.try_push(4), Err(Full(4)));
         let timeout = Duration::from_secs(10);
         let mut got: Vec<u32> = (0..2)
             .map(|_| taken.recv_timeout(timeout).unwrap().unwrap())
@@ -234,7 +229,7 @@ mod tests {
         assert_eq!(got, [1, 2], "first in, first out");
         // Both consumers busy now: one waits, the queue is full.
         assert_eq!(queue.len(), 1);
-        assert_eq!(queue.try_push(5), Err(PushError::Full(5)));
+        assert_eq!(queue.try_push(5), Err(Full(5)));
         drop(release);
         for consumer in consumers {
             consumer.join().unwrap();
@@ -252,17 +247,26 @@ mod tests {
         assert_eq!(out, (0..100).collect::<Vec<_>>());
     }
 
-    /// `close` hands back what was waiting, refuses new items, and makes
-    /// `pop` return `None` without blocking.
+    /// `close` hands back what was waiting, and makes `pop` return `None`
+    /// without blocking.
     #[test]
-    fn close_returns_leftovers_and_refuses_more() {
+    fn close_returns_leftovers() {
         let queue = Queue::new(4);
         queue.try_push("a").unwrap();
         queue.try_push("b").unwrap();
         assert_eq!(queue.close(), vec!["a", "b"]);
-        assert_eq!(queue.try_push("c"), Err(PushError::Closed("c")));
         assert_eq!(queue.pop(), None);
         assert!(queue.is_empty());
+    }
+
+    /// Pushing onto a closed queue is a bug in the producer, and says so
+    /// instead of queueing an item nobody will pop.
+    #[test]
+    #[should_panic(expected = "pushed onto a closed queue")]
+    fn pushing_after_close_panics() {
+        let queue = Queue::new(4);
+        queue.close();
+        let _ = queue.try_push("late");
     }
 
     /// Every consumer blocked in `pop` wakes and gets `None` when the
@@ -324,12 +328,9 @@ mod tests {
                         loop {
                             match queue.try_push(item) {
                                 Ok(_) => break,
-                                Err(PushError::Full(back)) => {
+                                Err(Full(back)) => {
                                     item = back;
                                     thread::yield_now();
-                                }
-                                Err(PushError::Closed(_)) => {
-                                    panic!("closed too early")
                                 }
                             }
                         }

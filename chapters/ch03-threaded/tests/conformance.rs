@@ -1,5 +1,6 @@
-//! Every clause of SPEC.md, checked against the thread pool by the same
-//! suite as every other chapter's server (`client::conformance`).
+//! Every clause of the contract (book/contract.md), checked against the
+//! thread pool by the same suite as every other chapter's server
+//! (`client::conformance`).
 client::conformance_tests!(
     env!("CARGO_BIN_EXE_ch03-threaded"),
     &["--workers", "3"]

@@ -164,7 +164,7 @@ fn sigterm_finishes_sessions_and_closes_the_waiting() {
     let status = server.wait_timeout(TIMEOUT).unwrap().expect("exited");
     let took = signalled.elapsed();
     assert!(status.success(), "exit status {status}");
-    // SPEC: within work-ms + 1 s; a little slack for a busy machine.
+    // The contract: within work-ms + 1 s; a little slack for a busy machine.
     let limit = Duration::from_millis(work_ms + 1000 + 500);
     assert!(took < limit, "shutdown took {took:?}");
     wait_for_log(&server, |l| l.contains("shut down"));

@@ -25,9 +25,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::socket::{listen, Backlog};
-use protocol::blocking::ACCEPT_BACKOFF;
+use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::{event, warn, Config, Shutdown, WorkKind};
 
 use crate::connection::{Connection, Context};
@@ -61,14 +60,25 @@ const LONG_ROUND: Duration = Duration::from_millis(50);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 
 // ANCHOR: serve
-/// Serves clients on `listener` from one thread until SIGINT or SIGTERM.
+/// Serves clients on `listener` from one thread until `shutdown` is
+/// triggered.
 ///
 /// # Errors
 ///
-/// Only if the signal handlers, epoll or the listener fail; a failing
-/// connection never ends the server.
-pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
-    raise_fd_limit();
+/// Only if epoll or the listener fail; a failing connection never ends
+/// the server.
+pub fn serve(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    // Every connection is a descriptor, and the usual soft limit (1024)
+    // would stop us at about a thousand clients. Not fatal if it fails:
+    // we serve as many as fit.
+    match raise_open_files() {
+        Ok((soft, hard)) => event!("open-file limit {soft} -> {hard}"),
+        Err(e) => warn!("cannot raise the open-file limit: {e}"),
+    }
     // std's `bind` listens with a backlog of 128. A burst of thousands of
     // connects would overflow it, and the kernel would drop SYNs that the
     // clients then resend only after a second. Calling `listen` again on a
@@ -76,7 +86,6 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
     // net.core.somaxconn).
     listen(&listener, Backlog::MAXALLOWABLE)?;
     listener.set_nonblocking(true)?;
-    let shutdown = Shutdown::on_signals()?;
     event_loop(listener, &shutdown, config)?;
     event!("shut down");
     Ok(())
@@ -434,24 +443,6 @@ fn is_per_connection(error: &io::Error) -> bool {
         Some(Errno::ECONNABORTED | Errno::EPROTO | Errno::EPERM)
     )
 }
-
-// ANCHOR: raise_fd_limit
-/// Raises the open-file limit to the hard limit. Every connection is a
-/// descriptor, and the usual soft limit (1024) would stop us at about a
-/// thousand clients. Not fatal if it fails: we serve as many as fit.
-fn raise_fd_limit() {
-    let result = getrlimit(Resource::RLIMIT_NOFILE).and_then(|(soft, hard)| {
-        if soft < hard {
-            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-        }
-        Ok((soft, hard))
-    });
-    match result {
-        Ok((soft, hard)) => event!("open-file limit {soft} -> {hard}"),
-        Err(e) => warn!("cannot raise the open-file limit: {e}"),
-    }
-}
-// ANCHOR_END: raise_fd_limit
 
 #[cfg(test)]
 mod tests {

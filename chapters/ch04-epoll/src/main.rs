@@ -1,6 +1,25 @@
-//! `cargo run -p ch04-epoll -- --help`
+//! Starts chapter 4's server: `cargo run -p ch04-epoll -- --help`.
 use std::process::ExitCode;
 
+use ch04_epoll::{serve, ABOUT};
+use protocol::cli::{self, Exit};
+use protocol::Shutdown;
+
+const NAME: &str = "ch04-epoll";
+
 fn main() -> ExitCode {
-    protocol::cli::main("ch04-epoll", ch04_epoll::ABOUT, ch04_epoll::serve)
+    cli::exit_code(NAME, start())
+}
+
+/// Parses the flags, installs the shutdown switch, binds, says where it
+/// listens, and serves until the switch is triggered.
+fn start() -> Result<(), Exit> {
+    let config = cli::parse(NAME, ABOUT, std::env::args_os())?;
+    // Before anyone can learn our address: a SIGTERM sent the moment
+    // `listening on` appears must stop the server politely, not kill it.
+    let shutdown = Shutdown::on_signals()?;
+    let listener = cli::bind(&config)?;
+    cli::announce(&listener)?;
+    serve(listener, &config, shutdown)?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
-//! What only the event loop promises (SPEC.md, "Epoll"), tested against
-//! the real binary: many clients on one thread, slow readers held back
-//! without holding anyone else back, 10,000 connections, and running out
-//! of file descriptors.
+//! What only the event loop promises (the contract, book/contract.md),
+//! tested against the real binary: many clients on one thread, slow
+//! readers held back without holding anyone else back, 10,000
+//! connections, and running out of file descriptors.
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::Command;
@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use client::conformance::receive_queue;
 use client::load::{self, Load};
 use client::ServerProcess;
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{setsockopt, sockopt};
+use protocol::limits::raise_open_files;
 use protocol::{ACK, ETX};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch04-epoll");
@@ -244,7 +244,7 @@ fn spin_work_serializes_the_loop() {
 
 /// Pipelined messages with spin work: each ack goes out as soon as its
 /// own work is done, not after the whole batch, and SIGTERM during the
-/// batch stops after the message in progress (SPEC.md: exit within
+/// batch stops after the message in progress (the contract: exit within
 /// `--work-ms` plus one second), as the blocking servers do. Spinning a
 /// whole batch in one go held the loop, the signal included, for 8 x the
 /// work.
@@ -359,22 +359,12 @@ fn pending_work_of_a_reset_client_does_not_reach_the_next() {
     }
 }
 
-/// Raises this test process's open-file limit to its hard limit, and
-/// returns it.
-fn raise_own_fd_limit() -> u64 {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
-    }
-    hard
-}
-
 /// 10,000 clients connected at once each exchange a message and all get
 /// their ack; then each says goodbye and is closed.
 #[test]
 fn ten_thousand_connections() {
     const CLIENTS: usize = 10_000;
-    let limit = raise_own_fd_limit();
+    let (_, limit) = raise_open_files().expect("raise the open-file limit");
     // Our 10,000 sockets plus the harness's own descriptors.
     assert!(
         limit >= CLIENTS as u64 + 200,

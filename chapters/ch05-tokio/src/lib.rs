@@ -25,6 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::socket::{listen, Backlog};
+use protocol::close::{Ending, LINGER};
+use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::log::Preview;
 use protocol::{
     event, warn, Config, Decoder, Frame, Shutdown, Work, WorkKind, ACK,
@@ -43,18 +45,12 @@ pub const ABOUT: &str =
 /// which is most of what an idle connection costs in user space.
 const READ_BUFFER: usize = 4096;
 
-/// How long a closing connection may keep sending before we close anyway
-/// (the lingering close of chapter 1).
-const LINGER: Duration = protocol::blocking::LINGER;
-
-/// After an `accept` failure, wait this long before trying again.
-const ACCEPT_BACKOFF: Duration = protocol::blocking::ACCEPT_BACKOFF;
-
-/// The stop switch every task watches: `false` until SIGINT or SIGTERM.
+/// The stop switch every task watches: `false` until the shutdown switch
+/// is triggered.
 type Stop = watch::Receiver<bool>;
 
 // ANCHOR: serve
-/// Serves clients on `listener` until SIGINT or SIGTERM.
+/// Serves clients on `listener` until `shutdown` is triggered.
 ///
 /// Builds a current-thread runtime and runs [`accept_loop`] on it. After a
 /// signal, connections get up to `--work-ms` plus a little to ack the
@@ -63,18 +59,23 @@ type Stop = watch::Receiver<bool>;
 ///
 /// # Errors
 ///
-/// If the runtime, the signal handlers or the listener cannot be set up,
-/// or the listener fails; a failing connection never ends the server.
+/// If the runtime or the listener cannot be set up, or the listener
+/// fails; a failing connection never ends the server.
 pub fn serve(
     listener: std::net::TcpListener,
     config: &Config,
+    shutdown: Shutdown,
 ) -> io::Result<()> {
-    raise_open_file_limit();
+    // One descriptor per connection, and 10,000 connections is the point
+    // of this model (as in chapter 4). Not fatal: fewer clients fit.
+    if let Err(e) = raise_open_files() {
+        warn!("cannot raise the open-file limit: {e}");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let config = Arc::new(config.clone());
-    runtime.block_on(accept_loop(listener, config.clone()))?;
+    runtime.block_on(accept_loop(listener, config, shutdown))?;
     // Only `spawn_blocking` spinners of abandoned tasks can still be
     // running here; nobody waits for their result, and returning ends the
     // process under them.
@@ -90,6 +91,7 @@ pub fn serve(
 async fn accept_loop(
     listener: std::net::TcpListener,
     config: Arc<Config>,
+    shutdown: Shutdown,
 ) -> io::Result<()> {
     // std listens with a backlog of 128; a burst of thousands of
     // connects would overflow it and wait a second for SYN retries.
@@ -98,7 +100,7 @@ async fn accept_loop(
     // tokio's listener needs the std one in non-blocking mode.
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
-    let mut stop = stop_on_signals()?;
+    let mut stop = watch_shutdown(&shutdown)?;
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -152,9 +154,6 @@ async fn handle_client(
     event!("closed {peer}: {ending}");
 }
 // ANCHOR_END: handle_client
-
-/// Why a session ended, for the `closed` log line.
-type Ending = protocol::blocking::Ending;
 
 // ANCHOR: session
 /// Serves one client from its first byte to its last.
@@ -300,17 +299,16 @@ async fn close_gracefully(mut stream: TcpStream, last_words: &[u8]) {
 }
 // ANCHOR_END: close_gracefully
 
-// ANCHOR: stop_on_signals
-/// A switch that turns on at the first SIGINT or SIGTERM.
+// ANCHOR: watch_shutdown
+/// A switch every task can await, which turns on with `shutdown`.
 ///
-/// The handlers are the protocol crate's self-pipe, which `protocol::cli`
-/// installs before it prints `listening on`, so that a signal sent the
-/// moment that line appears is caught. (tokio's own `tokio::signal` would
-/// install its handlers only now, too late for that moment.) The pipe's
-/// read end is a Unix socket, so tokio's reactor can wait on a copy of it
-/// like on any socket - as chapter 4 added the switch to its poller.
-fn stop_on_signals() -> io::Result<Stop> {
-    let shutdown = Shutdown::on_signals()?;
+/// `shutdown` is the protocol crate's self-pipe, which `main` installs
+/// before it prints `listening on`, so that a signal sent the moment that
+/// line appears is caught. (tokio's own `tokio::signal` would install its
+/// handlers only once the runtime runs, too late for that moment.) The
+/// pipe's read end is a Unix socket, so tokio's reactor can wait on a copy
+/// of it like on any socket - as chapter 4 added the switch to its poller.
+fn watch_shutdown(shutdown: &Shutdown) -> io::Result<Stop> {
     let pipe = UnixStream::from(shutdown.as_fd().try_clone_to_owned()?);
     // tokio needs non-blocking descriptors. Nobody ever reads the pipe,
     // so the blocking code that polls it does not mind.
@@ -327,17 +325,4 @@ fn stop_on_signals() -> io::Result<Stop> {
     });
     Ok(stop)
 }
-// ANCHOR_END: stop_on_signals
-
-/// Raises the soft limit on open files to the hard limit, as chapter 4
-/// does: one descriptor per connection, and 10,000 connections is the
-/// point of this model. Failing to raise it is worth a warning, not an
-/// exit: the server still works, for fewer clients.
-fn raise_open_file_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let raised = getrlimit(Resource::RLIMIT_NOFILE)
-        .and_then(|(_, hard)| setrlimit(Resource::RLIMIT_NOFILE, hard, hard));
-    if let Err(e) = raised {
-        warn!("cannot raise the open-file limit: {e}");
-    }
-}
+// ANCHOR_END: watch_shutdown

@@ -1,6 +1,9 @@
-//! What every server's `main` does: parse the flags, bind, announce the
-//! address, hand over to the model's `serve`, and turn failures into one
-//! clear line and an exit code.
+//! The steps of every server's `main`, one function each, so that each
+//! `main.rs` reads as the story of starting a server: [`parse`] the flags,
+//! install the shutdown switch ([`Shutdown::on_signals`]), [`bind`],
+//! [`announce`] the address, call the model's `serve`, and turn how it all
+//! ended into an [`exit_code`]. [`run`] tells the same story for the tour,
+//! which picks the model at run time.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -12,67 +15,102 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 
-/// A model's entry point: serve clients on `listener` until shut down.
-pub type Serve = fn(TcpListener, &Config) -> io::Result<()>;
+/// A model's entry point: serve clients on `listener` until `shutdown` is
+/// triggered.
+pub type Serve = fn(TcpListener, &Config, Shutdown) -> io::Result<()>;
 
-/// Runs a server binary named `name` with the process's arguments.
-pub fn main(name: &'static str, about: &'static str, serve: Serve) -> ExitCode {
-    run(name, about, std::env::args_os(), serve)
+/// Why a server stopped before serving, or how its serving failed.
+#[derive(Debug)]
+pub enum Exit {
+    /// Already reported (help printed, or a bad flag named): exit with
+    /// this code and say nothing more.
+    Code(ExitCode),
+    /// A failure to report as one line, then exit 1.
+    Failed(io::Error),
 }
 
-/// Runs a server named `name` with `args` (the first one is the program
-/// name, as in `std::env::args_os`).
+impl From<io::Error> for Exit {
+    fn from(error: io::Error) -> Exit {
+        Exit::Failed(error)
+    }
+}
+
+/// Runs the server `name`, whose entry point is `serve`, with `args` (the
+/// first one is the program name, as in `std::env::args_os`): each
+/// chapter's `main`, for a model chosen at run time.
 pub fn run(
     name: &'static str,
     about: &'static str,
     args: impl IntoIterator<Item = OsString>,
     serve: Serve,
 ) -> ExitCode {
-    let config = match parse(name, about, args) {
-        Ok(config) => config,
-        Err(exit) => return exit,
+    let started = || -> Result<(), Exit> {
+        let config = parse(name, about, args)?;
+        let shutdown = Shutdown::on_signals()?;
+        let listener = bind(&config)?;
+        announce(&listener)?;
+        serve(listener, &config, shutdown)?;
+        Ok(())
     };
+    exit_code(name, started())
+}
+
+/// Parses the flags of the server `name` from `args` (the first one is
+/// the program name, as in `std::env::args_os`), and applies `--quiet`,
+/// which holds for the whole process.
+///
+/// # Errors
+///
+/// [`Exit::Code`] once the help text is printed (exit 0) or a bad flag
+/// reported (exit 2), see [`bad_arguments`].
+pub fn parse(
+    name: &'static str,
+    about: &'static str,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<Config, Exit> {
+    let command = Config::command().name(name).bin_name(name).about(about);
+    let config = command
+        .try_get_matches_from(args)
+        .and_then(|mut matches| Config::from_arg_matches_mut(&mut matches))
+        .map_err(|e| Exit::Code(bad_arguments(name, &e)))?;
     crate::log::set_quiet(config.quiet);
-    let listener = match TcpListener::bind(&config.addr) {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("{name}: cannot listen on {}: {e}", config.addr);
-            return ExitCode::FAILURE;
-        }
-    };
-    // Catch SIGINT and SIGTERM before anyone can learn our address: a
-    // signal sent the moment `listening on` appears must stop the server
-    // politely, not kill it. The model's `Shutdown::on_signals` gets this
-    // same switch, already on if a signal came in between.
-    if let Err(e) = Shutdown::on_signals() {
-        eprintln!("{name}: cannot handle signals: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = announce(&listener) {
-        eprintln!("{name}: {e}");
-        return ExitCode::FAILURE;
-    }
-    match serve(listener, &config) {
+    Ok(config)
+}
+
+/// Binds the listening socket on `--addr`.
+///
+/// # Errors
+///
+/// If the address is taken, not local, or malformed; the error names it.
+pub fn bind(config: &Config) -> io::Result<TcpListener> {
+    TcpListener::bind(&config.addr)
+        .map_err(|e| context(&format!("cannot listen on {}", config.addr), e))
+}
+
+/// Prints `listening on HOST:PORT` with the real port, flushed at once:
+/// tests and the tour wait for this line before they connect.
+///
+/// # Errors
+///
+/// If standard output is closed.
+pub fn announce(listener: &TcpListener) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "listening on {addr}")?;
+    stdout.flush()
+}
+
+/// The exit code for how the server `name` ended, having printed a
+/// failure as one line (`name: what went wrong`): no panic, no backtrace.
+pub fn exit_code(name: &str, ended: Result<(), Exit>) -> ExitCode {
+    match ended {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Exit::Code(code)) => code,
+        Err(Exit::Failed(e)) => {
             eprintln!("{name}: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Parses the flags; on failure prints one line (or the help text, which
-/// is asked for) and says how to exit.
-fn parse(
-    name: &'static str,
-    about: &'static str,
-    args: impl IntoIterator<Item = OsString>,
-) -> Result<Config, ExitCode> {
-    let command = Config::command().name(name).bin_name(name).about(about);
-    let parsed = command
-        .try_get_matches_from(args)
-        .and_then(|mut matches| Config::from_arg_matches_mut(&mut matches));
-    parsed.map_err(|e| bad_arguments(name, &e))
 }
 
 /// Prints clap's verdict on the command line of the program `name`: help
@@ -93,11 +131,7 @@ pub fn bad_arguments(name: &str, e: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Prints `listening on HOST:PORT` with the real port, flushed at once:
-/// tests and the tour wait for this line before they connect.
-fn announce(listener: &TcpListener) -> io::Result<()> {
-    let addr = listener.local_addr()?;
-    let mut stdout = io::stdout().lock();
-    writeln!(stdout, "listening on {addr}")?;
-    stdout.flush()
+/// `error`, with what we were doing in front of it, keeping its kind.
+pub(crate) fn context(doing: &str, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{doing}: {error}"))
 }

@@ -1,4 +1,4 @@
-//! The command line every server takes (SPEC.md, "Command line").
+//! The command line every server takes (the contract, book/contract.md).
 
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ fn message_limit(text: &str) -> Result<usize, String> {
 }
 
 impl Default for Config {
-    /// The defaults of SPEC.md, as if no flag was given.
+    /// The defaults of the contract, as if no flag was given.
     fn default() -> Config {
         Config::parse_from(["server"])
     }

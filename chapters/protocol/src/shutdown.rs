@@ -9,15 +9,25 @@
 //!
 //! Nobody ever reads the byte back, so once triggered the read end stays
 //! readable for everyone: every thread that polls it wakes, now or later.
+//!
+//! A server's `main` installs the switch with [`Shutdown::on_signals`]
+//! before it prints `listening on`, and hands it to the model's `serve`
+//! as an argument: nothing reaches for a process-wide global, and a test
+//! can hand `serve` a switch of its own and trigger it by hand.
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use signal_hook::SigId;
+
+use crate::cli::context;
+
+/// The signals that stop a server.
+const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 /// A one-way "stop now" switch, shared by cloning.
 #[derive(Debug, Clone)]
@@ -31,66 +41,66 @@ struct Pair {
     read: UnixStream,
     /// One byte written here triggers the switch.
     write: UnixStream,
+    /// The signal handlers that write to `write`, if any. They stay
+    /// installed for the life of the process (see [`Shutdown::on_signals`]).
+    handlers: Vec<SigId>,
 }
 
 impl Shutdown {
-    /// A new, untriggered switch.
+    /// A new, untriggered switch that only [`Shutdown::trigger`] turns on.
     ///
     /// # Errors
     ///
     /// Creating the socket pair can fail when out of descriptors.
     pub fn new() -> io::Result<Shutdown> {
-        let (read, write) = UnixStream::pair()?;
-        // A full buffer after thousands of signals must not block the
-        // handler; the switch is already on by then anyway.
-        write.set_nonblocking(true)?;
         Ok(Shutdown {
-            inner: Arc::new(Pair { read, write }),
+            inner: Arc::new(Pair::new()?),
         })
     }
 
-    /// The process's switch, which SIGINT and SIGTERM trigger.
+    /// A new switch that SIGINT and SIGTERM turn on.
     ///
-    /// Every call in one process returns the same switch, so that
-    /// [`cli`](crate::cli) can install the handlers *before* it prints
-    /// `listening on`, and a signal sent the moment that line appears is
-    /// caught, not fatal; the model's own call, later, finds the switch
-    /// already on. A process forked from one that had a switch (a prefork
-    /// worker) gets a switch of its own, and the handlers it inherited,
-    /// which would trigger its parent's, are removed.
+    /// Call it once per process, before printing `listening on`: from
+    /// then on a signal is caught, never fatal, however early it comes.
+    /// The handlers stay installed for the life of the process, even
+    /// after the switch is dropped (a signal then does nothing).
     ///
     /// # Errors
     ///
     /// When the pair cannot be created or the handlers installed.
     pub fn on_signals() -> io::Result<Shutdown> {
-        let mut process =
-            PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
-        let pid = std::process::id();
-        if let Some(current) = process.as_ref().filter(|p| p.pid == pid) {
-            return Ok(current.shutdown.clone());
+        let pair = Pair::new()
+            .and_then(Pair::install_handlers)
+            .map_err(|e| context("cannot handle signals", e))?;
+        Ok(Shutdown {
+            inner: Arc::new(pair),
+        })
+    }
+
+    /// In a process just forked from the one that installed `self` with
+    /// [`Shutdown::on_signals`]: a new switch, which SIGINT and SIGTERM
+    /// sent to *this* process turn on instead of `self`.
+    ///
+    /// A child inherits its parent's handlers, and the socket pair they
+    /// write to is the same one in both processes: left alone, a signal
+    /// to the child would trigger the parent's switch (and every sibling
+    /// still watching it), and a signal to the parent would reach no
+    /// child. The new handlers go in first and the inherited ones come
+    /// out after, so there is no moment without a handler. Call this with
+    /// the stop signals blocked, as a prefork worker does, and a signal
+    /// sent since the fork waits for the new handlers.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shutdown::on_signals`].
+    pub fn renew_after_fork(&self) -> io::Result<Shutdown> {
+        let own = Shutdown::on_signals()?;
+        for &id in &self.inner.handlers {
+            // Removes the handler from this process only: after fork, the
+            // handler table is this process's own copy.
+            signal_hook::low_level::unregister(id);
         }
-        let shutdown = Shutdown::new()?;
-        let mut handlers = Vec::new();
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // signal-hook's handler does only `send` on the descriptor,
-            // which is async-signal-safe.
-            let write = shutdown.inner.write.try_clone()?;
-            handlers
-                .push(signal_hook::low_level::pipe::register(signal, write)?);
-        }
-        // Only now that ours are in place (no moment without a handler):
-        // the parent's, inherited through fork.
-        if let Some(inherited) = process.take() {
-            for id in inherited.handlers {
-                signal_hook::low_level::unregister(id);
-            }
-        }
-        *process = Some(Registered {
-            pid,
-            shutdown: shutdown.clone(),
-            handlers,
-        });
-        Ok(shutdown)
+        Ok(own)
     }
 
     /// Turns the switch on. Safe to call any number of times.
@@ -114,20 +124,36 @@ impl Shutdown {
     }
 }
 
-/// The switch [`Shutdown::on_signals`] gave this process, if any.
-static PROCESS: Mutex<Option<Registered>> = Mutex::new(None);
-
-/// A switch with its signal handlers, and the process they belong to.
-#[derive(Debug)]
-struct Registered {
-    pid: u32,
-    shutdown: Shutdown,
-    handlers: Vec<SigId>,
-}
-
 impl AsFd for Shutdown {
     /// The descriptor that becomes readable when the switch is on.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.read.as_fd()
+    }
+}
+
+impl Pair {
+    /// A socket pair, with no handlers yet.
+    fn new() -> io::Result<Pair> {
+        let (read, write) = UnixStream::pair()?;
+        // A full buffer after thousands of signals must not block the
+        // handler; the switch is already on by then anyway.
+        write.set_nonblocking(true)?;
+        Ok(Pair {
+            read,
+            write,
+            handlers: Vec::new(),
+        })
+    }
+
+    /// Makes SIGINT and SIGTERM write a byte to this pair.
+    fn install_handlers(mut self) -> io::Result<Pair> {
+        for signal in STOP_SIGNALS {
+            // signal-hook's handler does only `send` on the descriptor,
+            // which is async-signal-safe.
+            let write = self.write.try_clone()?;
+            let id = signal_hook::low_level::pipe::register(signal, write)?;
+            self.handlers.push(id);
+        }
+        Ok(self)
     }
 }

@@ -1,124 +1,26 @@
-//! The blocking building blocks that chapters 1-3 share: waiting for the
-//! next client, and serving one client's whole session on one thread.
+//! One client's whole session, served on the calling thread: read,
+//! frame, work, ack, until the session ends; then close it without
+//! destroying the last reply.
 //!
-//! Chapters 1-3 differ only in *who* calls these and how many at once: one
-//! process (chapter 1), N processes (chapter 2), N threads (chapter 3).
-//! Chapter 4 cannot use them at all: every call here blocks.
+//! Chapters 2 and 3 serve their sessions with these very functions, from
+//! N processes or N threads.
 
-use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
-use std::time::{Duration, Instant};
+use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{send, MsgFlags};
+use protocol::close::{Ending, LINGER};
+use protocol::log::Preview;
+use protocol::{event, Config, Decoder, Frame, Shutdown, ACK};
 
-use crate::config::Config;
-use crate::decoder::{Decoder, Frame, ProtocolError, ACK};
-use crate::log::Preview;
-use crate::shutdown::Shutdown;
-use crate::{event, warn};
-
-/// How long a closing connection may keep sending before we stop reading
-/// and close anyway (see [`close_gracefully`]).
-pub const LINGER: Duration = Duration::from_millis(500);
-
-/// After an `accept` failure, wait this long before trying again, so that
-/// running out of descriptors does not become a busy loop.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+use crate::wait::{wait_readable, wait_writable, Wait};
 
 /// Bytes read from the socket at a time. The only per-connection memory
 /// besides the decoder's (at most `--max-message-bytes`).
 const READ_BUFFER: usize = 16 * 1024;
-
-// ANCHOR: next_client
-/// Waits for the next client, or for the shutdown switch.
-///
-/// Returns `Ok(None)` once `shutdown` is triggered. Failed accepts
-/// (ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ...) are logged and retried after
-/// a pause: they never end the server and never make it spin.
-///
-/// The listener is made non-blocking: when several processes or threads
-/// wait on one listener, all of them wake for one connection and only one
-/// wins the `accept`; the others must go back to waiting, not block in
-/// `accept` where the shutdown switch cannot reach them.
-///
-/// # Errors
-///
-/// Only errors of the listener itself (not of a connection), e.g. a bad
-/// descriptor.
-pub fn next_client(
-    listener: &TcpListener,
-    shutdown: &Shutdown,
-) -> io::Result<Option<(TcpStream, SocketAddr)>> {
-    listener.set_nonblocking(true)?;
-    loop {
-        match wait_readable(listener, shutdown, None)? {
-            Wait::Shutdown => return Ok(None),
-            Wait::TimedOut | Wait::Ready => {}
-        }
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                // Accepted sockets do not inherit O_NONBLOCK on Linux,
-                // but say so rather than rely on it.
-                stream.set_nonblocking(false)?;
-                return Ok(Some((stream, peer)));
-            }
-            // Another worker won the race for this connection.
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                // Out of descriptors, or the client gave up before we
-                // accepted. Pause, but stay responsive to shutdown.
-                warn!("accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
-                if shutdown.wait(ACCEPT_BACKOFF) {
-                    return Ok(None);
-                }
-            }
-        }
-    }
-}
-// ANCHOR_END: next_client
-
-/// Why a session ended, for the `closed` log line.
-#[derive(Debug)]
-pub enum Ending {
-    /// The client said `goodbye`.
-    Goodbye,
-    /// The client closed its side; `dropped` bytes of an unfinished
-    /// message were thrown away.
-    EndOfStream {
-        /// Content bytes of a message with no ETX yet.
-        dropped: usize,
-    },
-    /// The client broke the protocol and was told so.
-    Violation(ProtocolError),
-    /// The client sent nothing for `--idle-timeout-ms`.
-    IdleTimeout,
-    /// The server is shutting down.
-    Shutdown,
-    /// The connection failed under us (reset, broken pipe, timeout).
-    Vanished(io::Error),
-}
-
-impl fmt::Display for Ending {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Ending::Goodbye => write!(f, "goodbye"),
-            Ending::EndOfStream { dropped: 0 } => write!(f, "end of stream"),
-            Ending::EndOfStream { dropped } => write!(
-                f,
-                "end of stream, dropped an unfinished {dropped}-byte message"
-            ),
-            Ending::Violation(e) => write!(f, "protocol violation: {e}"),
-            Ending::IdleTimeout => write!(f, "idle timeout"),
-            Ending::Shutdown => write!(f, "server shutting down"),
-            Ending::Vanished(e) => write!(f, "connection lost: {e}"),
-        }
-    }
-}
 
 // ANCHOR: serve_session
 /// Serves one client from its first byte to its last, on this thread.
@@ -310,93 +212,3 @@ pub fn discard_until_closed(mut stream: TcpStream, deadline: Instant) {
     }
 }
 // ANCHOR_END: close_gracefully
-
-/// What a wait for input ended with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// The descriptor is readable (data, a connection, or end of stream).
-    Ready,
-    /// The shutdown switch is on.
-    Shutdown,
-    /// The deadline passed first.
-    TimedOut,
-}
-
-/// Blocks until `fd` is readable, `shutdown` is triggered, or `deadline`
-/// passes (never, if `None`). When both the switch and `fd` are ready,
-/// says [`Wait::Shutdown`]: stop reading.
-///
-/// # Errors
-///
-/// Only `poll` failures other than EINTR (which is retried).
-pub fn wait_readable(
-    fd: &impl AsFd,
-    shutdown: &Shutdown,
-    deadline: Option<Instant>,
-) -> io::Result<Wait> {
-    wait_for(fd, PollFlags::POLLIN, shutdown, deadline)
-}
-
-/// Blocks until `fd` has room to write, `shutdown` is triggered, or
-/// `deadline` passes. When both the switch and `fd` are ready, says
-/// [`Wait::Ready`]: an ack that can be sent is sent, shutdown or not.
-fn wait_writable(
-    fd: &impl AsFd,
-    shutdown: &Shutdown,
-    deadline: Option<Instant>,
-) -> io::Result<Wait> {
-    wait_for(fd, PollFlags::POLLOUT, shutdown, deadline)
-}
-
-/// [`wait_readable`] and [`wait_writable`]: waits for `fd` to be ready
-/// for `interest`.
-fn wait_for(
-    fd: &impl AsFd,
-    interest: PollFlags,
-    shutdown: &Shutdown,
-    deadline: Option<Instant>,
-) -> io::Result<Wait> {
-    let writing = interest.contains(PollFlags::POLLOUT);
-    loop {
-        let timeout = poll_timeout(deadline);
-        let mut fds = [
-            PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
-            PollFd::new(fd.as_fd(), interest),
-        ];
-        match poll(&mut fds, timeout) {
-            Ok(0) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(Wait::TimedOut);
-                }
-            }
-            Ok(_) => {
-                let ready =
-                    |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-                if writing && ready(&fds[1]) {
-                    return Ok(Wait::Ready);
-                }
-                if ready(&fds[0]) {
-                    return Ok(Wait::Shutdown);
-                }
-                if ready(&fds[1]) {
-                    return Ok(Wait::Ready);
-                }
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The `poll` timeout that ends at `deadline` (never, if `None`), rounded
-/// up to the next millisecond so that we never wake a millisecond early
-/// and spin; computed afresh before every `poll`, so a retried one waits
-/// only what is left.
-pub fn poll_timeout(deadline: Option<Instant>) -> PollTimeout {
-    let Some(deadline) = deadline else {
-        return PollTimeout::NONE;
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    let ms = left.as_micros().div_ceil(1000);
-    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-}
