@@ -140,3 +140,45 @@ pub fn next_client(
     }
 }
 // ANCHOR_END: next_client
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::thread;
+    use std::time::Duration;
+
+    /// `serve` is driven by the switch it is handed, not by a signal or a
+    /// global: it serves a client, and returns once a test triggers the
+    /// switch.
+    #[test]
+    fn serve_stops_when_its_switch_is_triggered() {
+        protocol::log::set_quiet(true);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let shutdown = Shutdown::new().expect("switch");
+        let switch = shutdown.clone();
+        let config = Config {
+            work_ms: 0,
+            ..Config::default()
+        };
+        let server = thread::spawn(move || serve(listener, &config, shutdown));
+        let mut client = TcpStream::connect(addr).expect("connect");
+        let timeout = Some(Duration::from_secs(10));
+        client.set_read_timeout(timeout).expect("read timeout");
+        client.write_all(b"hello\x03").expect("send");
+        let mut ack = [0; 3];
+        client.read_exact(&mut ack).expect("an ack");
+        assert_eq!(&ack, protocol::ACK);
+        switch.trigger();
+        // The session ends at once (end of stream, no words), then the
+        // accept loop sees the switch and `serve` returns.
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).expect("end of stream");
+        assert!(rest.is_empty(), "unexpected bytes {rest:?}");
+        // Closing our side too ends the server's lingering close early.
+        drop(client);
+        let served = server.join().expect("serve did not panic");
+        served.expect("serve returned Ok");
+    }
+}

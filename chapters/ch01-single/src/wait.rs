@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use protocol::Shutdown;
 
-/// What a wait for input ended with.
+/// What a wait ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
     /// The descriptor is readable (data, a connection, or end of stream).

@@ -158,11 +158,12 @@ impl<T> Queue<T> {
     ///
     /// A panic with a `MutexGuard` alive "poisons" the mutex, and every
     /// later `lock()` returns an error, so that nobody trusts data left
-    /// half-updated. Here nothing that runs under the lock can panic half-way
-    /// through an update (the one assertion comes before any change): pushing to a `VecDeque` fails only by running out
-    /// of memory, which aborts the process instead of unwinding, and the
-    /// rest are single stores. The state is consistent whatever happened,
-    /// so we take it back instead of letting one panic stop every worker.
+    /// half-updated. Here nothing that runs under the lock can panic
+    /// half-way through an update: the one assertion comes before any
+    /// change, pushing to a `VecDeque` fails only by running out of
+    /// memory, which aborts the process instead of unwinding, and the rest
+    /// are single stores. The state is consistent whatever happened, so we
+    /// take it back instead of letting one panic stop every worker.
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -52,7 +52,7 @@ type Stop = watch::Receiver<bool>;
 // ANCHOR: serve
 /// Serves clients on `listener` until `shutdown` is triggered.
 ///
-/// Builds a current-thread runtime and runs [`accept_loop`] on it. After a
+/// Builds a current-thread runtime and runs `accept_loop` on it. After a
 /// signal, connections get up to `--work-ms` plus a little to ack the
 /// message in progress and close; then the runtime is dropped, which
 /// cancels whatever is left.
