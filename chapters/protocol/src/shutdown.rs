@@ -157,3 +157,41 @@ impl Pair {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::{raise, Signal};
+
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    /// A switch made by `on_signals` turns on at SIGTERM; after
+    /// `renew_after_fork` (here without a fork: the handler table is this
+    /// process's either way), SIGINT turns on the new switch and no longer
+    /// reaches the old one.
+    #[test]
+    fn signals_trigger_the_switch_and_renewing_moves_them() {
+        let first = Shutdown::on_signals().expect("handlers");
+        assert!(!first.is_triggered());
+        raise(Signal::SIGTERM).expect("raise SIGTERM");
+        assert!(first.wait(PATIENCE), "SIGTERM did not trigger the switch");
+
+        let old = Shutdown::on_signals().expect("handlers");
+        let renewed = old.renew_after_fork().expect("renewed handlers");
+        raise(Signal::SIGINT).expect("raise SIGINT");
+        assert!(renewed.wait(PATIENCE), "SIGINT missed the new switch");
+        assert!(!old.is_triggered(), "the old switch still gets signals");
+    }
+
+    /// A plain switch is off until triggered, then stays on for every
+    /// clone.
+    #[test]
+    fn trigger_turns_every_clone_on() {
+        let switch = Shutdown::new().expect("switch");
+        let clone = switch.clone();
+        assert!(!clone.is_triggered());
+        switch.trigger();
+        switch.trigger();
+        assert!(clone.is_triggered() && switch.is_triggered());
+    }
+}
