@@ -60,14 +60,16 @@ impl Interest {
 }
 
 /// One readiness report from [`Poller::wait`].
+///
+/// Room to write needs no field: whatever epoll reports for a
+/// connection, its handler ends by writing as much of its pending output
+/// as the socket takes.
 #[derive(Debug, Clone, Copy)]
 pub struct Event {
     /// The token the descriptor was registered with.
     pub token: Token,
     /// Input, a pending connection, or end of stream.
     pub readable: bool,
-    /// Room in the send buffer.
-    pub writable: bool,
     /// An error or a hang-up. The kernel reports these whatever the
     /// interest, so a connection must react even when it is not reading.
     pub failed: bool,
@@ -181,7 +183,6 @@ impl Events {
             Event {
                 token: e.data(),
                 readable: flags.contains(EpollFlags::EPOLLIN),
-                writable: flags.contains(EpollFlags::EPOLLOUT),
                 failed: flags
                     .intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP),
             }

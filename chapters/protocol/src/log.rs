@@ -17,7 +17,7 @@ pub fn set_quiet(quiet: bool) {
 }
 
 /// Whether per-event lines are off.
-pub fn is_quiet() -> bool {
+fn is_quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 

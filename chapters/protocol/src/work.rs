@@ -38,7 +38,7 @@ impl Work {
 /// time, exactly as a real CPU-bound server's would. (A wall-clock spin
 /// would let five "spinning" workers on two cores all finish on time, and
 /// hide the very contention this flag is for.)
-pub fn spin_for(duration: Duration) {
+fn spin_for(duration: Duration) {
     let start = thread_cpu_time();
     let mut x = 0u64;
     while thread_cpu_time().saturating_sub(start) < duration {
