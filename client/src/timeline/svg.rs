@@ -1,0 +1,511 @@
+//! The timeline as an SVG swimlane chart, written as text.
+//!
+//! Time runs left to right on a labelled axis; each client connection is
+//! a row, each message two bars on it: the whole send-to-ack time in the
+//! *waiting* colour, and the part the server worked on it in the *served*
+//! colour over it. With a server log, a second panel has a row per worker.
+//!
+//! The chart brings its own light background, so it reads the same on
+//! the book's light and dark themes. Rows are 18 px high while they fit;
+//! past that each panel keeps a fixed height and rows shrink, down to a
+//! fraction of a pixel, where 1,000 clients become a density picture and
+//! per-row labels give way to the first and last client's.
+
+use std::fmt::Write;
+
+use super::scale::{self, Tick};
+use super::{Timeline, WorkerRow};
+
+/// Width of the whole picture.
+const WIDTH: f64 = 960.0;
+/// Left of the plot: room for row labels.
+const LEFT: f64 = 120.0;
+/// Right of the plot.
+const RIGHT: f64 = 24.0;
+/// Width of the plot, where time is drawn.
+const PLOT: f64 = WIDTH - LEFT - RIGHT;
+/// A row's height while rows fit.
+const ROW: f64 = 18.0;
+/// The tallest the clients' panel gets; more rows shrink to fit.
+const CLIENTS_MAX: f64 = 560.0;
+/// The tallest the workers' panel gets.
+const WORKERS_MAX: f64 = 280.0;
+/// Rows at least this high get their own label.
+const LABEL_MIN: f64 = 12.0;
+/// Ticks on the time axis, at most.
+const MAX_TICKS: usize = 10;
+
+/// The palette: a light card of our own, so that the text contrasts with
+/// it whatever the page around it.
+const BACKGROUND: &str = "#fbfaf6";
+const BORDER: &str = "#c8c3b4";
+const INK: &str = "#1d1d1f";
+const MUTED: &str = "#55524a";
+const GRID: &str = "#e2ddd0";
+const WAITING: &str = "#f0c05a";
+const SERVED: &str = "#2a64a8";
+
+/// The timeline as a standalone SVG document.
+pub fn render(timeline: &Timeline) -> String {
+    let mut out = String::with_capacity(4096 + timeline.rows.len() * 256);
+    let ticks = scale::ticks(timeline.span, MAX_TICKS);
+    let span = timeline.span.as_secs_f64().max(0.001);
+    let x = |secs: f64| LEFT + PLOT * secs / span;
+
+    let clients_top = 108.0;
+    let rows = timeline.rows.len();
+    let row_h = row_height(rows, CLIENTS_MAX);
+    let clients_bottom = clients_top + rows as f64 * row_h;
+    let workers_top = clients_bottom + 82.0;
+    let lanes: usize = timeline.workers.iter().map(|w| w.lanes).sum();
+    let lane_h = row_height(lanes, WORKERS_MAX);
+    let height = if timeline.workers.is_empty() {
+        clients_bottom + 44.0
+    } else {
+        workers_top + lanes as f64 * lane_h + 44.0
+    };
+
+    // Writing to a String cannot fail: the `let _` below are for that.
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" \
+         height=\"{h}\" viewBox=\"0 0 {WIDTH} {h}\" \
+         font-family=\"sans-serif\">\n\
+         <rect width=\"{WIDTH}\" height=\"{h}\" rx=\"6\" \
+         fill=\"{BACKGROUND}\" stroke=\"{BORDER}\"/>\n",
+        h = num(height)
+    );
+    header(&mut out, timeline);
+
+    let _ = writeln!(
+        out,
+        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
+         font-weight=\"bold\" fill=\"{INK}\">Clients: one row per \
+         connection</text>",
+        num(clients_top - 10.0)
+    );
+    grid(&mut out, &ticks, &x, clients_top, clients_bottom);
+    for row in &timeline.rows {
+        let y = clients_top + (row.client - 1) as f64 * row_h;
+        let (top, bar) = bar(y, row_h);
+        let _ = write!(out, "<g data-client=\"{}\">", row.client);
+        for m in &row.messages {
+            let (sent, acked) = (m.sent.as_secs_f64(), m.acked.as_secs_f64());
+            rect(&mut out, "wait", x(sent), x(acked), top, bar, WAITING);
+            let served = m.served;
+            let (start, end) =
+                (served.start.as_secs_f64(), served.end.as_secs_f64());
+            rect(&mut out, "served", x(start), x(end), top, bar, SERVED);
+        }
+        out.push_str("</g>\n");
+    }
+    row_labels(
+        &mut out,
+        row_h,
+        clients_top,
+        &timeline
+            .rows
+            .iter()
+            .map(|r| format!("client {}", r.client))
+            .collect::<Vec<_>>(),
+    );
+    axis(&mut out, &ticks, &x, clients_bottom);
+
+    if !timeline.workers.is_empty() {
+        let _ = writeln!(
+            out,
+            "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
+             font-weight=\"bold\" fill=\"{INK}\">Server workers (from its \
+             log): whom each served when; a gap is a free worker</text>",
+            num(workers_top - 10.0)
+        );
+        let bottom = workers_top + lanes as f64 * lane_h;
+        grid(&mut out, &ticks, &x, workers_top, bottom);
+        let mut y = workers_top;
+        for worker in &timeline.workers {
+            worker_row(&mut out, worker, y, lane_h, &x);
+            y += worker.lanes as f64 * lane_h;
+        }
+        axis(&mut out, &ticks, &x, bottom);
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The title, the legend and what the split is based on.
+fn header(out: &mut String, timeline: &Timeline) {
+    let _ = writeln!(
+        out,
+        "<text class=\"title\" x=\"16\" y=\"28\" font-size=\"17\" \
+         font-weight=\"bold\" fill=\"{INK}\">{}</text>",
+        escape(&timeline.title)
+    );
+    let _ = writeln!(
+        out,
+        "<g class=\"legend\" font-size=\"12\" fill=\"{INK}\">\
+         <rect x=\"16\" y=\"41\" width=\"14\" height=\"12\" \
+         fill=\"{WAITING}\"/><text x=\"36\" y=\"51\">waiting (sent, not \
+         being worked on)</text>\
+         <rect x=\"236\" y=\"41\" width=\"14\" height=\"12\" \
+         fill=\"{SERVED}\"/><text x=\"256\" y=\"51\">served (the server \
+         working on it)</text></g>"
+    );
+    let _ = writeln!(
+        out,
+        "<text class=\"basis\" x=\"16\" y=\"71\" font-size=\"11\" \
+         fill=\"{MUTED}\">{}</text>",
+        escape(&timeline.basis.explain())
+    );
+}
+
+/// Row height for `rows` rows in at most `max` pixels.
+fn row_height(rows: usize, max: f64) -> f64 {
+    ROW.min(max / rows.max(1) as f64)
+}
+
+/// The bar inside a row at `y` of height `h`: a gap between rows while
+/// they are tall enough to see one, none once they are a density.
+fn bar(y: f64, h: f64) -> (f64, f64) {
+    if h >= 4.0 {
+        let bar = h * 2.0 / 3.0;
+        (y + (h - bar) / 2.0, bar)
+    } else {
+        (y, h)
+    }
+}
+
+/// One bar from `x0` to `x1`.
+fn rect(
+    out: &mut String,
+    class: &str,
+    x0: f64,
+    x1: f64,
+    y: f64,
+    h: f64,
+    fill: &str,
+) {
+    let _ = write!(
+        out,
+        "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" \
+         height=\"{}\" fill=\"{fill}\"/>",
+        num(x0),
+        num(y),
+        num((x1 - x0).max(0.0)),
+        num(h)
+    );
+}
+
+/// Labels for rows of height `h` from `top`: one each while they fit,
+/// else the first and the last.
+fn row_labels(out: &mut String, h: f64, top: f64, labels: &[String]) {
+    let label = |out: &mut String, y: f64, text: &str| {
+        let _ = writeln!(
+            out,
+            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+             text-anchor=\"end\" fill=\"{INK}\">{}</text>",
+            num(LEFT - 8.0),
+            num(y),
+            escape(text)
+        );
+    };
+    if h >= LABEL_MIN {
+        for (i, text) in labels.iter().enumerate() {
+            label(out, top + (i as f64 + 0.5) * h + 4.0, text);
+        }
+    } else if let (Some(first), Some(last)) = (labels.first(), labels.last()) {
+        label(out, top + 9.0, first);
+        label(out, top + labels.len() as f64 * h, last);
+    }
+}
+
+/// One worker's lanes from `y`: each job a served bar, with its client's
+/// number on it where there is room.
+fn worker_row(
+    out: &mut String,
+    worker: &WorkerRow,
+    y: f64,
+    h: f64,
+    x: &impl Fn(f64) -> f64,
+) {
+    let block = worker.lanes as f64 * h;
+    let _ = write!(out, "<g data-worker=\"{}\">", escape(&worker.name));
+    if block >= 10.0 {
+        let _ = write!(
+            out,
+            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+             text-anchor=\"end\" fill=\"{INK}\">{}</text>",
+            num(LEFT - 8.0),
+            num(y + h.max(10.0) / 2.0 + 4.0),
+            escape(&worker.name)
+        );
+    }
+    for job in &worker.jobs {
+        let (top, bar) = bar(y + job.lane as f64 * h, h);
+        let x0 = x(job.span.start.as_secs_f64());
+        let x1 = x(job.span.end.as_secs_f64());
+        rect(out, "job", x0, x1, top, bar, SERVED);
+        let text = job.client.to_string();
+        // About 6.5 px a digit at 10 px, and a margin.
+        if h >= LABEL_MIN && x1 - x0 >= 6.5 * text.len() as f64 + 4.0 {
+            let _ = write!(
+                out,
+                "<text x=\"{}\" y=\"{}\" font-size=\"10\" \
+                 text-anchor=\"middle\" fill=\"#ffffff\">{text}</text>",
+                num((x0 + x1) / 2.0),
+                num(top + bar / 2.0 + 3.5)
+            );
+        }
+    }
+    out.push_str("</g>\n");
+    // A line between workers, where there is room to see one.
+    if block >= 3.0 {
+        let _ = writeln!(
+            out,
+            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" \
+             stroke=\"{GRID}\"/>",
+            num(LEFT + PLOT),
+            y = num(y + block)
+        );
+    }
+}
+
+/// Vertical lines at the ticks, behind a panel's bars.
+fn grid(
+    out: &mut String,
+    ticks: &[Tick],
+    x: &impl Fn(f64) -> f64,
+    top: f64,
+    bottom: f64,
+) {
+    for tick in ticks {
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x}\" x2=\"{x}\" y1=\"{}\" y2=\"{}\" \
+             stroke=\"{GRID}\"/>",
+            num(top),
+            num(bottom),
+            x = num(x(tick.at))
+        );
+    }
+}
+
+/// The time axis under a panel: a line, tick marks, labels.
+fn axis(out: &mut String, ticks: &[Tick], x: &impl Fn(f64) -> f64, y: f64) {
+    let _ = writeln!(
+        out,
+        "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" \
+         stroke=\"{MUTED}\"/>",
+        num(LEFT + PLOT),
+        y = num(y + 2.0)
+    );
+    for tick in ticks {
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x}\" x2=\"{x}\" y1=\"{}\" y2=\"{}\" \
+             stroke=\"{MUTED}\"/><text class=\"tick\" x=\"{x}\" y=\"{}\" \
+             font-size=\"11\" text-anchor=\"middle\" \
+             fill=\"{INK}\">{}</text>",
+            num(y + 2.0),
+            num(y + 7.0),
+            num(y + 20.0),
+            escape(&tick.label),
+            x = num(x(tick.at))
+        );
+    }
+}
+
+/// A coordinate: two decimals at most, so that sub-pixel rows still
+/// stack, and no more bytes than that.
+fn num(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// Text made safe for XML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{Basis, Job, Message, Row, Span};
+    use std::time::{Duration, Instant};
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// `rows[c]` lists client c+1's messages as (sent, served start,
+    /// acked) in ms, the served part lasting to the ack.
+    fn timeline(span: u64, rows: &[&[(u64, u64, u64)]]) -> Timeline {
+        Timeline {
+            title: "a <test> run".to_string(),
+            span: ms(span),
+            basis: Basis::GivenWork(ms(100)),
+            rows: rows
+                .iter()
+                .enumerate()
+                .map(|(c, messages)| Row {
+                    client: c + 1,
+                    messages: messages
+                        .iter()
+                        .enumerate()
+                        .map(|(number, &(sent, start, acked))| Message {
+                            number,
+                            sent: ms(sent),
+                            acked: ms(acked),
+                            served: Span {
+                                start: ms(start),
+                                end: ms(acked),
+                            },
+                            worker: None,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// The value of attribute `name` in each element of `class`.
+    fn attrs(svg: &str, class: &str, name: &str) -> Vec<f64> {
+        let needle = format!("class=\"{class}\"");
+        svg.match_indices(&needle)
+            .map(|(i, _)| {
+                let rest = &svg[i..];
+                let rest = rest.split_once('>').unwrap().0;
+                let key = format!(" {name}=\"");
+                let at = rest.find(&key).unwrap() + key.len();
+                rest[at..].split('"').next().unwrap().parse().unwrap()
+            })
+            .collect()
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() < 0.01)
+    }
+
+    /// Two clients of a 1 s run: two labelled rows; every bar starts and
+    /// ends where its times fall on the 816 px plot; ticks every 100 ms;
+    /// the title (escaped), the legend and the basis are there.
+    #[test]
+    fn rows_bars_ticks_and_legend() {
+        let t = timeline(
+            1000,
+            &[&[(0, 400, 500)], &[(0, 100, 200), (250, 900, 1000)]],
+        );
+        let svg = render(&t);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<g data-client=").count(), 2);
+        assert!(svg.contains(">client 1</text>"));
+        assert!(svg.contains(">client 2</text>"));
+        let px = |ms: f64| LEFT + PLOT * ms / 1000.0;
+        let wait_x = attrs(&svg, "wait", "x");
+        let wait_w = attrs(&svg, "wait", "width");
+        assert!(close(&wait_x, &[px(0.0), px(0.0), px(250.0)]));
+        assert!(close(
+            &wait_w,
+            &[px(500.0) - LEFT, px(200.0) - LEFT, px(750.0) - LEFT]
+        ));
+        let served_x = attrs(&svg, "served", "x");
+        let served_w = attrs(&svg, "served", "width");
+        assert!(close(&served_x, &[px(400.0), px(100.0), px(900.0)]));
+        assert!(close(&served_w, &[81.6, 81.6, 81.6]), "{served_w:?}");
+        // Rows are 18 px from the top of the panel, bars 12 px in them.
+        let ys = attrs(&svg, "wait", "y");
+        assert!(close(&ys, &[111.0, 129.0, 129.0]), "{ys:?}");
+        let ticks: Vec<_> = svg
+            .match_indices("class=\"tick\"")
+            .map(|(i, _)| {
+                let rest = &svg[i..];
+                let text = rest.split_once('>').unwrap().1;
+                text.split_once('<').unwrap().0.to_string()
+            })
+            .collect();
+        assert_eq!(ticks.len(), 11);
+        assert_eq!(ticks[0], "0.0 s");
+        assert_eq!(ticks[5], "0.5 s");
+        assert_eq!(ticks[10], "1.0 s");
+        let tick_x = attrs(&svg, "tick", "x");
+        assert!(close(&tick_x[5..6], &[px(500.0)]));
+        assert!(svg.contains(">a &lt;test&gt; run</text>"));
+        assert!(svg.contains("waiting (sent, not being worked on)"));
+        assert!(svg.contains("served (the server working on it)"));
+        assert!(svg.contains("the --work-ms given"));
+        assert!(!svg.contains("Server workers"));
+    }
+
+    /// With workers: a panel, a label and a bar per job, the client's
+    /// number on bars wide enough for it.
+    #[test]
+    fn worker_panel() {
+        let mut t = timeline(1000, &[&[(0, 0, 500)], &[(0, 500, 1000)]]);
+        let job = |client, start, end| Job {
+            client,
+            number: 0,
+            span: Span {
+                start: ms(start),
+                end: ms(end),
+            },
+            lane: 0,
+        };
+        t.workers = vec![WorkerRow {
+            name: "worker-1".to_string(),
+            jobs: vec![job(1, 0, 500), job(2, 500, 1000)],
+            lanes: 1,
+        }];
+        let svg = render(&t);
+        assert!(svg.contains("Server workers"));
+        assert!(svg.contains(">worker-1</text>"));
+        assert_eq!(attrs(&svg, "job", "width"), [408.0, 408.0]);
+        assert!(svg.contains("fill=\"#ffffff\">2</text>"));
+    }
+
+    /// 1,000 clients of 3 messages each: rows shrink to fit the panel,
+    /// only the first and last are labelled, every bar is drawn. (Run it
+    /// with `--nocapture` to see how long rendering takes.)
+    #[test]
+    fn a_thousand_clients() {
+        let messages: Vec<[(u64, u64, u64); 3]> = (0..1000u64)
+            .map(|c| {
+                [
+                    (0, c * 3, c * 3 + 1),
+                    (c * 3 + 1, c * 3 + 1, c * 3 + 2),
+                    (c * 3 + 2, c * 3 + 2, c * 3 + 3),
+                ]
+            })
+            .collect();
+        let rows: Vec<&[(u64, u64, u64)]> =
+            messages.iter().map(|m| m.as_slice()).collect();
+        let t = timeline(3000, &rows);
+        let began = Instant::now();
+        let svg = render(&t);
+        println!(
+            "1,000 x 3 rendered in {:?}, {} bytes",
+            began.elapsed(),
+            svg.len()
+        );
+        assert_eq!(svg.matches("<g data-client=").count(), 1000);
+        assert_eq!(svg.matches("class=\"served\"").count(), 3000);
+        assert_eq!(svg.matches("class=\"label\"").count(), 2);
+        assert!(svg.contains(">client 1000</text>"));
+        let heights = attrs(&svg, "wait", "height");
+        assert!(heights.iter().all(|&h| (h - 0.56).abs() < 0.01));
+        let height: f64 = svg
+            .split("height=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(height < 800.0, "{height}");
+    }
+}
