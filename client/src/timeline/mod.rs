@@ -162,7 +162,8 @@ pub struct Timeline {
     pub span: Duration,
     /// Where the split of each message comes from.
     pub basis: Basis,
-    /// One row per client connection, client 1 first.
+    /// One row per client connection, in the order the server first
+    /// served them (then by client).
     pub rows: Vec<Row>,
     /// One row per server worker, in order of first work; empty without
     /// a server log.
@@ -204,6 +205,7 @@ impl Timeline {
                 });
             }
         }
+        sort_rows(&mut rows);
         let messages = rows.iter().map(|r| r.messages.len()).max();
         let end = report.timeline.last().map(|e| e.at);
         Timeline {
@@ -276,7 +278,8 @@ impl Timeline {
             total,
             work: w,
         };
-        timeline.workers = worker_rows(&timeline.rows, &names);
+        sort_rows(&mut timeline.rows);
+        timeline.workers = worker_rows(&mut timeline.rows, &names);
         timeline
     }
 
@@ -288,6 +291,15 @@ impl Timeline {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// Puts the rows in the order the server first served them, so that a
+/// server serving one client at a time draws a staircase, not a jumble of
+/// the order the clients' threads happened to connect in.
+fn sort_rows(rows: &mut [Row]) {
+    rows.sort_by_key(|r| {
+        (r.messages.first().map(|m| m.served.start), r.client)
+    });
 }
 
 /// What the log says about one message.
@@ -376,11 +388,13 @@ impl ServerMoments {
     }
 }
 
-/// The worker rows: every message's served part, on the row of the
-/// worker that served it, in lanes where they overlap.
-fn worker_rows(rows: &[Row], names: &[Worker]) -> Vec<WorkerRow> {
+/// The worker rows, in order of first work: every message's served
+/// part, on the row of the worker that served it, in lanes where they
+/// overlap. Each message's `worker`, an index into `names`, becomes one
+/// into the rows returned.
+fn worker_rows(rows: &mut [Row], names: &[Worker]) -> Vec<WorkerRow> {
     let mut jobs: Vec<Vec<Job>> = vec![Vec::new(); names.len()];
-    for row in rows {
+    for row in rows.iter() {
         for m in &row.messages {
             if let Some(worker) = m.worker {
                 jobs[worker].push(Job {
@@ -393,43 +407,60 @@ fn worker_rows(rows: &[Row], names: &[Worker]) -> Vec<WorkerRow> {
         }
     }
     let labels = worker_labels(names);
-    let mut workers: Vec<WorkerRow> = jobs
+    let mut workers: Vec<(usize, WorkerRow)> = jobs
         .into_iter()
         .zip(labels)
-        .map(|(mut jobs, name)| {
+        .enumerate()
+        .map(|(index, (mut jobs, name))| {
             jobs.sort_by_key(|j| (j.span.start, j.client));
             let lanes = assign_lanes(&mut jobs);
-            WorkerRow { name, jobs, lanes }
+            (index, WorkerRow { name, jobs, lanes })
         })
         .collect();
-    workers.sort_by_key(|w| w.jobs.first().map(|j| j.span.start));
-    workers
+    workers.sort_by_key(|(_, w)| w.jobs.first().map(|j| j.span.start));
+    let mut new_index = vec![0; names.len()];
+    for (new, (old, _)) in workers.iter().enumerate() {
+        new_index[*old] = new;
+    }
+    for m in rows.iter_mut().flat_map(|r| &mut r.messages) {
+        m.worker = m.worker.map(|old| new_index[old]);
+    }
+    workers.into_iter().map(|(_, w)| w).collect()
 }
 
-/// Puts each job (sorted by start) in the first lane free at its start;
-/// returns how many lanes that took.
+/// Puts each job (sorted by start) in a lane free at its start: the lane
+/// of the same client's previous job if it is free, so that a client
+/// keeps its lane, else the first free one. Returns how many lanes that
+/// took.
 fn assign_lanes(jobs: &mut [Job]) -> usize {
-    // The end of the last job in each lane.
-    let mut ends: Vec<Duration> = Vec::new();
+    // The end of the last job in each lane, and whose it was.
+    let mut lanes: Vec<(Duration, usize)> = Vec::new();
     for job in jobs {
-        match ends.iter().position(|&end| end <= job.span.start) {
+        let free = |&(end, _): &(Duration, usize)| end <= job.span.start;
+        let same = lanes
+            .iter()
+            .position(|lane| free(lane) && lane.1 == job.client);
+        match same.or_else(|| lanes.iter().position(free)) {
             Some(lane) => {
-                ends[lane] = job.span.end;
+                lanes[lane] = (job.span.end, job.client);
                 job.lane = lane;
             }
             None => {
-                job.lane = ends.len();
-                ends.push(job.span.end);
+                job.lane = lanes.len();
+                lanes.push((job.span.end, job.client));
             }
         }
     }
-    ends.len()
+    lanes.len()
 }
 
 /// Short names for workers: the thread name when all are one process
 /// (threads), the pid when all have one thread name (processes), both
-/// otherwise.
+/// otherwise, or when there is only one.
 fn worker_labels(names: &[Worker]) -> Vec<String> {
+    if let [only] = names {
+        return vec![format!("pid {} {}", only.pid, only.thread)];
+    }
     let one_pid = names.windows(2).all(|w| w[0].pid == w[1].pid);
     let one_thread = names.windows(2).all(|w| w[0].thread == w[1].thread);
     names
@@ -558,14 +589,15 @@ pub(crate) mod tests {
         let served: Vec<_> = timeline
             .rows
             .iter()
-            .map(|r| (r.messages[0].served, r.messages[0].worker))
+            .map(|r| (r.client, r.messages[0].served, r.messages[0].worker))
             .collect();
+        // Rows in the order first served; workers in order of first work.
         assert_eq!(
             served,
             [
-                (span(1, 240), Some(0)),
-                (span(121, 250), Some(1)),
-                (span(2, 120), Some(1)),
+                (1, span(1, 240), Some(0)),
+                (3, span(2, 120), Some(1)),
+                (2, span(121, 250), Some(1)),
             ]
         );
         assert_eq!(
@@ -588,7 +620,8 @@ pub(crate) mod tests {
         assert_eq!(timeline.workers[1].lanes, 1);
     }
 
-    /// A worker serving several clients at once gets a lane for each.
+    /// A worker serving several clients at once gets a lane for each; a
+    /// client keeps its lane when it is free.
     #[test]
     fn overlapping_jobs_get_lanes() {
         let job = |client, start, end| Job {
@@ -597,11 +630,18 @@ pub(crate) mod tests {
             span: span(start, end),
             lane: 9,
         };
-        let mut jobs =
-            [job(1, 0, 10), job(2, 0, 10), job(3, 5, 20), job(4, 10, 15)];
+        let mut jobs = [
+            job(1, 0, 10),
+            job(2, 0, 10),
+            job(3, 5, 20),
+            // Lanes 0 and 1 are both free: client 2 goes back to its own.
+            job(2, 10, 20),
+            job(4, 10, 15),
+            job(1, 15, 20),
+        ];
         assert_eq!(assign_lanes(&mut jobs), 3);
         let lanes: Vec<_> = jobs.iter().map(|j| j.lane).collect();
-        assert_eq!(lanes, [0, 1, 2, 0]);
+        assert_eq!(lanes, [0, 1, 2, 1, 0, 0]);
     }
 
     /// Workers are named by what tells them apart.
@@ -615,6 +655,7 @@ pub(crate) mod tests {
         assert_eq!(worker_labels(&threads), ["worker-1", "worker-2"]);
         let processes = [w(1, "main"), w(2, "main")];
         assert_eq!(worker_labels(&processes), ["pid 1", "pid 2"]);
+        assert_eq!(worker_labels(&[w(7, "main")]), ["pid 7 main"]);
         let mixed = [w(1, "a"), w(2, "b")];
         assert_eq!(worker_labels(&mixed), ["pid 1 a", "pid 2 b"]);
     }

@@ -81,12 +81,12 @@ pub fn render(timeline: &Timeline) -> String {
         out,
         "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
          font-weight=\"bold\" fill=\"{INK}\">Clients: one row per \
-         connection</text>",
+         connection, in the order first served</text>",
         num(clients_top - 10.0)
     );
     grid(&mut out, &ticks, &x, clients_top, clients_bottom);
-    for row in &timeline.rows {
-        let y = clients_top + (row.client - 1) as f64 * row_h;
+    for (i, row) in timeline.rows.iter().enumerate() {
+        let y = clients_top + i as f64 * row_h;
         let (top, bar) = bar(y, row_h);
         let _ = write!(out, "<g data-client=\"{}\">", row.client);
         for m in &row.messages {
@@ -158,9 +158,16 @@ fn header(out: &mut String, timeline: &Timeline) {
     );
 }
 
-/// Row height for `rows` rows in at most `max` pixels.
+/// Row height for `rows` rows in at most `max` pixels: whole pixels
+/// while rows get one or more, so that their edges fall on pixels (rows
+/// of 1.87 px would blur into stripes), fractions below that.
 fn row_height(rows: usize, max: f64) -> f64 {
-    ROW.min(max / rows.max(1) as f64)
+    let fit = ROW.min(max / rows.max(1) as f64);
+    if fit >= 1.0 {
+        fit.floor()
+    } else {
+        fit
+    }
 }
 
 /// The bar inside a row at `y` of height `h`: a gap between rows while

@@ -9,7 +9,8 @@
 //!          0 ms      200 ms    400 ms    600 ms
 //! ```
 //!
-//! A character stands for a stretch of time, so it shows what happened
+//! Rows come in the order the server first served the clients, as in
+//! [`Timeline::rows`]. A character stands for a stretch of time, so it shows what happened
 //! most in it: served if the server worked on the message at least as
 //! long as it waited there, waiting if it waited longer, blank if the
 //! client had no message out. More clients than lines are grouped,
@@ -164,14 +165,18 @@ fn chart(timeline: &Timeline, options: &Options) -> Vec<String> {
     let rows = &timeline.rows;
     let per_line = rows.len().div_ceil(options.max_rows.max(1)).max(1);
     let groups: Vec<&[Row]> = rows.chunks(per_line).collect();
+    // A group is named by its clients' places in the order first
+    // served (`#1-8`, the first 8 served): their numbers need not be
+    // consecutive.
     let labels: Vec<String> = groups
         .iter()
-        .map(|group| match group {
-            [one] => format!("client {}", one.client),
-            [first, .., last] => {
-                format!("clients {}-{}", first.client, last.client)
+        .enumerate()
+        .map(|(i, group)| match group {
+            [one] if per_line == 1 => format!("client {}", one.client),
+            _ => {
+                let first = i * per_line + 1;
+                format!("#{first}-{}", first + group.len() - 1)
             }
-            [] => String::new(),
         })
         .collect();
     let label_width = labels.iter().map(String::len).max().unwrap_or(0);
@@ -205,11 +210,13 @@ fn chart(timeline: &Timeline, options: &Options) -> Vec<String> {
     lines.push(axis);
     lines.push(marks);
     if per_line > 1 {
-        lines.push(format!(
-            "({} clients, {per_line} to a line: each character shows \
-             whether they were served or waiting more)",
+        let note = format!(
+            "({} clients, {per_line} to a line in the order first served, \
+             #1-{per_line} the first {per_line}: a character shows whether \
+             they were served or waiting more)",
             rows.len()
-        ));
+        );
+        lines.extend(wrap(&note, options.width.max(20)));
     }
     lines
 }
@@ -399,12 +406,15 @@ the last 100 ms of each latency
         );
         let text = sketch(&report, Some(ms(100)), 30, 2);
         let expected = "\
-clients 1-2 |########        |
-clients 3-4 |........########|
-            +-------+-------+
-            0 ms    200 ms
-(4 clients, 2 to a line: each character shows whether they were served \
-or waiting more)
+#1-2 |############           |
+#3-4 |............###########|
+     +-----------+----------+
+     0 ms        200 ms
+(4 clients, 2 to a line in the
+order first served, #1-2 the
+first 2: a character shows
+whether they were served or
+waiting more)
 ";
         assert_eq!(text, expected);
     }
