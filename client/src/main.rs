@@ -172,7 +172,9 @@ fn draw(
             let timeline = Timeline::with_server_log(report, work, &log);
             if !matches!(timeline.basis, Basis::ServerLog { .. }) {
                 eprintln!(
-                    "client: {} says nothing about this run's connections                      (a --quiet server, or another run's log?); drawing                      by work time",
+                    "client: {} says nothing about this run's connections \
+                     (a --quiet server, or another run's log?); drawing \
+                     by work time",
                     path.display()
                 );
             }

@@ -9,7 +9,10 @@
 //! the book's light and dark themes. Rows are 18 px high while they fit;
 //! past that each panel keeps a fixed height and rows shrink, down to a
 //! fraction of a pixel, where 1,000 clients become a density picture and
-//! per-row labels give way to the first and last client's.
+//! per-row labels give way to the first and last client's. Shapes are
+//! drawn with crisp edges: antialiased, a served bar a fraction of a
+//! pixel high would blend with the waiting bar under it and with its
+//! neighbours into a grey that is neither colour.
 
 use std::fmt::Write;
 
@@ -70,7 +73,7 @@ pub fn render(timeline: &Timeline) -> String {
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" \
          height=\"{h}\" viewBox=\"0 0 {WIDTH} {h}\" \
-         font-family=\"sans-serif\">\n\
+         font-family=\"sans-serif\" shape-rendering=\"crispEdges\">\n\
          <rect width=\"{WIDTH}\" height=\"{h}\" rx=\"6\" \
          fill=\"{BACKGROUND}\" stroke=\"{BORDER}\"/>\n",
         h = num(height)

@@ -16,6 +16,7 @@
 //! client had no message out. More clients than lines are grouped,
 //! several to a line, and the chart says so.
 
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -51,14 +52,20 @@ impl Style {
     /// What suits stdout: blocks, in colour unless `NO_COLOR` is set
     /// (to anything but ""), on a terminal; [`Style::PLAIN`] elsewhere.
     pub fn for_stdout() -> Style {
-        if !std::io::stdout().is_terminal() {
+        let no_color = std::env::var_os("NO_COLOR");
+        Style::choose(std::io::stdout().is_terminal(), no_color.as_deref())
+    }
+
+    /// [`Style::for_stdout`]'s choice, for a terminal or not and the
+    /// value of `NO_COLOR` (no-color.org: set and not empty means no
+    /// colour).
+    pub fn choose(terminal: bool, no_color: Option<&OsStr>) -> Style {
+        if !terminal {
             return Style::PLAIN;
         }
-        let no_colour =
-            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Style {
             charset: Charset::Blocks,
-            colour: !no_colour,
+            colour: no_color.is_none_or(OsStr::is_empty),
         }
     }
 
@@ -396,7 +403,23 @@ the last 100 ms of each latency
         .contains('\x1b'));
     }
 
-    /// More clients than lines: grouped, labelled by range, and said so;
+    /// Colour and blocks on a terminal only, and no colour there if
+    /// NO_COLOR is set to something.
+    #[test]
+    fn style_for_stdout() {
+        let blocks = |colour| Style {
+            charset: Charset::Blocks,
+            colour,
+        };
+        let set = OsStr::new("1");
+        assert_eq!(Style::choose(false, None), Style::PLAIN);
+        assert_eq!(Style::choose(false, Some(set)), Style::PLAIN);
+        assert_eq!(Style::choose(true, None), blocks(true));
+        assert_eq!(Style::choose(true, Some(OsStr::new(""))), blocks(true));
+        assert_eq!(Style::choose(true, Some(set)), blocks(false));
+    }
+
+    /// More clients than lines: grouped, labelled by place, and said so;
     /// a group's character is the commoner state.
     #[test]
     fn grouped_sketch() {
