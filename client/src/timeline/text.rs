@@ -2,19 +2,21 @@
 //! character for each stretch of it: waiting, served, or nothing.
 //!
 //! ```text
-//! client 1 |###########.........................|
-//! client 2 |...........##########...............|
-//! client 3 |.....................###########    |
-//!          +---------+---------+---------+------+
-//!          0 ms      200 ms    400 ms    600 ms
+//! 3 clients x 1 message, work 200 ms
+//! client 1 |##########                    |
+//! client 2 |..........##########          |
+//! client 3 |....................##########|
+//!          +---------+---------+---------+
+//!          0 ms      200 ms    400 ms
 //! ```
 //!
-//! Rows come in the order the server first served the clients, as in
-//! [`Timeline::rows`]. A character stands for a stretch of time, so it shows what happened
-//! most in it: served if the server worked on the message at least as
-//! long as it waited there, waiting if it waited longer, blank if the
-//! client had no message out. More clients than lines are grouped,
-//! several to a line, and the chart says so.
+//! (chapter 1, one client at a time.) Rows come in the order the server
+//! first served the clients, as in [`Timeline::rows`]. A character
+//! stands for a stretch of time, so it shows what happened most in it:
+//! served if the server worked on the message at least as long as it
+//! waited there, waiting if it waited longer, blank if the client had no
+//! message out. More clients than lines are grouped, several to a line,
+//! and the chart says so.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -389,9 +391,11 @@ the last 100 ms of each latency
         };
         let text = render(&staircase(), &options);
         let line = text.lines().nth(2).unwrap();
+        let waiting = "\x1b[33m░░\x1b[0m";
+        let served = "\x1b[34m██\x1b[0m";
         assert_eq!(
             line,
-            "client 2 |\x1b[33m░░\x1b[0m\x1b[34m██\x1b[0m                |"
+            format!("client 2 |{waiting}{served}{}|", " ".repeat(16))
         );
         assert!(!render(
             &staircase(),
@@ -401,6 +405,28 @@ the last 100 ms of each latency
             }
         )
         .contains('\x1b'));
+    }
+
+    /// The module's example is what `render` draws.
+    #[test]
+    fn module_example() {
+        let report =
+            report(UNIX_EPOCH, &[&[(0, 200)], &[(0, 400)], &[(0, 600)]]);
+        let timeline = Timeline::from_report(&report, Some(ms(200)));
+        let options = Options {
+            width: 41,
+            max_rows: 10,
+            style: Style::PLAIN,
+        };
+        let text = render(&timeline, &options);
+        let example = include_str!("text.rs")
+            .lines()
+            .skip_while(|l| *l != "//! ```text")
+            .skip(1)
+            .take_while(|l| *l != "//! ```")
+            .map(|l| format!("{}\n", l.strip_prefix("//! ").unwrap_or("")))
+            .collect::<String>();
+        assert!(text.starts_with(&example), "{text}");
     }
 
     /// Colour and blocks on a terminal only, and no colour there if
