@@ -165,8 +165,8 @@ pub struct Timeline {
     /// One row per client connection, in the order the server first
     /// served them (then by client).
     pub rows: Vec<Row>,
-    /// One row per server worker, in order of first work; empty without
-    /// a server log.
+    /// One row per server worker, by process id and then thread name
+    /// (`worker-2` before `worker-10`); empty without a server log.
     pub workers: Vec<WorkerRow>,
 }
 
@@ -283,13 +283,37 @@ impl Timeline {
         timeline
     }
 
-    /// Messages per client, at most.
-    pub fn messages(&self) -> usize {
-        self.rows
-            .iter()
-            .map(|r| r.messages.len())
-            .max()
-            .unwrap_or(0)
+    /// How many clients were waiting (a message out and not being
+    /// served), from each moment on: the steps of a curve, in time
+    /// order, from 0 at the start. Where it is above zero while every
+    /// worker is busy, nobody was free.
+    pub fn waiting(&self) -> Vec<(Duration, usize)> {
+        let mut changes: Vec<(Duration, i64)> = Vec::new();
+        for m in self.rows.iter().flat_map(|r| &r.messages) {
+            for (from, to) in
+                [(m.sent, m.served.start), (m.served.end, m.acked)]
+            {
+                if from < to {
+                    changes.push((from, 1));
+                    changes.push((to, -1));
+                }
+            }
+        }
+        // At one moment, ends before starts: a client handed from
+        // waiting to served, or served to done, is not counted twice.
+        changes.sort();
+        let mut steps = vec![(Duration::ZERO, 0)];
+        let mut count = 0i64;
+        for (at, change) in changes {
+            count += change;
+            let now = usize::try_from(count).unwrap_or(0);
+            match steps.last_mut() {
+                Some(last) if last.0 == at => last.1 = now,
+                _ => steps.push((at, now)),
+            }
+        }
+        steps.dedup_by_key(|step| step.1);
+        steps
     }
 }
 
@@ -388,7 +412,7 @@ impl ServerMoments {
     }
 }
 
-/// The worker rows, in order of first work: every message's served
+/// The worker rows, in order of pid and thread: every message's served
 /// part, on the row of the worker that served it, in lanes where they
 /// overlap. Each message's `worker`, an index into `names`, becomes one
 /// into the rows returned.
@@ -417,7 +441,7 @@ fn worker_rows(rows: &mut [Row], names: &[Worker]) -> Vec<WorkerRow> {
             (index, WorkerRow { name, jobs, lanes })
         })
         .collect();
-    workers.sort_by_key(|(_, w)| w.jobs.first().map(|j| j.span.start));
+    workers.sort_by_key(|(index, _)| natural(&names[*index]));
     let mut new_index = vec![0; names.len()];
     for (new, (old, _)) in workers.iter().enumerate() {
         new_index[*old] = new;
@@ -426,6 +450,16 @@ fn worker_rows(rows: &mut [Row], names: &[Worker]) -> Vec<WorkerRow> {
         m.worker = m.worker.map(|old| new_index[old]);
     }
     workers.into_iter().map(|(_, w)| w).collect()
+}
+
+/// A worker's place in order: by process id, then by thread name with
+/// its trailing number as a number, so that `worker-2` comes before
+/// `worker-10`.
+fn natural(worker: &Worker) -> (u32, &str, u64) {
+    let name = worker.thread.as_str();
+    let prefix = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let number = name[prefix.len()..].parse().unwrap_or(0);
+    (worker.pid, prefix, number)
 }
 
 /// Puts each job (sorted by start) in a lane free at its start: the lane
@@ -591,7 +625,7 @@ pub(crate) mod tests {
             .iter()
             .map(|r| (r.client, r.messages[0].served, r.messages[0].worker))
             .collect();
-        // Rows in the order first served; workers in order of first work.
+        // Rows in the order first served; workers by name.
         assert_eq!(
             served,
             [
@@ -620,6 +654,36 @@ pub(crate) mod tests {
         assert_eq!(timeline.workers[1].lanes, 1);
     }
 
+    /// The waiting curve counts clients between sending and being
+    /// served, and after the work until the ack arrives.
+    #[test]
+    fn waiting_curve() {
+        let report = report(UNIX_EPOCH, &[&[(0, 100)], &[(0, 200)]]);
+        let timeline =
+            Timeline::from_report(&report, Some(Duration::from_millis(100)));
+        let steps: Vec<_> = timeline
+            .waiting()
+            .into_iter()
+            .map(|(at, n)| (at.as_millis(), n))
+            .collect();
+        // Client 2 waits 0-100 while client 1 is served; nobody after.
+        assert_eq!(steps, [(0, 1), (100, 0)]);
+        let mut timeline = timeline;
+        // The server read client 1's message 10 ms late, and its ack
+        // took 5 ms to arrive.
+        let first = &mut timeline.rows[0].messages[0];
+        first.served = Span {
+            start: Duration::from_millis(10),
+            end: Duration::from_millis(95),
+        };
+        let steps: Vec<_> = timeline
+            .waiting()
+            .into_iter()
+            .map(|(at, n)| (at.as_millis(), n))
+            .collect();
+        assert_eq!(steps, [(0, 2), (10, 1), (95, 2), (100, 0)]);
+    }
+
     /// A worker serving several clients at once gets a lane for each; a
     /// client keeps its lane when it is free.
     #[test]
@@ -644,7 +708,8 @@ pub(crate) mod tests {
         assert_eq!(lanes, [0, 1, 2, 1, 0, 0]);
     }
 
-    /// Workers are named by what tells them apart.
+    /// Workers are named by what tells them apart, and ordered by pid
+    /// and thread number.
     #[test]
     fn worker_names() {
         let w = |pid, thread: &str| Worker {
@@ -656,6 +721,11 @@ pub(crate) mod tests {
         let processes = [w(1, "main"), w(2, "main")];
         assert_eq!(worker_labels(&processes), ["pid 1", "pid 2"]);
         assert_eq!(worker_labels(&[w(7, "main")]), ["pid 7 main"]);
+        let mut threads =
+            [w(1, "worker-10"), w(1, "worker-2"), w(1, "main"), w(0, "z")];
+        threads.sort_by(|a, b| natural(a).cmp(&natural(b)));
+        let order: Vec<_> = threads.iter().map(|w| w.thread.as_str()).collect();
+        assert_eq!(order, ["z", "main", "worker-2", "worker-10"]);
         let mixed = [w(1, "a"), w(2, "b")];
         assert_eq!(worker_labels(&mixed), ["pid 1 a", "pid 2 b"]);
     }

@@ -35,6 +35,8 @@ const CLIENTS_MAX: f64 = 560.0;
 const WORKERS_MAX: f64 = 280.0;
 /// Rows at least this high get their own label.
 const LABEL_MIN: f64 = 12.0;
+/// Height of the curve of waiting clients under the workers.
+const STRIP: f64 = 36.0;
 /// Ticks on the time axis, at most.
 const MAX_TICKS: usize = 10;
 
@@ -65,7 +67,7 @@ pub fn render(timeline: &Timeline) -> String {
     let height = if timeline.workers.is_empty() {
         clients_bottom + 44.0
     } else {
-        workers_top + lanes as f64 * lane_h + 44.0
+        workers_top + lanes as f64 * lane_h + STRIP + 52.0
     };
 
     // Writing to a String cannot fail: the `let _` below are for that.
@@ -129,7 +131,10 @@ pub fn render(timeline: &Timeline) -> String {
             worker_row(&mut out, worker, y, lane_h, &x);
             y += worker.lanes as f64 * lane_h;
         }
-        axis(&mut out, &ticks, &x, bottom);
+        let strip = bottom + 8.0;
+        grid(&mut out, &ticks, &x, strip, strip + STRIP);
+        waiting_strip(&mut out, timeline, strip, &x);
+        axis(&mut out, &ticks, &x, strip + STRIP);
     }
     out.push_str("</svg>\n");
     out
@@ -277,6 +282,56 @@ fn worker_row(
             y = num(y + block)
         );
     }
+}
+
+/// Under the workers, how many clients were waiting, as a step curve
+/// `STRIP` high from `top`: where it is up and every worker busy, nobody
+/// was free.
+fn waiting_strip(
+    out: &mut String,
+    timeline: &Timeline,
+    top: f64,
+    x: &impl Fn(f64) -> f64,
+) {
+    let steps = timeline.waiting();
+    // The scale is the most clients waiting for a pixel's time or more:
+    // at the start every client waits a moment before the server reads
+    // its first message, a spike too thin to see that would squash the
+    // rest of the curve. Spikes above the scale are drawn clipped.
+    let pixel = timeline.span.as_secs_f64() / PLOT;
+    let held = |i: usize| {
+        let next = steps.get(i + 1).map_or(timeline.span, |s| s.0);
+        (next - steps[i].0).as_secs_f64() >= pixel
+    };
+    let most = (0..steps.len())
+        .filter(|&i| held(i))
+        .map(|i| steps[i].1)
+        .max()
+        .filter(|&n| n > 0)
+        .or_else(|| steps.iter().map(|s| s.1).max())
+        .unwrap_or(0);
+    let bottom = top + STRIP;
+    let y = |n: usize| bottom - STRIP * n.min(most) as f64 / most.max(1) as f64;
+    let _ = write!(
+        out,
+        "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+         text-anchor=\"end\" fill=\"{INK}\">clients waiting</text>\
+         <text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"10\" \
+         text-anchor=\"end\" fill=\"{MUTED}\">(most {most})</text>\
+         <path class=\"waiting\" fill=\"{WAITING}\" d=\"M{} {}",
+        num(LEFT - 8.0),
+        num(top + 14.0),
+        num(LEFT - 8.0),
+        num(top + 27.0),
+        num(LEFT),
+        num(bottom)
+    );
+    // Up or down to each step's count, then across to the next step.
+    for (i, &(_, n)) in steps.iter().enumerate() {
+        let next = steps.get(i + 1).map_or(timeline.span, |s| s.0);
+        let _ = write!(out, " V{} H{}", num(y(n)), num(x(next.as_secs_f64())));
+    }
+    let _ = writeln!(out, " V{} Z\"/>", num(bottom));
 }
 
 /// Vertical lines at the ticks, behind a panel's bars.
@@ -475,6 +530,28 @@ mod tests {
         assert!(svg.contains(">worker-1</text>"));
         assert_eq!(attrs(&svg, "job", "width"), [408.0, 408.0]);
         assert!(svg.contains("fill=\"#ffffff\">2</text>"));
+        // Client 2 waited 0-500 ms: the curve is up (1 of 1) to x(500),
+        // then down for the rest.
+        assert!(svg.contains(">(most 1)</text>"));
+        let path = svg.split("class=\"waiting\"").nth(1).unwrap();
+        let d = path.split(" d=\"").nth(1).unwrap().split('"').next();
+        let (top, bottom) = (svg_top(&svg), svg_top(&svg) + STRIP);
+        assert_eq!(
+            d.unwrap(),
+            format!(
+                "M120 {b} V{t} H528 V{b} H936 V{b} Z",
+                b = num(bottom),
+                t = num(top)
+            )
+        );
+    }
+
+    /// The top of the waiting curve: 8 px under the last worker lane.
+    fn svg_top(svg: &str) -> f64 {
+        let lanes = attrs(svg, "job", "y");
+        let heights = attrs(svg, "job", "height");
+        // A lane is 18 px, its bar 12 px in the middle of it.
+        lanes.last().unwrap() + heights.last().unwrap() + 3.0 + 8.0
     }
 
     /// 1,000 clients of 3 messages each: rows shrink to fit the panel,
