@@ -234,10 +234,7 @@ impl Timeline {
         log: &ServerLog,
     ) -> Timeline {
         let mut timeline = Timeline::from_report(report, work);
-        let w = match timeline.basis {
-            Basis::GivenWork(w) | Basis::EstimatedWork(w) => w,
-            Basis::ServerLog { work, .. } => work,
-        };
+        let w = work.unwrap_or_else(|| report.latency_min());
         let moments = ServerMoments::collect(report, log, timeline.span);
         let mut names: Vec<Worker> = Vec::new();
         let mut matched = 0;
