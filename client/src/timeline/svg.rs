@@ -82,62 +82,85 @@ pub fn render(timeline: &Timeline) -> String {
     );
     header(&mut out, timeline);
 
+    clients_panel(&mut out, timeline, &ticks, &x, clients_top, row_h);
+    if !timeline.workers.is_empty() {
+        workers_panel(&mut out, timeline, &ticks, &x, workers_top, lane_h);
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The clients' panel from `top`: a row of height `h` per client, each
+/// message a waiting bar with its served part over it; the time axis
+/// under it.
+fn clients_panel(
+    out: &mut String,
+    timeline: &Timeline,
+    ticks: &[Tick],
+    x: &impl Fn(f64) -> f64,
+    top: f64,
+    h: f64,
+) {
     let _ = writeln!(
         out,
         "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
          font-weight=\"bold\" fill=\"{INK}\">Clients: one row per \
          connection, in the order first served</text>",
-        num(clients_top - 10.0)
+        num(top - 10.0)
     );
-    grid(&mut out, &ticks, &x, clients_top, clients_bottom);
+    let bottom = top + timeline.rows.len() as f64 * h;
+    grid(out, ticks, x, top, bottom);
     for (i, row) in timeline.rows.iter().enumerate() {
-        let y = clients_top + i as f64 * row_h;
-        let (top, bar) = bar(y, row_h);
+        let (y, bar) = bar(top + i as f64 * h, h);
         let _ = write!(out, "<g data-client=\"{}\">", row.client);
         for m in &row.messages {
             let (sent, acked) = (m.sent.as_secs_f64(), m.acked.as_secs_f64());
-            rect(&mut out, "wait", x(sent), x(acked), top, bar, WAITING);
+            rect(out, "wait", x(sent), x(acked), y, bar, WAITING);
             let served = m.served;
             let (start, end) =
                 (served.start.as_secs_f64(), served.end.as_secs_f64());
-            rect(&mut out, "served", x(start), x(end), top, bar, SERVED);
+            rect(out, "served", x(start), x(end), y, bar, SERVED);
         }
         out.push_str("</g>\n");
     }
-    row_labels(
-        &mut out,
-        row_h,
-        clients_top,
-        &timeline
-            .rows
-            .iter()
-            .map(|r| format!("client {}", r.client))
-            .collect::<Vec<_>>(),
-    );
-    axis(&mut out, &ticks, &x, clients_bottom);
+    let labels: Vec<String> = timeline
+        .rows
+        .iter()
+        .map(|r| format!("client {}", r.client))
+        .collect();
+    row_labels(out, h, top, &labels);
+    axis(out, ticks, x, bottom);
+}
 
-    if !timeline.workers.is_empty() {
-        let _ = writeln!(
-            out,
-            "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
-             font-weight=\"bold\" fill=\"{INK}\">Server workers (from its \
-             log): whom each served when; a gap is a free worker</text>",
-            num(workers_top - 10.0)
-        );
-        let bottom = workers_top + lanes as f64 * lane_h;
-        grid(&mut out, &ticks, &x, workers_top, bottom);
-        let mut y = workers_top;
-        for worker in &timeline.workers {
-            worker_row(&mut out, worker, y, lane_h, &x);
-            y += worker.lanes as f64 * lane_h;
-        }
-        let strip = bottom + 8.0;
-        grid(&mut out, &ticks, &x, strip, strip + STRIP);
-        waiting_strip(&mut out, timeline, strip, &x);
-        axis(&mut out, &ticks, &x, strip + STRIP);
+/// The workers' panel from `top`: lanes of height `h` for each worker,
+/// the curve of waiting clients under them, and the time axis.
+fn workers_panel(
+    out: &mut String,
+    timeline: &Timeline,
+    ticks: &[Tick],
+    x: &impl Fn(f64) -> f64,
+    top: f64,
+    h: f64,
+) {
+    let _ = writeln!(
+        out,
+        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
+         font-weight=\"bold\" fill=\"{INK}\">Server workers (from its \
+         log): whom each served when; a gap is a free worker</text>",
+        num(top - 10.0)
+    );
+    let lanes: usize = timeline.workers.iter().map(|w| w.lanes).sum();
+    let bottom = top + lanes as f64 * h;
+    grid(out, ticks, x, top, bottom);
+    let mut y = top;
+    for worker in &timeline.workers {
+        worker_row(out, worker, y, h, x);
+        y += worker.lanes as f64 * h;
     }
-    out.push_str("</svg>\n");
-    out
+    let strip = bottom + 8.0;
+    grid(out, ticks, x, strip, strip + STRIP);
+    waiting_strip(out, timeline, strip, x);
+    axis(out, ticks, x, strip + STRIP);
 }
 
 /// The title, the legend and what the split is based on.
