@@ -101,13 +101,8 @@ fn clients_panel(
     top: f64,
     h: f64,
 ) {
-    let _ = writeln!(
-        out,
-        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
-         font-weight=\"bold\" fill=\"{INK}\">Clients: one row per \
-         connection, in the order first served</text>",
-        num(top - 10.0)
-    );
+    let title = "Clients: one row per connection, in the order first served";
+    panel_title(out, top, title);
     let bottom = top + timeline.rows.len() as f64 * h;
     grid(out, ticks, x, top, bottom);
     for (i, row) in timeline.rows.iter().enumerate() {
@@ -142,13 +137,9 @@ fn workers_panel(
     top: f64,
     h: f64,
 ) {
-    let _ = writeln!(
-        out,
-        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
-         font-weight=\"bold\" fill=\"{INK}\">Server workers (from its \
-         log): whom each served when; a gap is a free worker</text>",
-        num(top - 10.0)
-    );
+    let title = "Server workers (from its log): whom each served when; \
+                 a gap is a free worker";
+    panel_title(out, top, title);
     let lanes: usize = timeline.workers.iter().map(|w| w.lanes).sum();
     let bottom = top + lanes as f64 * h;
     grid(out, ticks, x, top, bottom);
@@ -161,6 +152,16 @@ fn workers_panel(
     grid(out, ticks, x, strip, strip + STRIP);
     waiting_strip(out, timeline, strip, x);
     axis(out, ticks, x, strip + STRIP);
+}
+
+/// A panel's title, over its `top`.
+fn panel_title(out: &mut String, top: f64, title: &str) {
+    let _ = writeln!(
+        out,
+        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
+         font-weight=\"bold\" fill=\"{INK}\">{title}</text>",
+        num(top - 10.0)
+    );
 }
 
 /// The title, the legend and what the split is based on.
