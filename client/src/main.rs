@@ -100,8 +100,8 @@ struct RunArgs {
 
     /// The server's stderr from this run, for --chart and --svg: split
     /// each message by the moments the server read it and sent its ack,
-    /// and (SVG) draw a row per server worker, instead of taking the
-    /// last --work-ms of each latency as the served part.
+    /// and draw a row per server worker, instead of taking the last
+    /// --work-ms of each latency as the served part.
     #[arg(long, value_name = "FILE")]
     server_log: Option<PathBuf>,
 }

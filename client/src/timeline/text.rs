@@ -16,7 +16,9 @@
 //! served if the server worked on the message at least as long as it
 //! waited there, waiting if it waited longer, blank if the client had no
 //! message out. More clients than lines are grouped, several to a line,
-//! and the chart says so.
+//! and the chart says so. With a server log, a line per worker follows,
+//! each character how many clients it served at once, blank where it
+//! was free.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -188,7 +190,9 @@ fn chart(timeline: &Timeline, options: &Options) -> Vec<String> {
             }
         })
         .collect();
-    let label_width = labels.iter().map(String::len).max().unwrap_or(0);
+    let names = timeline.workers.iter().map(|w| &w.name);
+    let label_width = labels.iter().chain(names).map(String::len).max();
+    let label_width = label_width.unwrap_or(0);
     let cells = options.width.saturating_sub(label_width + 3).max(10);
     let span = timeline.span.as_secs_f64().max(0.001);
     let per_cell = span / cells as f64;
@@ -214,6 +218,26 @@ fn chart(timeline: &Timeline, options: &Options) -> Vec<String> {
             "{label:>label_width$} |{}|",
             paint_run(&options.style, &states)
         ));
+    }
+    if !timeline.workers.is_empty() {
+        lines.push(format!(
+            "{:label_width$} |server workers (its log): how many clients \
+             each served at once",
+            ""
+        ));
+    }
+    for worker in &timeline.workers {
+        let mut busy = vec![0.0; cells];
+        for job in &worker.jobs {
+            let at = |d: Duration| d.as_secs_f64() / per_cell;
+            cover(&mut busy, at(job.span.start), at(job.span.end));
+        }
+        let text: String = busy.iter().map(|&b| at_once(b)).collect();
+        let text = match text.trim() {
+            "" => text,
+            _ => paint(&options.style, State::Served, &text),
+        };
+        lines.push(format!("{:>label_width$} |{text}|", worker.name));
     }
     let (axis, marks) = scale_lines(timeline.span, cells, label_width);
     lines.push(axis);
@@ -254,6 +278,18 @@ fn state(waiting: f64, served: f64) -> State {
         State::Waiting
     } else {
         State::Idle
+    }
+}
+
+/// A worker's character for a cell where it served `busy` cells' worth
+/// of clients (2.0: two clients all along): how many at once, at least
+/// 1 if any, `+` from 10; blank if none.
+fn at_once(busy: f64) -> char {
+    const SLIVER: f64 = 1e-6;
+    match busy.round().max(1.0) as u32 {
+        _ if busy <= SLIVER => ' ',
+        n @ 1..=9 => char::from_digit(n, 10).unwrap_or('+'),
+        _ => '+',
     }
 }
 
@@ -337,6 +373,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::timeline::tests::report;
+    use crate::timeline::{Job, Span, WorkerRow};
     use std::time::UNIX_EPOCH;
 
     fn ms(ms: u64) -> Duration {
@@ -427,6 +464,50 @@ the last 100 ms of each latency
             .map(|l| format!("{}\n", l.strip_prefix("//! ").unwrap_or("")))
             .collect::<String>();
         assert!(text.starts_with(&example), "{text}");
+    }
+
+    /// With workers from a server log, a line per worker says how many
+    /// clients it served at once, blank where it was free.
+    #[test]
+    fn worker_lines() {
+        let mut timeline = staircase();
+        let job = |client, start, end, lane| Job {
+            client,
+            number: 0,
+            span: Span {
+                start: ms(start),
+                end: ms(end),
+            },
+            lane,
+        };
+        timeline.workers = vec![
+            WorkerRow {
+                name: "worker-1".to_string(),
+                jobs: vec![job(1, 0, 100, 0), job(3, 200, 300, 0)],
+                lanes: 1,
+            },
+            WorkerRow {
+                name: "loop".to_string(),
+                jobs: vec![job(2, 100, 300, 0), job(9, 100, 200, 1)],
+                lanes: 2,
+            },
+        ];
+        let options = Options {
+            width: 31,
+            max_rows: 10,
+            style: Style::PLAIN,
+        };
+        let text = render(&timeline, &options);
+        let lines: Vec<&str> = text.lines().skip(4).take(3).collect();
+        assert_eq!(
+            lines,
+            [
+                "         |server workers (its log): how many clients each \
+                 served at once",
+                "worker-1 |11  11              |",
+                "    loop |  2211              |",
+            ]
+        );
     }
 
     /// Colour and blocks on a terminal only, and no colour there if
