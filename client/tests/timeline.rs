@@ -128,6 +128,11 @@ fn chart_and_svg_from_a_server_log() {
     assert!(chart[0].contains("|#"), "{stdout}");
     assert!(chart[2].contains("|."), "{stdout}");
     assert!(stdout.contains("(server log)"), "{stdout}");
+    // One worker, serving one client at a time, all along.
+    let worker = format!("pid {} single |", std::process::id());
+    let line = stdout.lines().find(|l| l.starts_with(&worker));
+    let busy = line.expect("a worker line").trim_end_matches('|');
+    assert!(busy.ends_with(&"1".repeat(20)), "{stdout}");
 
     let svg = fs::read_to_string(&svg).expect("the SVG was written");
     assert_eq!(svg.matches("<g data-client=").count(), 3);
