@@ -116,6 +116,7 @@ fn chart_and_svg_from_a_server_log() {
     // The chart: three lines, each waiting for the ones before it.
     let chart: Vec<&str> = stdout
         .lines()
+        .map(str::trim_start)
         .filter(|l| l.starts_with("client "))
         .collect();
     assert_eq!(chart.len(), 3, "{stdout}");
@@ -130,7 +131,7 @@ fn chart_and_svg_from_a_server_log() {
     assert!(stdout.contains("(server log)"), "{stdout}");
     // One worker, serving one client at a time, all along.
     let worker = format!("pid {} single |", std::process::id());
-    let line = stdout.lines().find(|l| l.starts_with(&worker));
+    let line = stdout.lines().find(|l| l.trim_start().starts_with(&worker));
     let busy = line.expect("a worker line").trim_end_matches('|');
     assert!(busy.ends_with(&"1".repeat(20)), "{stdout}");
 
