@@ -2,6 +2,8 @@
 //! keeps the contract of SPEC.md.
 //!
 //! - [`connection`]: one blocking connection speaking the protocol.
+//! - [`timeline`]: a load run drawn, one row per client, as an SVG or
+//!   as text.
 //! - [`load`]: many clients at once, timed: what the `client` binary,
 //!   the tour and the benchmarks run.
 //! - [`process`]: a chapter's server as a real process, for tests.
@@ -17,6 +19,7 @@ pub mod conformance;
 pub mod connection;
 pub mod load;
 pub mod process;
+pub mod timeline;
 
 pub use connection::{Closed, Connection, ReplyError};
 pub use load::{Load, LoadError, Report};

@@ -28,7 +28,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::connection::{Connection, ReplyError};
 
@@ -135,6 +135,13 @@ impl std::error::Error for LoadError {}
 pub struct Report {
     /// Clients run at once.
     pub clients: usize,
+    /// Wall-clock time of the start, the moment every [`Event::at`]
+    /// counts from: what lines a server's log (which stamps wall-clock
+    /// time) up with the run.
+    pub started: SystemTime,
+    /// Each client's local address (client 1 first), the address the
+    /// server's log calls it by; `None` if the OS would not say.
+    pub local_addrs: Vec<Option<SocketAddr>>,
     /// Messages acked, over all clients.
     pub acked: usize,
     /// From the start to the last client's `goodbye`.
@@ -229,6 +236,7 @@ pub fn run_with(
     observe: impl Fn(&Event) + Sync,
 ) -> Result<Report, LoadError> {
     let start = Instant::now();
+    let started = SystemTime::now();
     let outcomes: Vec<_> = thread::scope(|scope| {
         let threads: Vec<_> = (1..=load.clients)
             .map(|client| {
@@ -248,9 +256,16 @@ pub fn run_with(
     });
     let wall = start.elapsed();
     let mut timeline = Vec::new();
+    let mut local_addrs = Vec::with_capacity(load.clients);
     let mut first_error: Option<(Duration, LoadError)> = None;
-    for (events, result) in outcomes {
+    for Outcome {
+        events,
+        local,
+        result,
+    } in outcomes
+    {
         timeline.extend(events);
+        local_addrs.push(local);
         if let Err((at, e)) = result {
             if first_error.as_ref().is_none_or(|(first, _)| at < *first) {
                 first_error = Some((at, e));
@@ -271,6 +286,8 @@ pub fn run_with(
     latencies.sort();
     Ok(Report {
         clients: load.clients,
+        started,
+        local_addrs,
         acked: latencies.len(),
         wall,
         timeline,
@@ -278,9 +295,15 @@ pub fn run_with(
     })
 }
 
-/// What one client thread hands back: its events, and its failure with
-/// the time it happened.
-type Outcome = (Vec<Event>, Result<(), (Duration, LoadError)>);
+/// What one client thread hands back.
+struct Outcome {
+    /// Its events, in time order.
+    events: Vec<Event>,
+    /// Its connection's local address, once connected.
+    local: Option<SocketAddr>,
+    /// Its failure, with the time it happened.
+    result: Result<(), (Duration, LoadError)>,
+}
 
 /// One client's whole session.
 fn session(
@@ -290,6 +313,7 @@ fn session(
     observe: &(impl Fn(&Event) + Sync),
 ) -> Outcome {
     let mut events = Vec::new();
+    let mut local = None;
     let mut record = |what| {
         let event = Event {
             at: start.elapsed(),
@@ -299,39 +323,52 @@ fn session(
         observe(&event);
         events.push(event);
     };
-    let fail = |step, error| {
-        let e = LoadError {
-            client,
-            step,
-            error,
-        };
-        Err((start.elapsed(), e))
-    };
-    let mut connection = match Connection::connect(load.addr, load.timeout) {
-        Ok(c) => c,
-        Err(e) => return (events, fail(Step::Connect, e.into())),
-    };
+    let result =
+        converse(load, &mut local, &mut record).map_err(|(step, error)| {
+            let e = LoadError {
+                client,
+                step,
+                error,
+            };
+            (start.elapsed(), e)
+        });
+    Outcome {
+        events,
+        local,
+        result,
+    }
+}
+
+/// Connects, sends every message and reads its ack, says goodbye:
+/// `record`ing each step, and noting the connection's `local` address.
+fn converse(
+    load: &Load,
+    local: &mut Option<SocketAddr>,
+    record: &mut impl FnMut(What),
+) -> Result<(), (Step, ReplyError)> {
+    let mut connection = Connection::connect(load.addr, load.timeout)
+        .map_err(|e| (Step::Connect, e.into()))?;
+    // One getsockname per client: nothing next to a round trip.
+    *local = connection.stream().local_addr().ok();
     record(What::Connected);
     for n in 0..load.messages {
         let sent = Instant::now();
         let message = format!("package {n}");
-        if let Err(e) = connection.send(message.as_bytes()) {
-            return (events, fail(Step::Message(n), e.into()));
-        }
+        connection
+            .send(message.as_bytes())
+            .map_err(|e| (Step::Message(n), e.into()))?;
         record(What::Sent(n));
-        if let Err(e) = connection.read_ack() {
-            return (events, fail(Step::Message(n), e));
-        }
+        connection.read_ack().map_err(|e| (Step::Message(n), e))?;
         record(What::Acked(n, sent.elapsed()));
         if n + 1 < load.messages && !load.throttle.is_zero() {
             thread::sleep(load.throttle);
         }
     }
-    if let Err(e) = connection.send_goodbye() {
-        return (events, fail(Step::Goodbye, e.into()));
-    }
+    connection
+        .send_goodbye()
+        .map_err(|e| (Step::Goodbye, e.into()))?;
     // Every ack is read, so this close is an orderly one (FIN).
     drop(connection);
     record(What::Goodbye);
-    (events, Ok(()))
+    Ok(())
 }

@@ -1,15 +1,22 @@
 //! `cargo run -p client -- 3`: the seed playground's Python client, in
 //! Rust. Three clients connect to 127.0.0.1:3000 at once; each sends
 //! `package 0` .. `package 4`, waits for `ack` after each, says `goodbye`
-//! and closes. Prints the timeline as it happens, then a summary.
+//! and closes. Prints the timeline as it happens, then a summary; with
+//! `--chart` and `--svg`, draws it.
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use client::load::{self, Load};
+use client::load::{self, Load, Report};
+use client::timeline::server_log::ServerLog;
+use client::timeline::{svg, text, Basis, Timeline};
+
+/// Client lines in a `--chart`, at most: more clients share lines.
+const CHART_ROWS: usize = 40;
 
 /// Drive a chapter's server with concurrent clients, like the seed
 /// playground's Python client, and report what parallelism it showed.
@@ -67,6 +74,36 @@ struct RunArgs {
     /// Print only the summary, no timeline.
     #[arg(long)]
     quiet: bool,
+
+    /// After the summary, draw the run as text: a line per client (more
+    /// than 40 share lines), waiting and served time across it. Not on
+    /// by default, on a terminal or not: the printed events tell a few
+    /// clients' story, and the output stays the same wherever it goes.
+    #[arg(long)]
+    chart: bool,
+
+    /// Characters per line of the --chart [default: $COLUMNS, else 80].
+    #[arg(long, requires = "chart",
+          value_parser = clap::value_parser!(u16).range(30..))]
+    chart_width: Option<u16>,
+
+    /// Draw the --chart in plain ASCII (`#` served, `.` waiting), without
+    /// colour, even on a terminal. (Off a terminal, or with NO_COLOR set,
+    /// it has no colour anyway.)
+    #[arg(long, requires = "chart")]
+    ascii: bool,
+
+    /// Write the run as an SVG timeline to this file: a row per client,
+    /// waiting and served time on a time axis.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
+    /// The server's stderr from this run, for --chart and --svg: split
+    /// each message by the moments the server read it and sent its ack,
+    /// and draw a row per server worker, instead of taking the last
+    /// --work-ms of each latency as the served part.
+    #[arg(long, value_name = "FILE")]
+    server_log: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +128,10 @@ fn main() -> ExitCode {
 
 /// One load run, printed; the error is the one line to show.
 fn run(args: &RunArgs) -> Result<(), String> {
+    // Said before the run, not after minutes of it.
+    if args.server_log.is_some() && !args.chart && args.svg.is_none() {
+        return Err("--server-log is read for --chart or --svg".into());
+    }
     let load = Load {
         addr: resolve(&args.addr)?,
         clients: args.clients as usize,
@@ -108,11 +149,68 @@ fn run(args: &RunArgs) -> Result<(), String> {
     if !args.quiet {
         println!();
     }
-    println!(
-        "{}",
-        report.summary(args.work_ms.map(Duration::from_millis))
-    );
+    let work = args.work_ms.map(Duration::from_millis);
+    println!("{}", report.summary(work));
+    if args.chart || args.svg.is_some() {
+        draw(args, &report, work)?;
+    }
     Ok(())
+}
+
+/// The run's timeline, as `--chart` on stdout and `--svg` to a file.
+fn draw(
+    args: &RunArgs,
+    report: &Report,
+    work: Option<Duration>,
+) -> Result<(), String> {
+    let timeline = match &args.server_log {
+        None => Timeline::from_report(report, work),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let log = ServerLog::parse(&text);
+            let timeline = Timeline::with_server_log(report, work, &log);
+            // With no message acked there is nothing to find in it.
+            let found = matches!(timeline.basis, Basis::ServerLog { .. });
+            if report.acked > 0 && !found {
+                eprintln!(
+                    "client: {} says nothing about this run's connections \
+                     (a --quiet server, or another run's log?); drawing \
+                     by work time",
+                    path.display()
+                );
+            }
+            timeline
+        }
+    };
+    if args.chart {
+        let mut style = text::Style::for_stdout();
+        if args.ascii {
+            style = text::Style::PLAIN;
+        }
+        let options = text::Options {
+            width: chart_width(args.chart_width),
+            max_rows: CHART_ROWS,
+            style,
+        };
+        println!();
+        print!("{}", text::render(&timeline, &options));
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, svg::render(&timeline))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `--chart-width`, else the terminal's width as the shell exports it,
+/// else 80.
+fn chart_width(flag: Option<u16>) -> usize {
+    let columns = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok());
+    flag.map(usize::from)
+        .or(columns)
+        .filter(|&w| w >= 30)
+        .unwrap_or(80)
 }
 
 /// The first address `addr` names (it may be a host name).
