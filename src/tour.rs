@@ -11,7 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use client::load::{self, Load, Report};
-use client::ServerProcess;
+use harness::ServerProcess;
 
 use crate::models::{Model, MODELS};
 
@@ -136,8 +136,7 @@ pub fn print_table(
     for row in rows {
         let predicted = row
             .model
-            .prediction
-            .value(settings.clients, settings.workers);
+            .predicted_sleep(settings.clients, settings.workers);
         match &row.outcome {
             Ok(report) => writeln!(
                 out,
@@ -159,7 +158,7 @@ pub fn print_table(
     )?;
     writeln!(out, "predicted, with sleep work:")?;
     for model in MODELS {
-        writeln!(out, "  {:<14} {}", model.name, model.prediction.rule())?;
+        writeln!(out, "  {:<14} {}", model.name, model.sleep.rule())?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::ServerProcess;
+use harness::ServerProcess;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
@@ -124,8 +124,8 @@ fn parallelism(
             session.join().expect("no panic").expect("session served");
         }
     });
-    let total = work * u32::try_from(clients * messages).expect("small");
-    total.as_secs_f64() / started.elapsed().as_secs_f64()
+    let done = (clients * messages) as u64;
+    client::load::parallelism(done, work, started.elapsed())
 }
 
 /// The pids named on the log's `accepted` lines: the workers that served.

@@ -8,8 +8,21 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use client::load::parallelism;
 use nix::sys::signal::Signal;
 use support::*;
+
+/// Observed parallelism of `clients` sessions of `messages` messages of
+/// `work_ms` each, done in `took`.
+fn observed(
+    clients: usize,
+    messages: usize,
+    work_ms: u64,
+    took: Duration,
+) -> f64 {
+    let done = (clients * messages) as u64;
+    parallelism(done, Duration::from_millis(work_ms), took)
+}
 
 /// With 3 workers and 6 slow clients, about 3 clients are served at once
 /// (observed parallelism ~3), by three different threads.
@@ -18,7 +31,7 @@ fn n_workers_serve_n_clients_at_once() {
     let (workers, clients, messages, work_ms) = (3, 6, 2, 300);
     let server = start(&["--workers", "3", "--work-ms", "300"]);
     let took = run_clients(&server, clients, messages);
-    let observed = parallelism(clients, messages, work_ms, took);
+    let observed = observed(clients, messages, work_ms, took);
     println!("3 workers: parallelism {observed:.2} in {took:?}");
     // Ideal is 3.0; a busy 2-core machine loses some, and nothing can
     // make it more than 3 (only 3 threads ever serve).
@@ -37,7 +50,7 @@ fn one_worker_serves_one_client_at_a_time() {
     let (clients, messages, work_ms) = (3, 2, 200);
     let server = start(&["--workers", "1", "--work-ms", "200"]);
     let took = run_clients(&server, clients, messages);
-    let observed = parallelism(clients, messages, work_ms, took);
+    let observed = observed(clients, messages, work_ms, took);
     println!("1 worker: parallelism {observed:.2} in {took:?}");
     assert!(
         (0.5..=1.2).contains(&observed),
@@ -112,7 +125,7 @@ fn a_panicking_handler_does_not_shrink_the_pool() {
     });
     assert_eq!(thread_count(server.pid()), 4, "main + 3 workers");
     let took = run_clients(&server, clients, messages);
-    let observed = parallelism(clients, messages, work_ms, took);
+    let observed = observed(clients, messages, work_ms, took);
     println!("after 6 panics: parallelism {observed:.2} in {took:?}");
     assert!(observed >= 2.0, "pool shrank: parallelism {observed:.2}");
     assert_eq!(thread_count(server.pid()), 4, "main + 3 workers");
@@ -128,10 +141,10 @@ fn an_idle_server_uses_no_cpu() {
     // Measure the seed's bug: workers spinning on an empty queue after
     // their clients left would burn ~100% of a core per worker here.
     let pid = server.pid();
-    let before = cpu_time(pid);
+    let before = server.group_cpu_time();
     let window = Duration::from_secs(2);
     thread::sleep(window);
-    let used = cpu_time(pid) - before;
+    let used = server.group_cpu_time().saturating_sub(before);
     println!("idle: {used:?} of CPU in {window:?}");
     // ~0 in truth; 5% leaves room for a tick of accounting noise.
     assert!(
@@ -164,7 +177,7 @@ fn sigterm_finishes_sessions_and_closes_the_waiting() {
     let status = server.wait_timeout(TIMEOUT).unwrap().expect("exited");
     let took = signalled.elapsed();
     assert!(status.success(), "exit status {status}");
-    // SPEC: within work-ms + 1 s; a little slack for a busy machine.
+    // The contract: within work-ms + 1 s; a little slack for a busy machine.
     let limit = Duration::from_millis(work_ms + 1000 + 500);
     assert!(took < limit, "shutdown took {took:?}");
     wait_for_log(&server, |l| l.contains("shut down"));

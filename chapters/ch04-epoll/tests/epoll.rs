@@ -1,4 +1,5 @@
-//! What only the event loop promises (SPEC.md, "Epoll"), tested against
+//! What only the event loop promises (the contract,
+//! book/contract.md, on the event loop), tested against
 //! the real binary: many clients on one thread, slow readers held back
 //! without holding anyone else back, 10,000 connections, and running out
 //! of file descriptors.
@@ -10,9 +11,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::conformance::receive_queue;
 use client::load::{self, Load};
-use client::ServerProcess;
+use harness::conformance::receive_queue;
+use harness::ServerProcess;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{setsockopt, sockopt};
@@ -244,7 +245,7 @@ fn spin_work_serializes_the_loop() {
 
 /// Pipelined messages with spin work: each ack goes out as soon as its
 /// own work is done, not after the whole batch, and SIGTERM during the
-/// batch stops after the message in progress (SPEC.md: exit within
+/// batch stops after the message in progress (the contract: exit within
 /// `--work-ms` plus one second), as the blocking servers do. Spinning a
 /// whole batch in one go held the loop, the signal included, for 8 x the
 /// work.

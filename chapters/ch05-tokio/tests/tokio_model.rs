@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::ServerProcess;
+use harness::ServerProcess;
 use nix::sys::signal::Signal;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch05-tokio");
@@ -268,7 +268,7 @@ fn a_client_that_reads_no_acks_is_dropped_after_the_idle_limit() {
     let ours = stream.local_addr().expect("address");
     let theirs = server.addr();
     let deadline = Instant::now() + TIMEOUT;
-    while client::conformance::receive_queue(theirs, ours).is_some() {
+    while harness::conformance::receive_queue(theirs, ours).is_some() {
         assert!(Instant::now() < deadline, "the server still holds it");
         thread::sleep(Duration::from_millis(20));
     }
