@@ -521,7 +521,7 @@ impl Report {
         out
     }
 
-    /// The performance goals, checked against this run.
+    /// The performance goals, checked against this run.
     fn goals_md(&self) -> String {
         let mut out =
             String::from("| goal | measured | met |\n| --- | --- | --- |\n");

@@ -1,15 +1,14 @@
 //! What the chapter 3 process tests share: starting the server, simple
-//! clients, and reading the server's threads and CPU time from /proc.
-#![allow(dead_code)] // each test file uses a different part
+//! clients, and reading the server's log and threads.
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::ServerProcess;
+use client::connection::{Closed, Connection};
+use harness::{procfs, ServerProcess};
 
 /// Every socket read or write in these tests gives up after this long, so
 /// a hung server fails the test instead of hanging it.
