@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use client::load::parallelism;
 use nix::sys::signal::Signal;
+use protocol::ACK;
 use support::*;
 
 /// Observed parallelism of `clients` sessions of `messages` messages of
@@ -83,10 +84,10 @@ fn a_full_queue_turns_the_next_client_away() {
     assert!(asked.elapsed() < Duration::from_millis(1000), "not at once");
     wait_for_log(&server, |l| l.contains("busy: turned"));
     // A and B lose nothing.
-    assert_eq!(read_n(&mut a, 3).unwrap(), "ack");
+    assert_eq!(read_n(&mut a, ACK.len()).unwrap().as_bytes(), ACK);
     send(&mut a, "goodbye").unwrap();
     assert_eq!(read_to_close(&mut a), "");
-    assert_eq!(read_n(&mut b, 3).unwrap(), "ack");
+    assert_eq!(read_n(&mut b, ACK.len()).unwrap().as_bytes(), ACK);
     send(&mut b, "goodbye").unwrap();
     assert_eq!(read_to_close(&mut b), "");
 }
@@ -172,7 +173,11 @@ fn sigterm_finishes_sessions_and_closes_the_waiting() {
 
     let signalled = Instant::now();
     server.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(read_to_close(&mut served), "ack", "received, so acked");
+    assert_eq!(
+        read_to_close(&mut served).as_bytes(),
+        ACK,
+        "received, so acked"
+    );
     assert_eq!(read_to_close(&mut waiting), "", "never read, no ack");
     let status = server.wait_timeout(TIMEOUT).unwrap().expect("exited");
     let took = signalled.elapsed();

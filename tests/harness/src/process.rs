@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-use client::Connection;
+use client::connection::{Closed, Connection};
 
 use crate::procfs;
 
@@ -191,6 +191,62 @@ impl ServerProcess {
     /// As for [`ServerProcess::connect`].
     pub fn connection(&self, timeout: Duration) -> io::Result<Connection> {
         Connection::new(self.connect(timeout)?)
+    }
+
+    /// One polite session, the seed's: `messages` messages (`package 0`,
+    /// `package 1`, ...), each waited for its `ack`, then `goodbye` and
+    /// the server's orderly close with nothing after it. Every step gives
+    /// up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// If a step fails or times out, a reply is not `ack`, or the server
+    /// sends anything after `goodbye` or resets the connection.
+    pub fn session(
+        &self,
+        messages: usize,
+        timeout: Duration,
+    ) -> io::Result<()> {
+        let mut conn = self.connection(timeout)?;
+        for n in 0..messages {
+            conn.send(format!("package {n}").as_bytes())?;
+            conn.read_ack()?;
+        }
+        conn.send_goodbye()?;
+        match conn.read_until_closed()? {
+            (rest, Closed::Eof) if rest.is_empty() => Ok(()),
+            (rest, closed) => Err(io::Error::other(format!(
+                "after goodbye: {:?}, then {closed:?}",
+                String::from_utf8_lossy(&rest)
+            ))),
+        }
+    }
+
+    /// Runs `clients` [sessions](Self::session) at once, one thread each,
+    /// and returns how long they took together: what the observed
+    /// parallelism (`client::load::parallelism`) is computed from.
+    ///
+    /// # Errors
+    ///
+    /// The first session's error, if any fails.
+    pub fn sessions_at_once(
+        &self,
+        clients: usize,
+        messages: usize,
+        timeout: Duration,
+    ) -> io::Result<Duration> {
+        let started = Instant::now();
+        thread::scope(|scope| {
+            let sessions: Vec<_> = (0..clients)
+                .map(|_| scope.spawn(|| self.session(messages, timeout)))
+                .collect();
+            sessions.into_iter().try_for_each(|session| {
+                session
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        })?;
+        Ok(started.elapsed())
     }
 
     /// Sends `signal` to the server process (not its group).

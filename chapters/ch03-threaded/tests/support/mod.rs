@@ -7,7 +7,6 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::connection::{Closed, Connection};
 use harness::{procfs, ServerProcess};
 
 /// Every socket read or write in these tests gives up after this long, so
@@ -64,15 +63,7 @@ pub fn read_to_close(stream: &mut TcpStream) -> String {
 /// One whole session: `messages` messages, each waited for its `ack`,
 /// then `goodbye` and the server's close.
 pub fn session(server: &ServerProcess, messages: usize) {
-    let stream = server.connect(TIMEOUT).expect("connect");
-    let mut conn = Connection::new(stream).expect("timeouts are set");
-    for m in 0..messages {
-        conn.send(format!("package {m}").as_bytes()).expect("send");
-        conn.read_ack().expect("an ack");
-    }
-    conn.send_goodbye().expect("send goodbye");
-    let (after, closed) = conn.read_until_closed().expect("closed");
-    assert_eq!((after.as_slice(), closed), (&b""[..], Closed::Eof));
+    server.session(messages, TIMEOUT).expect("a whole session");
 }
 
 /// Runs `clients` sessions at once and returns how long they took.
@@ -81,13 +72,9 @@ pub fn run_clients(
     clients: usize,
     messages: usize,
 ) -> Duration {
-    let start = Instant::now();
-    thread::scope(|scope| {
-        for _ in 0..clients {
-            scope.spawn(|| session(server, messages));
-        }
-    });
-    start.elapsed()
+    server
+        .sessions_at_once(clients, messages, TIMEOUT)
+        .expect("every session is served")
 }
 
 /// Waits until the server's log has a line for which `wanted` holds.
