@@ -437,11 +437,10 @@ impl<'o> Bench<'o> {
                 timeout: serial * 3 + Duration::from_secs(10),
             },
         };
-        let before = procfs::group_usage(server.pid()).unwrap_or_default();
+        let before = server.usage();
         match driver::run(server.addr(), &load) {
             Ok(outcome) => {
-                let after =
-                    procfs::group_usage(server.pid()).unwrap_or_default();
+                let after = server.usage();
                 row.wall_s = outcome.elapsed.as_secs_f64();
                 row.parallelism = client::load::parallelism(
                     messages,
@@ -490,14 +489,13 @@ impl<'o> Bench<'o> {
         let addr = server.addr();
         let driver =
             thread::spawn(move || driver::run_from(addr, &load, started));
-        let pgid = server.pid();
         let at = |t: Instant| {
             thread::sleep(t.saturating_duration_since(Instant::now()))
         };
         at(started + warmup(plan, connections));
-        let before = procfs::group_usage(pgid).unwrap_or_default();
+        let before = server.usage();
         at(started + warmup(plan, connections) + plan.window);
-        let after = procfs::group_usage(pgid).unwrap_or_default();
+        let after = server.usage();
         let mut outcome = match driver.join() {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
@@ -510,25 +508,7 @@ impl<'o> Bench<'o> {
             }
         };
         fill_zero_row(&mut row, &mut outcome, plan.window);
-        let cpu = after.cpu.saturating_sub(before.cpu);
-        if outcome.messages > 0 {
-            row.server_cpu_us_per_msg =
-                cpu.as_secs_f64() * 1e6 / outcome.messages as f64;
-        }
-        let sleeps = after.sleeps.saturating_sub(before.sleeps);
-        if outcome.messages > 0 {
-            row.server_sleeps_per_100 =
-                sleeps as f64 * 100.0 / outcome.messages as f64;
-        }
-        let user = after.user.saturating_sub(before.user);
-        if outcome.messages > 0 {
-            row.server_user_us_per_msg =
-                user.as_secs_f64() * 1e6 / outcome.messages as f64;
-        }
-        row.server_cpu_percent =
-            cpu.as_secs_f64() / plan.window.as_secs_f64() * 100.0;
-        row.server_rss_kib = after.rss_bytes / 1024;
-        row.server_processes = after.processes;
+        fill_server_columns(&mut row, &before, &after, plan.window);
         row
     }
 
@@ -554,7 +534,7 @@ impl<'o> Bench<'o> {
         // connection figure.
         let _ = probe(&server);
         thread::sleep(Duration::from_millis(200));
-        let before = procfs::group_usage(server.pid()).unwrap_or_default();
+        let before = server.usage();
         let mut open = Vec::with_capacity(plan.idle_connections);
         for _ in 0..plan.idle_connections {
             match hold_idle(&server) {
@@ -569,7 +549,7 @@ impl<'o> Bench<'o> {
             }
         }
         thread::sleep(Duration::from_millis(500));
-        let after = procfs::group_usage(server.pid()).unwrap_or_default();
+        let after = server.usage();
         row.connections = open.len();
         row.rss_before_kib = before.rss_bytes / 1024;
         row.rss_after_kib = after.rss_bytes / 1024;
@@ -639,6 +619,29 @@ fn probe(server: &ServerProcess) -> io::Result<()> {
 fn warmup(plan: &Plan, connections: usize) -> Duration {
     plan.warmup
         .max(Duration::from_micros(200) * connections as u32)
+}
+
+/// The server-side columns of a zero-work row whose client side is
+/// filled: the server's cost over the window, from `/proc` readings
+/// taken at its start and end, per message and in all.
+fn fill_server_columns(
+    row: &mut ZeroRow,
+    before: &procfs::Usage,
+    after: &procfs::Usage,
+    window: Duration,
+) {
+    let cpu = after.cpu.saturating_sub(before.cpu);
+    let user = after.user.saturating_sub(before.user);
+    let sleeps = after.sleeps.saturating_sub(before.sleeps);
+    if row.messages > 0 {
+        let messages = row.messages as f64;
+        row.server_cpu_us_per_msg = cpu.as_secs_f64() * 1e6 / messages;
+        row.server_sleeps_per_100 = sleeps as f64 * 100.0 / messages;
+        row.server_user_us_per_msg = user.as_secs_f64() * 1e6 / messages;
+    }
+    row.server_cpu_percent = cpu.as_secs_f64() / window.as_secs_f64() * 100.0;
+    row.server_rss_kib = after.rss_bytes / 1024;
+    row.server_processes = after.processes;
 }
 
 /// The client-side columns of a zero-work row.
