@@ -117,9 +117,7 @@ impl Connection {
     }
 
     /// Wraps a connected stream. It must already have read and write
-    /// timeouts (as [`ServerProcess::connect`] sets them).
-    ///
-    /// [`ServerProcess::connect`]: crate::ServerProcess::connect
+    /// timeouts (as the test harness's `ServerProcess::connect` sets them).
     ///
     /// # Errors
     ///
