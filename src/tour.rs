@@ -57,17 +57,15 @@ pub fn run(settings: &Settings, progress: impl Fn(&Model)) -> Vec<Row> {
 fn measure(model: &Model, settings: &Settings) -> Result<Report, String> {
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find this program: {e}"))?;
-    let work = settings.work_ms.to_string();
-    let workers = settings.workers.to_string();
-    let args = [
-        "serve",
-        model.name,
-        "--work-ms",
-        &work,
-        "--workers",
-        &workers,
-        "--quiet",
+    let mut args = vec![
+        "serve".to_owned(),
+        model.name.to_owned(),
+        "--work-ms".to_owned(),
+        settings.work_ms.to_string(),
+        "--quiet".to_owned(),
     ];
+    // `--workers` for the models that have workers, as the registry says.
+    args.extend(model.pool_flags(settings.workers, None));
     let mut server = ServerProcess::start(&program, &args)
         .map_err(|e| last_line(&e.to_string()))?;
     let load = Load {
