@@ -2,16 +2,17 @@
 //!
 //! Each server runs as its own process on 127.0.0.1 - this very binary,
 //! re-executed as `server-models serve <chapter> ...`, as the tour does -
-//! and is driven by the
-//! [`driver`] (many connections from one thread, on epoll). Three
-//! scenarios, as in the book's "Measuring the models" chapter:
+//! and is driven by the [`driver`] (many connections from one thread, on
+//! epoll). Which models run, and how, comes from the registry
+//! (`crate::models`). Three scenarios, as in the book's "Measuring the
+//! models" chapter:
 //!
 //! 1. **Sessions with sleep work**: the seed's experiment scaled. `C`
 //!    clients, 5 messages each, 100 ms of sleep per message: wall time
 //!    and observed parallelism (`C x 5 x 100 ms / wall time`).
 //! 2. **Sessions with spin work**: the same, burning CPU.
 //! 3. **Zero work, closed loop** at 1 to 1,000 connections (10,000 for the
-//!    event loop and tokio): messages/s, latency, server CPU per message
+//!    event loops; each model's `max_connections`): messages/s, latency, server CPU per message
 //!    and memory (from `/proc`), and the client's own CPU.
 //!
 //! Plus two checks: the user-space memory per idle connection of the
