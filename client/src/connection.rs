@@ -137,6 +137,12 @@ impl Connection {
         Ok(Connection { stream })
     }
 
+    /// The underlying stream, for a caller that frames its own bytes (a
+    /// test sending malformed input); its timeouts stay set.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// The underlying stream, e.g. to clone it for a writer thread.
     pub fn stream(&self) -> &TcpStream {
         &self.stream

@@ -190,7 +190,7 @@ impl ServerProcess {
     ///
     /// As for [`ServerProcess::connect`].
     pub fn connection(&self, timeout: Duration) -> io::Result<Connection> {
-        Connection::new(self.connect(timeout)?)
+        Connection::connect(self.addr, timeout)
     }
 
     /// One polite session, the seed's: `messages` messages (`package 0`,
@@ -308,11 +308,7 @@ impl ServerProcess {
     ///
     /// If the connection is refused or cannot be configured.
     pub fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
-        let stream = TcpStream::connect_timeout(&self.addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+        Connection::connect(self.addr, timeout).map(Connection::into_stream)
     }
 }
 
