@@ -3,16 +3,21 @@
 //! parallelism each one showed with what its model predicts.
 //!
 //! `server-models serve <chapter> [flags]` runs one chapter's server, as
-//! `cargo run -p <chapter> -- [flags]` would: the tour starts its servers
-//! that way, so one binary holds them all and is never stale.
+//! `cargo run -p <chapter> -- [flags]` would: the tour and the benchmark
+//! start their servers that way, so one binary holds them all and is never
+//! stale.
+//!
+//! `server-models bench` (`cargo run --release -- bench`) measures every
+//! model for the chapter "Measuring the models".
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod bench;
 mod models;
 mod tour;
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +50,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         flags: Vec<OsString>,
     },
+    /// Measure every chapter's server side by side, for the book.
+    Bench(bench::Options),
+    /// Print the models: one line each, tab-separated, for scripts.
+    Models,
 }
 
 /// The tour's load and server flags.
@@ -77,6 +86,14 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Serve { chapter, flags }) => serve(&chapter, flags),
+        Some(Command::Models) => print_models(),
+        Some(Command::Bench(options)) => match bench::run(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("server-models: bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
         None => run_tour(&cli.tour),
     }
 }
@@ -94,6 +111,41 @@ fn serve(chapter: &str, flags: Vec<OsString>) -> ExitCode {
     // As from the command line: the program name, then the flags.
     let args = std::iter::once(OsString::from(model.name)).chain(flags);
     protocol::cli::run(model.name, model.about, args, model.serve)
+}
+
+/// Prints the registry, one model a line: name, label, the parallelism
+/// predicted with sleep and with spin work (on at most this machine's
+/// cores), the pool flags it takes, the most connections it is measured
+/// at, and `event-loop` if it is one.
+fn print_models() -> ExitCode {
+    let mut stdout = io::stdout().lock();
+    for model in models::MODELS {
+        let mut flags = Vec::new();
+        if model.takes_workers {
+            flags.push("--workers");
+        }
+        if model.takes_queue {
+            flags.push("--queue");
+        }
+        let line = format!(
+            "{}\t{}\t{}\tmin({}, cores)\t{}\t{}\t{}",
+            model.name,
+            model.label,
+            model.sleep.rule(),
+            model.spin.rule(),
+            if flags.is_empty() {
+                "-".to_owned()
+            } else {
+                flags.join(",")
+            },
+            model.max_connections,
+            if model.event_loop { "event-loop" } else { "-" },
+        );
+        if writeln!(stdout, "{line}").is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The tour; fails (after printing the whole table) if any model did.

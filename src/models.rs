@@ -1,24 +1,48 @@
-//! Every chapter's server, in one table: the only place the tour lists
-//! them. A new chapter adds one row.
+//! Every chapter's server, in one table: the only list of the models. The
+//! tour, the benchmark, the tests and the book's output scripts (through
+//! `server-models models`) all read it. A new chapter adds its crate and
+//! one entry here.
 
 use protocol::cli::Serve;
 
 /// One server model.
 #[derive(Debug, Clone, Copy)]
 pub struct Model {
-    /// The chapter's package name, e.g. `ch03-threaded`.
+    /// The chapter's package and binary name, e.g. `ch03-threaded`: what
+    /// `server-models serve <name>` and `cargo run -p <name>` run.
     pub name: &'static str,
+    /// A short name for the benchmark's tables and plots, e.g. `threaded`.
+    pub label: &'static str,
     /// What `--help` says about it.
     pub about: &'static str,
     /// Its entry point.
     pub serve: Serve,
-    /// How many messages it works on at once, in theory.
-    pub prediction: Prediction,
+    /// How many messages it works on at once with sleep work, in theory.
+    pub sleep: Parallelism,
+    /// The same with spin work, before the machine's cores cap it:
+    /// spinning needs a core, so no model beats the machine.
+    pub spin: Parallelism,
+    /// Whether `--workers` changes it (the process and thread pools).
+    /// Every server accepts the flag; the others ignore it.
+    pub takes_workers: bool,
+    /// Whether `--queue` changes it (the thread pool's queue bound).
+    pub takes_queue: bool,
+    /// The most connections the benchmark's zero-work sweep drives it
+    /// with: a thread or process per client stops at 1,000.
+    pub max_connections: usize,
+    /// One thread serves every connection from a readiness loop: the
+    /// benchmark measures its memory per idle connection and holds it to
+    /// the goal against the reference.
+    pub event_loop: bool,
+    /// The reference implementation the book's own event loop is held
+    /// against, and the server the benchmark's load generator is checked
+    /// on.
+    pub reference: bool,
 }
 
-/// What a model predicts for its parallelism, with sleep work.
+/// A model's parallelism: how many messages it works on at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prediction {
+pub enum Parallelism {
     /// One message at a time, whatever the load.
     One,
     /// One per worker (process or thread), while there are enough
@@ -28,24 +52,49 @@ pub enum Prediction {
     Clients,
 }
 
-impl Prediction {
+impl Parallelism {
     /// The predicted parallelism for `clients` clients and `workers`
     /// workers.
     pub fn value(self, clients: u32, workers: u32) -> u32 {
         match self {
-            Prediction::One => 1,
-            Prediction::Workers => clients.min(workers),
-            Prediction::Clients => clients,
+            Parallelism::One => 1,
+            Parallelism::Workers => clients.min(workers),
+            Parallelism::Clients => clients,
         }
     }
 
     /// The rule, for the table's legend.
     pub fn rule(self) -> &'static str {
         match self {
-            Prediction::One => "1",
-            Prediction::Workers => "min(clients, workers)",
-            Prediction::Clients => "clients",
+            Parallelism::One => "1",
+            Parallelism::Workers => "min(clients, workers)",
+            Parallelism::Clients => "clients",
         }
+    }
+}
+
+impl Model {
+    /// The predicted parallelism with sleep work.
+    pub fn predicted_sleep(&self, clients: u32, workers: u32) -> u32 {
+        self.sleep.value(clients, workers)
+    }
+
+    /// The `--workers` flag, and `--queue` if `queue` is given, for the
+    /// models that take them: `workers` workers, room for `queue` waiting
+    /// clients.
+    pub fn pool_flags(
+        &self,
+        workers: u32,
+        queue: Option<usize>,
+    ) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.takes_workers {
+            flags.extend(["--workers".to_owned(), workers.to_string()]);
+        }
+        if let (true, Some(queue)) = (self.takes_queue, queue) {
+            flags.extend(["--queue".to_owned(), queue.to_string()]);
+        }
+        flags
     }
 }
 
@@ -53,37 +102,115 @@ impl Prediction {
 pub const MODELS: &[Model] = &[
     Model {
         name: "ch01-single",
+        label: "single",
         about: ch01_single::ABOUT,
         serve: ch01_single::serve,
-        prediction: Prediction::One,
+        sleep: Parallelism::One,
+        spin: Parallelism::One,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 1000,
+        event_loop: false,
+        reference: false,
     },
     Model {
         name: "ch02-prefork",
+        label: "prefork",
         about: ch02_prefork::ABOUT,
         serve: ch02_prefork::serve,
-        prediction: Prediction::Workers,
+        sleep: Parallelism::Workers,
+        spin: Parallelism::Workers,
+        takes_workers: true,
+        takes_queue: false,
+        max_connections: 1000,
+        event_loop: false,
+        reference: false,
     },
     Model {
         name: "ch03-threaded",
+        label: "threaded",
         about: ch03_threaded::ABOUT,
         serve: ch03_threaded::serve,
-        prediction: Prediction::Workers,
+        sleep: Parallelism::Workers,
+        spin: Parallelism::Workers,
+        takes_workers: true,
+        takes_queue: true,
+        max_connections: 1000,
+        event_loop: false,
+        reference: false,
     },
     Model {
         name: "ch04-epoll",
+        label: "epoll",
         about: ch04_epoll::ABOUT,
         serve: ch04_epoll::serve,
-        prediction: Prediction::Clients,
+        sleep: Parallelism::Clients,
+        // Spinning holds the loop's one thread.
+        spin: Parallelism::One,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
     },
     Model {
         name: "ch05-tokio",
+        label: "tokio",
         about: ch05_tokio::ABOUT,
         serve: ch05_tokio::serve,
-        prediction: Prediction::Clients,
+        sleep: Parallelism::Clients,
+        // Spin work goes to tokio's blocking thread pool.
+        spin: Parallelism::Clients,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: true,
     },
 ];
 
 /// The model called `name`.
 pub fn find(name: &str) -> Option<&'static Model> {
     MODELS.iter().find(|m| m.name == name)
+}
+
+/// The reference implementation (see [`Model::reference`]).
+pub fn reference() -> &'static Model {
+    MODELS
+        .iter()
+        .find(|m| m.reference)
+        .expect("the table above has a reference model")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names and labels are unique, and exactly one model is the
+    /// reference, so every lookup has one answer.
+    #[test]
+    fn the_table_is_consistent() {
+        for (i, a) in MODELS.iter().enumerate() {
+            for b in &MODELS[i + 1..] {
+                assert_ne!(a.name, b.name);
+                assert_ne!(a.label, b.label);
+            }
+        }
+        assert_eq!(MODELS.iter().filter(|m| m.reference).count(), 1);
+        assert!(reference().event_loop, "the reference is an event loop");
+    }
+
+    /// The pools get `--workers` (and the thread pool `--queue`); the
+    /// others get neither.
+    #[test]
+    fn pool_flags_follow_the_table() {
+        let pool = find("ch03-threaded").expect("chapter 3");
+        assert_eq!(
+            pool.pool_flags(5, Some(64)),
+            ["--workers", "5", "--queue", "64"]
+        );
+        let single = find("ch01-single").expect("chapter 1");
+        assert!(single.pool_flags(5, Some(64)).is_empty());
+        assert_eq!(pool.predicted_sleep(6, 3), 3);
+    }
 }

@@ -11,7 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use client::load::{self, Load, Report};
-use client::ServerProcess;
+use harness::ServerProcess;
 
 use crate::models::{Model, MODELS};
 
@@ -57,17 +57,15 @@ pub fn run(settings: &Settings, progress: impl Fn(&Model)) -> Vec<Row> {
 fn measure(model: &Model, settings: &Settings) -> Result<Report, String> {
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find this program: {e}"))?;
-    let work = settings.work_ms.to_string();
-    let workers = settings.workers.to_string();
-    let args = [
-        "serve",
-        model.name,
-        "--work-ms",
-        &work,
-        "--workers",
-        &workers,
-        "--quiet",
+    let mut args = vec![
+        "serve".to_owned(),
+        model.name.to_owned(),
+        "--work-ms".to_owned(),
+        settings.work_ms.to_string(),
+        "--quiet".to_owned(),
     ];
+    // `--workers` for the models that have workers, as the registry says.
+    args.extend(model.pool_flags(settings.workers, None));
     let mut server = ServerProcess::start(&program, &args)
         .map_err(|e| last_line(&e.to_string()))?;
     let load = Load {
@@ -136,8 +134,7 @@ pub fn print_table(
     for row in rows {
         let predicted = row
             .model
-            .prediction
-            .value(settings.clients, settings.workers);
+            .predicted_sleep(settings.clients, settings.workers);
         match &row.outcome {
             Ok(report) => writeln!(
                 out,
@@ -159,7 +156,7 @@ pub fn print_table(
     )?;
     writeln!(out, "predicted, with sleep work:")?;
     for model in MODELS {
-        writeln!(out, "  {:<14} {}", model.name, model.prediction.rule())?;
+        writeln!(out, "  {:<14} {}", model.name, model.sleep.rule())?;
     }
     Ok(())
 }

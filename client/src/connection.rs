@@ -1,6 +1,7 @@
 //! One blocking connection to a server, speaking the protocol from the
 //! client's side: the building block of the load generator, the
-//! conformance suite and the tour.
+//! conformance suite and the tour. The bytes themselves are framed and
+//! checked by `protocol::encoder`, the one place that knows the layout.
 //!
 //! Every operation is bounded by the socket's read and write timeouts, so a
 //! server that hangs makes the caller fail, never wait forever. What the
@@ -13,7 +14,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use nix::sys::socket::{setsockopt, sockopt};
-use protocol::{ACK, ETX, GOODBYE};
+use protocol::encoder::{message, GOODBYE_FRAME};
+use protocol::AckReader;
 
 /// Most bytes [`Connection::read_until_closed`] keeps: replies are short,
 /// and a server that floods us must not make the client grow.
@@ -115,9 +117,7 @@ impl Connection {
     }
 
     /// Wraps a connected stream. It must already have read and write
-    /// timeouts (as [`ServerProcess::connect`] sets them).
-    ///
-    /// [`ServerProcess::connect`]: crate::ServerProcess::connect
+    /// timeouts (as the test harness's `ServerProcess::connect` sets them).
     ///
     /// # Errors
     ///
@@ -137,6 +137,12 @@ impl Connection {
         Ok(Connection { stream })
     }
 
+    /// The underlying stream, for a caller that frames its own bytes (a
+    /// test sending malformed input); its timeouts stay set.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// The underlying stream, e.g. to clone it for a writer thread.
     pub fn stream(&self) -> &TcpStream {
         &self.stream
@@ -148,10 +154,7 @@ impl Connection {
     ///
     /// If the write fails or times out.
     pub fn send(&mut self, content: &[u8]) -> io::Result<()> {
-        let mut frame = Vec::with_capacity(content.len() + 1);
-        frame.extend_from_slice(content);
-        frame.push(ETX);
-        self.stream.write_all(&frame)
+        self.stream.write_all(&message(content))
     }
 
     /// Sends `goodbye` + ETX, the end of the session.
@@ -160,7 +163,7 @@ impl Connection {
     ///
     /// If the write fails or times out.
     pub fn send_goodbye(&mut self) -> io::Result<()> {
-        self.send(GOODBYE)
+        self.stream.write_all(GOODBYE_FRAME)
     }
 
     /// Sends `bytes` as they are, with no framing: for tests that split,
@@ -182,16 +185,19 @@ impl Connection {
     /// shows e.g. `err server busy`); [`ReplyError::Closed`] at end of
     /// stream; [`ReplyError::Io`] on reset or timeout.
     pub fn read_ack(&mut self) -> Result<(), ReplyError> {
-        let mut got = Vec::with_capacity(ACK.len());
+        // One byte at a time: bytes after this ack (the next one, or an
+        // error reply) belong to the next read, so none may be taken here.
+        let mut acks = AckReader::new();
+        let mut got = Vec::new();
         let mut byte = [0; 1];
-        while got.len() < ACK.len() {
+        while acks.acks() == 0 {
             match self.stream.read(&mut byte) {
                 Ok(0) => return Err(ReplyError::Closed { got }),
                 Ok(_) => got.push(byte[0]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(ReplyError::Io(e)),
             }
-            if !ACK.starts_with(&got) {
+            if acks.feed(&byte).is_err() {
                 // Not an ack: read the rest of what the server says,
                 // since it is about to close.
                 if let Ok((rest, _)) = self.read_until_closed() {

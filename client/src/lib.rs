@@ -1,126 +1,17 @@
-//! The shared client: drives any chapter's server, and checks that it
-//! keeps the contract of SPEC.md.
+//! The reader's client: drives any chapter's server the way the seed
+//! playground's Python client did, and reports what parallelism it saw.
 //!
 //! - [`connection`]: one blocking connection speaking the protocol.
+//! - [`load`]: many clients at once, timed: what the `client` binary, the
+//!   tour and the tests run.
 //! - [`timeline`]: a load run drawn, one row per client, as an SVG or
 //!   as text.
-//! - [`load`]: many clients at once, timed: what the `client` binary,
-//!   the tour and the benchmarks run.
-//! - [`process`]: a chapter's server as a real process, for tests.
-//! - [`conformance`]: the one test suite every server passes, and the
-//!   [`conformance_tests!`] macro that runs it from a chapter crate.
-//! - [`bench`]: `client bench`, every chapter's server measured side by
-//!   side, for the chapter "Measuring the models".
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod bench;
-pub mod conformance;
 pub mod connection;
 pub mod load;
-pub mod process;
 pub mod timeline;
 
 pub use connection::{Closed, Connection, ReplyError};
 pub use load::{Load, LoadError, Report};
-pub use process::ServerProcess;
-
-/// Expands to one `#[test]` per clause of SPEC.md, each running the
-/// [`conformance`] check of the same name against `program` (the server
-/// binary, e.g. `env!("CARGO_BIN_EXE_ch01-single")`), started with the
-/// optional `extra` flags (`&["--workers", "2"]`) before the check's own.
-///
-/// ```ignore
-/// // chapters/ch03-threaded/tests/conformance.rs
-/// client::conformance_tests!(
-///     env!("CARGO_BIN_EXE_ch03-threaded"),
-///     &["--workers", "2"]
-/// );
-/// ```
-#[macro_export]
-macro_rules! conformance_tests {
-    ($program:expr $(,)?) => {
-        $crate::conformance_tests!($program, &[]);
-    };
-    ($program:expr, $extra:expr $(,)?) => {
-        $crate::__conformance_cases! { ($program, $extra)
-            /// The seed's session: 5 messages acked after the work, goodbye.
-            basic_session,
-            /// Messages in one write are framed apart and acked in order.
-            pipelined_messages,
-            /// Sent one byte per write, a session is framed as if whole.
-            byte_by_byte,
-            /// A lone ETX is an empty message and is acked.
-            empty_message,
-            /// After a half-close every whole message is acked, then EOF.
-            half_close,
-            /// An unfinished message before EOF is dropped, not acked.
-            half_close_drops_unfinished,
-            /// Bytes after goodbye, even invalid, get no reply; it closes.
-            bytes_after_goodbye,
-            /// A message of exactly --max-message-bytes is acked.
-            max_size_message,
-            /// Over the limit: earlier acks, `err message too long`, EOF.
-            oversize_message,
-            /// A flood with no ETX gets `err message too long`; others served.
-            flood_without_etx,
-            /// A byte >= 0x80: earlier acks, `err non-ASCII byte`, EOF.
-            non_ascii_byte,
-            /// A reset mid-message or mid-work costs only that connection.
-            reset_mid_message,
-            /// Closing before reading acks costs only that connection.
-            close_before_reading_acks,
-            /// Silence for --idle-timeout-ms: `err idle timeout`, not sooner.
-            idle_timeout,
-            /// Stopping mid-message: earlier acks, then `err idle timeout`.
-            idle_timeout_mid_message,
-            /// Work longer than the idle limit is not idle time: still acked.
-            work_is_not_idle,
-            /// SIGTERM mid-work: the ack arrives, exit 0 within work-ms + 1 s.
-            sigterm_drains,
-            /// SIGINT mid-work: the ack arrives, exit 0 within work-ms + 1 s.
-            sigint_drains,
-            /// SIGTERM with pipelined messages: ack in progress, then exit.
-            sigterm_with_pipelined_messages,
-            /// SIGTERM while blocked on unread acks: exit within 1 s.
-            sigterm_with_unread_acks,
-            /// SIGTERM with many open, some mid-message: all closed in time.
-            sigterm_with_many_clients,
-            /// SIGTERM as soon as `listening on` appears: still exit 0.
-            sigterm_right_after_listening,
-            /// A bad flag: one stderr line, non-zero exit, no panic.
-            bad_flag,
-            /// u64::MAX ms of work or idle limit: no overflow, no panic.
-            huge_flag_values,
-            /// A busy port: a clear error line, non-zero exit, no panic.
-            busy_port,
-            /// stdout's first line is `listening on` with the real port.
-            listening_line,
-            /// Idle, alone or with idle clients: under 5% of a core.
-            idle_cpu,
-            /// Event lines go to stderr, each naming a server pid.
-            log_lines,
-            /// --quiet: a whole session logs no event line.
-            quiet,
-            /// --work-kind spin burns CPU for the work and still acks.
-            spin_work,
-            /// Out of descriptors (EMFILE): no exit, no spin, serves after.
-            accept_failures,
-        }
-    };
-}
-
-/// The body of [`conformance_tests!`]: one `#[test]` per listed check.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_cases {
-    (($program:expr, $extra:expr) $($(#[$doc:meta])* $name:ident,)*) => {
-        $(
-            $(#[$doc])*
-            #[test]
-            fn $name() {
-                $crate::conformance::$name($program, $extra);
-            }
-        )*
-    };
-}

@@ -176,10 +176,7 @@ impl Report {
     /// latency stands in for it, and the result is an upper bound.
     pub fn parallelism(&self, work: Option<Duration>) -> f64 {
         let work = work.unwrap_or_else(|| self.latency_min());
-        if self.wall.is_zero() {
-            return 0.0;
-        }
-        self.acked as f64 * work.as_secs_f64() / self.wall.as_secs_f64()
+        parallelism(self.acked as u64, work, self.wall)
     }
 
     /// The summary lines the `client` binary prints, given the work time
@@ -213,6 +210,16 @@ impl Report {
 /// Milliseconds, for people.
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
+}
+
+/// Observed parallelism (see the [module docs](self)): `messages`
+/// messages of `work` each, done in `wall` of wall time, is how many
+/// were worked on at once, on average. Zero if no time passed.
+pub fn parallelism(messages: u64, work: Duration, wall: Duration) -> f64 {
+    if wall.is_zero() {
+        return 0.0;
+    }
+    messages as f64 * work.as_secs_f64() / wall.as_secs_f64()
 }
 
 /// Runs `load` and reports it.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 
 use client::load::{self, Load, Report};
 use client::timeline::server_log::ServerLog;
@@ -21,28 +21,8 @@ const CHART_ROWS: usize = 40;
 /// Drive a chapter's server with concurrent clients, like the seed
 /// playground's Python client, and report what parallelism it showed.
 #[derive(Debug, Parser)]
-#[command(name = "client", args_conflicts_with_subcommands = true)]
+#[command(name = "client")]
 struct Cli {
-    /// A mode other than the default load run.
-    #[command(subcommand)]
-    command: Option<Command>,
-
-    /// The default mode: one load run.
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-/// Modes besides the default run. Each lives in its own module and adds
-/// one variant here.
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Measure every chapter's server side by side (`client::bench`).
-    Bench(client::bench::Options),
-}
-
-/// Flags of the default run.
-#[derive(Debug, Args)]
-struct RunArgs {
     /// Clients connected at once, one thread each.
     #[arg(default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -111,13 +91,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return protocol::cli::bad_arguments("client", &e),
     };
-    let result = match cli.command {
-        None => run(&cli.run),
-        Some(Command::Bench(options)) => {
-            client::bench::run(&options).map_err(|e| e.to_string())
-        }
-    };
-    match result {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("client: {message}");
@@ -127,7 +101,7 @@ fn main() -> ExitCode {
 }
 
 /// One load run, printed; the error is the one line to show.
-fn run(args: &RunArgs) -> Result<(), String> {
+fn run(args: &Cli) -> Result<(), String> {
     // Said before the run, not after minutes of it.
     if args.server_log.is_some() && !args.chart && args.svg.is_none() {
         return Err("--server-log is read for --chart or --svg".into());
@@ -159,7 +133,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
 
 /// The run's timeline, as `--chart` on stdout and `--svg` to a file.
 fn draw(
-    args: &RunArgs,
+    args: &Cli,
     report: &Report,
     work: Option<Duration>,
 ) -> Result<(), String> {

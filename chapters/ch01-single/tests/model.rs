@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use client::load::{self, Load};
-use client::ServerProcess;
+use harness::ServerProcess;
 
 /// With 4 concurrent clients the single server still works on one message
 /// at a time: the run takes at least C x M x W, parallelism ~1.

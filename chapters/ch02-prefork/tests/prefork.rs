@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::ServerProcess;
+use harness::ServerProcess;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
@@ -82,8 +82,7 @@ fn connect(server: &ServerProcess) -> TcpStream {
 
 /// Sends one message and waits for its `ack`.
 fn exchange(stream: &mut TcpStream, text: &str) -> io::Result<()> {
-    stream.write_all(text.as_bytes())?;
-    stream.write_all(&[protocol::ETX])?;
+    stream.write_all(&protocol::encoder::message(text.as_bytes()))?;
     let mut reply = [0; 3];
     stream.read_exact(&mut reply)?;
     if reply != protocol::ACK {
@@ -95,16 +94,7 @@ fn exchange(stream: &mut TcpStream, text: &str) -> io::Result<()> {
 /// A whole polite session: `messages` messages, each acked, then goodbye
 /// and the server's close.
 fn session(server: &ServerProcess, messages: usize) -> io::Result<()> {
-    let mut stream = connect(server);
-    for i in 0..messages {
-        exchange(&mut stream, &format!("package {i}"))?;
-    }
-    stream.write_all(protocol::GOODBYE)?;
-    stream.write_all(&[protocol::ETX])?;
-    let mut rest = Vec::new();
-    stream.read_to_end(&mut rest)?;
-    assert!(rest.is_empty(), "nothing after goodbye, got {rest:?}");
-    Ok(())
+    server.session(messages, TIMEOUT)
 }
 
 /// Runs `clients` sessions of `messages` at once; returns the observed
@@ -115,17 +105,10 @@ fn parallelism(
     messages: usize,
     work: Duration,
 ) -> f64 {
-    let started = Instant::now();
-    thread::scope(|s| {
-        let sessions: Vec<_> = (0..clients)
-            .map(|_| s.spawn(|| session(server, messages)))
-            .collect();
-        for session in sessions {
-            session.join().expect("no panic").expect("session served");
-        }
-    });
-    let total = work * u32::try_from(clients * messages).expect("small");
-    total.as_secs_f64() / started.elapsed().as_secs_f64()
+    let took = server
+        .sessions_at_once(clients, messages, TIMEOUT)
+        .expect("every session is served");
+    client::load::parallelism((clients * messages) as u64, work, took)
 }
 
 /// The pids named on the log's `accepted` lines: the workers that served.
@@ -306,7 +289,9 @@ fn ctrl_c_to_the_whole_group_drains_and_exits_0() {
     let pids = wait_for_workers(&server, 2, TIMEOUT, |_| true);
     let mut stream = connect(&server);
     exchange(&mut stream, "first").expect("served");
-    stream.write_all(b"in flight\x03").expect("sent");
+    stream
+        .write_all(&protocol::encoder::message(b"in flight"))
+        .expect("sent");
     // Wait until a worker has read it, so it must be acked.
     while !server.log().contains("message \"in flight\"") {
         thread::sleep(Duration::from_millis(5));
@@ -314,7 +299,11 @@ fn ctrl_c_to_the_whole_group_drains_and_exits_0() {
     killpg(pid(server.pid()), Signal::SIGINT).expect("the group exists");
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).expect("a clean close");
-    assert_eq!(reply, b"ack", "the message in flight is acked, then close");
+    assert_eq!(
+        reply,
+        protocol::ACK,
+        "the message in flight is acked, then close"
+    );
     let status = server
         .wait_timeout(Duration::from_secs(4))
         .expect("waiting works")

@@ -1,7 +1,7 @@
-//! Every clause of the contract (book/contract.md), checked against the
+//! Every rule of the contract (book/contract.md), checked against the
 //! thread pool by the same suite as every other chapter's server
-//! (`client::conformance`).
-client::conformance_tests!(
+//! (`harness::conformance`).
+harness::conformance_tests!(
     env!("CARGO_BIN_EXE_ch03-threaded"),
     &["--workers", "3"]
 );

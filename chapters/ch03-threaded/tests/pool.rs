@@ -8,8 +8,22 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use client::load::parallelism;
 use nix::sys::signal::Signal;
+use protocol::ACK;
 use support::*;
+
+/// Observed parallelism of `clients` sessions of `messages` messages of
+/// `work_ms` each, done in `took`.
+fn observed(
+    clients: usize,
+    messages: usize,
+    work_ms: u64,
+    took: Duration,
+) -> f64 {
+    let done = (clients * messages) as u64;
+    parallelism(done, Duration::from_millis(work_ms), took)
+}
 
 /// With 3 workers and 6 slow clients, about 3 clients are served at once
 /// (observed parallelism ~3), by three different threads.
@@ -18,7 +32,7 @@ fn n_workers_serve_n_clients_at_once() {
     let (workers, clients, messages, work_ms) = (3, 6, 2, 300);
     let server = start(&["--workers", "3", "--work-ms", "300"]);
     let took = run_clients(&server, clients, messages);
-    let observed = parallelism(clients, messages, work_ms, took);
+    let observed = observed(clients, messages, work_ms, took);
     println!("3 workers: parallelism {observed:.2} in {took:?}");
     // Ideal is 3.0; a busy 2-core machine loses some, and nothing can
     // make it more than 3 (only 3 threads ever serve).
@@ -37,7 +51,7 @@ fn one_worker_serves_one_client_at_a_time() {
     let (clients, messages, work_ms) = (3, 2, 200);
     let server = start(&["--workers", "1", "--work-ms", "200"]);
     let took = run_clients(&server, clients, messages);
-    let observed = parallelism(clients, messages, work_ms, took);
+    let observed = observed(clients, messages, work_ms, took);
     println!("1 worker: parallelism {observed:.2} in {took:?}");
     assert!(
         (0.5..=1.2).contains(&observed),
@@ -70,10 +84,10 @@ fn a_full_queue_turns_the_next_client_away() {
     assert!(asked.elapsed() < Duration::from_millis(1000), "not at once");
     wait_for_log(&server, |l| l.contains("busy: turned"));
     // A and B lose nothing.
-    assert_eq!(read_n(&mut a, 3).unwrap(), "ack");
+    assert_eq!(read_n(&mut a, ACK.len()).unwrap().as_bytes(), ACK);
     send(&mut a, "goodbye").unwrap();
     assert_eq!(read_to_close(&mut a), "");
-    assert_eq!(read_n(&mut b, 3).unwrap(), "ack");
+    assert_eq!(read_n(&mut b, ACK.len()).unwrap().as_bytes(), ACK);
     send(&mut b, "goodbye").unwrap();
     assert_eq!(read_to_close(&mut b), "");
 }
@@ -112,7 +126,7 @@ fn a_panicking_handler_does_not_shrink_the_pool() {
     });
     assert_eq!(thread_count(server.pid()), 4, "main + 3 workers");
     let took = run_clients(&server, clients, messages);
-    let observed = parallelism(clients, messages, work_ms, took);
+    let observed = observed(clients, messages, work_ms, took);
     println!("after 6 panics: parallelism {observed:.2} in {took:?}");
     assert!(observed >= 2.0, "pool shrank: parallelism {observed:.2}");
     assert_eq!(thread_count(server.pid()), 4, "main + 3 workers");
@@ -128,10 +142,10 @@ fn an_idle_server_uses_no_cpu() {
     // Measure the seed's bug: workers spinning on an empty queue after
     // their clients left would burn ~100% of a core per worker here.
     let pid = server.pid();
-    let before = cpu_time(pid);
+    let before = server.group_cpu_time();
     let window = Duration::from_secs(2);
     thread::sleep(window);
-    let used = cpu_time(pid) - before;
+    let used = server.group_cpu_time().saturating_sub(before);
     println!("idle: {used:?} of CPU in {window:?}");
     // ~0 in truth; 5% leaves room for a tick of accounting noise.
     assert!(
@@ -159,7 +173,11 @@ fn sigterm_finishes_sessions_and_closes_the_waiting() {
 
     let signalled = Instant::now();
     server.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(read_to_close(&mut served), "ack", "received, so acked");
+    assert_eq!(
+        read_to_close(&mut served).as_bytes(),
+        ACK,
+        "received, so acked"
+    );
     assert_eq!(read_to_close(&mut waiting), "", "never read, no ack");
     let status = server.wait_timeout(TIMEOUT).unwrap().expect("exited");
     let took = signalled.elapsed();

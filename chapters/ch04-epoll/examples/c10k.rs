@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use client::ServerProcess;
+use harness::ServerProcess;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 const TIMEOUT: Duration = Duration::from_secs(30);

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::conformance::receive_queue;
 use client::load::{self, Load};
-use client::ServerProcess;
+use harness::conformance::receive_queue;
+use harness::ServerProcess;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{setsockopt, sockopt};
+use protocol::encoder::{encode_message, message, GOODBYE_FRAME};
 use protocol::limits::raise_open_files;
 use protocol::{ACK, ETX};
 
@@ -38,7 +39,7 @@ fn read_acks(stream: &mut TcpStream, count: usize) {
 
 /// Sends goodbye and waits for the server to close.
 fn goodbye(stream: &mut TcpStream) {
-    stream.write_all(b"goodbye\x03").expect("goodbye is sent");
+    stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).expect("the server closes");
     assert!(rest.is_empty(), "unexpected reply {rest:?}");
@@ -52,8 +53,7 @@ fn pipelining_a_thousand_messages() {
     let mut stream = server.connect(TIMEOUT).expect("connects");
     let mut wire = Vec::new();
     for n in 0..1000 {
-        wire.extend_from_slice(format!("package {n}").as_bytes());
-        wire.push(ETX);
+        encode_message(format!("package {n}").as_bytes(), &mut wire);
     }
     stream.write_all(&wire).expect("one write");
     read_acks(&mut stream, 1000);
@@ -78,8 +78,8 @@ fn slow_reader_is_held_back_alone() {
             for start in (0..MESSAGES).step_by(1000) {
                 batch.clear();
                 for n in start..start + 1000 {
-                    batch.extend_from_slice(format!("msg {n}").as_bytes());
-                    batch.push(ETX);
+                    let msg = format!("msg {n}");
+                    encode_message(msg.as_bytes(), &mut batch);
                 }
                 slow.write_all(&batch).expect("the batch is sent");
                 sent.fetch_add(1000, Ordering::Relaxed);
@@ -101,7 +101,7 @@ fn slow_reader_is_held_back_alone() {
     let mut other = server.connect(TIMEOUT).expect("connects");
     let started = Instant::now();
     for _ in 0..10 {
-        other.write_all(b"hello\x03").expect("sent");
+        other.write_all(&message(b"hello")).expect("sent");
         read_acks(&mut other, 1);
     }
     let took = started.elapsed();
@@ -147,7 +147,7 @@ fn backpressure_stops_reading_a_client_that_does_not_read() {
     assert!(unread > 0, "the server kept reading a client that does not");
     // ...and still serves everyone else.
     let mut other = server.connect(TIMEOUT).expect("connects");
-    other.write_all(b"hello\x03").expect("sent");
+    other.write_all(&message(b"hello")).expect("sent");
     read_acks(&mut other, 1);
     // Reading lets it go on: one ack per byte sent, not one more.
     read_acks(&mut slow, sent);
@@ -255,7 +255,9 @@ fn sigterm_during_pipelined_spin_work() {
     let mut server = start(&flags);
     let mut stream = server.connect(TIMEOUT).expect("connects");
     let sent = Instant::now();
-    stream.write_all(&b"m\x03".repeat(8)).expect("one write");
+    stream
+        .write_all(&message(b"m").repeat(8))
+        .expect("one write");
     read_acks(&mut stream, 1);
     let first = sent.elapsed();
     assert!(
@@ -330,7 +332,7 @@ fn pending_work_of_a_reset_client_does_not_reach_the_next() {
     let server = start(&["--work-ms", "300"]);
     for _ in 0..3 {
         let first = server.connect(TIMEOUT).expect("connects");
-        (&first).write_all(b"package 0\x03").expect("sent");
+        (&first).write_all(&message(b"package 0")).expect("sent");
         let peer = first.local_addr().expect("address").to_string();
         let read = Instant::now() + TIMEOUT;
         while !server.log().contains(&format!("\"package 0\" from {peer}")) {
@@ -354,7 +356,7 @@ fn pending_work_of_a_reset_client_does_not_reach_the_next() {
             "an ack for a message it never sent\n{}",
             server.log()
         );
-        next.write_all(b"hello\x03").expect("sent");
+        next.write_all(&message(b"hello")).expect("sent");
         assert!(got_ack(&mut next, TIMEOUT), "its own message is acked");
     }
 }
@@ -378,7 +380,7 @@ fn ten_thousand_connections() {
     }
     for (n, stream) in streams.iter_mut().enumerate() {
         stream
-            .write_all(format!("package {n}\x03").as_bytes())
+            .write_all(&message(format!("package {n}").as_bytes()))
             .expect("sent");
     }
     for stream in &mut streams {
@@ -386,7 +388,7 @@ fn ten_thousand_connections() {
     }
     let served = started.elapsed();
     for stream in &mut streams {
-        stream.write_all(b"goodbye\x03").expect("goodbye is sent");
+        stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
     }
     for stream in &mut streams {
         let mut rest = [0; 8];
@@ -435,7 +437,7 @@ fn out_of_descriptors() {
         .map(|_| server.connect(TIMEOUT).expect("connects"))
         .collect();
     for client in &mut clients {
-        client.write_all(b"hello\x03").expect("sent");
+        client.write_all(&message(b"hello")).expect("sent");
     }
     // Accepts happen in connect order: the served clients come first.
     let mut served = 0;
@@ -459,7 +461,7 @@ fn out_of_descriptors() {
     );
     // Still serving the clients it holds.
     for client in &mut clients[..served] {
-        client.write_all(b"again\x03").expect("sent");
+        client.write_all(&message(b"again")).expect("sent");
         assert!(got_ack(client, Duration::from_secs(2)), "held client");
     }
     // Thirty leave; the waiting clients are accepted and served.

@@ -7,8 +7,10 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::ServerProcess;
+use harness::ServerProcess;
 use nix::sys::signal::Signal;
+use protocol::encoder::{message, GOODBYE_FRAME};
+use protocol::{AckReader, ACK};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch05-tokio");
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,9 +24,9 @@ fn start(args: &[&str]) -> ServerProcess {
 /// Sends one message and reads its ack.
 fn exchange(stream: &mut TcpStream, message: &[u8]) {
     stream.write_all(message).expect("send");
-    let mut ack = [0; 3];
+    let mut ack = [0; ACK.len()];
     stream.read_exact(&mut ack).expect("ack arrives");
-    assert_eq!(&ack, b"ack");
+    assert_eq!(ack, ACK);
 }
 
 /// Starts the server with its per-event log on, so a test can wait for a
@@ -61,8 +63,8 @@ fn sleeping_clients_are_served_at_once() {
         .map(|_| {
             let mut stream = server.connect(TIMEOUT).expect("connect");
             thread::spawn(move || {
-                exchange(&mut stream, b"package 0\x03");
-                stream.write_all(b"goodbye\x03").expect("goodbye");
+                exchange(&mut stream, &message(b"package 0"));
+                stream.write_all(GOODBYE_FRAME).expect("goodbye");
             })
         })
         .collect();
@@ -80,7 +82,7 @@ fn sleeping_clients_are_served_at_once() {
 fn spin_work_does_not_stall_other_connections() {
     let server = start_logging(&["--work-ms", "2000", "--work-kind", "spin"]);
     let mut spinner = server.connect(TIMEOUT).expect("connect");
-    spinner.write_all(b"spin\x03").expect("send");
+    spinner.write_all(&message(b"spin")).expect("send");
     wait_for_log(&server, "message \"spin\"");
     let started = Instant::now();
     let mut other = server.connect(TIMEOUT).expect("connect");
@@ -101,12 +103,12 @@ fn spin_work_does_not_stall_other_connections() {
 fn sigterm_acks_in_flight_messages_then_exits_zero() {
     let mut server = start_logging(&["--work-ms", "500"]);
     let mut stream = server.connect(TIMEOUT).expect("connect");
-    stream.write_all(b"late\x03").expect("send");
+    stream.write_all(&message(b"late")).expect("send");
     wait_for_log(&server, "message \"late\"");
     let signalled = Instant::now();
     server.signal(Signal::SIGTERM).expect("signal");
     let reply = reply_then_end_of_stream(&mut stream);
-    assert_eq!(reply, b"ack");
+    assert_eq!(reply, ACK);
     exits_zero(&mut server);
     let took = signalled.elapsed();
     assert!(took < Duration::from_millis(2500), "took {took:?}");
@@ -156,12 +158,12 @@ fn sigterm_stops_before_the_next_pipelined_message() {
     let mut server = start_logging(&["--work-ms", "1000"]);
     let mut stream = server.connect(TIMEOUT).expect("connect");
     stream
-        .write_all(b"first\x03second\x03third\x03")
+        .write_all(&[&b"first"[..], b"second", b"third"].map(message).concat())
         .expect("send");
     wait_for_log(&server, "message \"first\"");
     server.signal(Signal::SIGTERM).expect("signal");
     let reply = reply_then_end_of_stream(&mut stream);
-    assert_eq!(reply, b"ack");
+    assert_eq!(reply, ACK);
     exits_zero(&mut server);
     let log = server.log();
     let started = log.matches("] message ").count();
@@ -200,7 +202,7 @@ fn sigterm_while_acks_go_unread_closes_gracefully() {
     // The last ack may be cut short: the stop can come when only part
     // of it fit into the send buffer.
     assert!(!reply.is_empty(), "no ack at all");
-    assert!(reply.chunks(3).all(|c| b"ack".starts_with(c)), "not acks");
+    assert!(AckReader::new().feed(&reply).is_ok(), "not acks: {reply:?}");
 }
 
 /// A connection whose receive window is tiny, so that unread acks fill
@@ -237,12 +239,13 @@ fn sigterm_during_a_spin_acks_it_and_exits() {
     let mut server =
         start_logging(&["--work-ms", "500", "--work-kind", "spin"]);
     let mut stream = server.connect(TIMEOUT).expect("connect");
-    stream.write_all(b"spin\x03spin again\x03").expect("send");
+    let both = [message(b"spin"), message(b"spin again")].concat();
+    stream.write_all(&both).expect("send");
     wait_for_log(&server, "message \"spin\"");
     let signalled = Instant::now();
     server.signal(Signal::SIGTERM).expect("signal");
     let reply = reply_then_end_of_stream(&mut stream);
-    assert_eq!(reply, b"ack");
+    assert_eq!(reply, ACK);
     // Closing our side ends the server's lingering close at once.
     drop(stream);
     exits_zero(&mut server);
@@ -268,10 +271,10 @@ fn a_client_that_reads_no_acks_is_dropped_after_the_idle_limit() {
     let ours = stream.local_addr().expect("address");
     let theirs = server.addr();
     let deadline = Instant::now() + TIMEOUT;
-    while client::conformance::receive_queue(theirs, ours).is_some() {
+    while harness::conformance::receive_queue(theirs, ours).is_some() {
         assert!(Instant::now() < deadline, "the server still holds it");
         thread::sleep(Duration::from_millis(20));
     }
     let mut fresh = server.connect(TIMEOUT).expect("connect");
-    exchange(&mut fresh, b"still here\x03");
+    exchange(&mut fresh, &message(b"still here"));
 }

@@ -1,15 +1,13 @@
 //! What the chapter 3 process tests share: starting the server, simple
-//! clients, and reading the server's threads and CPU time from /proc.
-#![allow(dead_code)] // each test file uses a different part
+//! clients, and reading the server's log and threads.
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use client::ServerProcess;
+use harness::{procfs, ServerProcess};
 
 /// Every socket read or write in these tests gives up after this long, so
 /// a hung server fails the test instead of hanging it.
@@ -36,9 +34,7 @@ pub fn start_with_panic_hook(text: &str, args: &[&str]) -> ServerProcess {
 
 /// Sends one message (adding the ETX).
 pub fn send(stream: &mut TcpStream, text: &str) -> io::Result<()> {
-    let mut bytes = text.as_bytes().to_vec();
-    bytes.push(protocol::ETX);
-    stream.write_all(&bytes)
+    stream.write_all(&protocol::encoder::message(text.as_bytes()))
 }
 
 /// Reads exactly `n` bytes as text.
@@ -67,13 +63,7 @@ pub fn read_to_close(stream: &mut TcpStream) -> String {
 /// One whole session: `messages` messages, each waited for its `ack`,
 /// then `goodbye` and the server's close.
 pub fn session(server: &ServerProcess, messages: usize) {
-    let mut stream = server.connect(TIMEOUT).expect("connect");
-    for m in 0..messages {
-        send(&mut stream, &format!("package {m}")).expect("send");
-        assert_eq!(read_n(&mut stream, 3).expect("read ack"), "ack");
-    }
-    send(&mut stream, "goodbye").expect("send goodbye");
-    assert_eq!(read_to_close(&mut stream), "");
+    server.session(messages, TIMEOUT).expect("a whole session");
 }
 
 /// Runs `clients` sessions at once and returns how long they took.
@@ -82,24 +72,9 @@ pub fn run_clients(
     clients: usize,
     messages: usize,
 ) -> Duration {
-    let start = Instant::now();
-    thread::scope(|scope| {
-        for _ in 0..clients {
-            scope.spawn(|| session(server, messages));
-        }
-    });
-    start.elapsed()
-}
-
-/// Observed parallelism: the work done divided by the time it took.
-pub fn parallelism(
-    clients: usize,
-    messages: usize,
-    work_ms: u64,
-    took: Duration,
-) -> f64 {
-    let work = (clients * messages) as f64 * work_ms as f64 / 1000.0;
-    work / took.as_secs_f64()
+    server
+        .sessions_at_once(clients, messages, TIMEOUT)
+        .expect("every session is served")
 }
 
 /// Waits until the server's log has a line for which `wanted` holds.
@@ -128,41 +103,9 @@ pub fn wait_until(server: &ServerProcess, done: impl Fn(&str) -> bool) {
     }
 }
 
-/// The `Threads:` count of process `pid`, from /proc/PID/status.
+/// The number of threads of the running process `pid`.
 pub fn thread_count(pid: u32) -> usize {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("the server is running");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("/proc/PID/status has a Threads line")
-}
-
-/// CPU time (user + system) process `pid` has used so far.
-pub fn cpu_time(pid: u32) -> Duration {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .expect("the server is running");
-    // The command name, in parentheses, may hold spaces: count fields
-    // from after its closing parenthesis. utime and stime are fields 14
-    // and 15 of the whole line, so 12 and 13 after the name.
-    let after_name = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
-}
-
-/// The unit of /proc's CPU times (USER_HZ), as `getconf CLK_TCK` says.
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        // The kernel's USER_HZ is 100 on every common architecture.
-        .unwrap_or(100.0)
+    procfs::thread_count(pid).expect("the server is running")
 }
 
 /// The thread names that logged `serving` lines, deduplicated, sorted.

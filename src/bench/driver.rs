@@ -22,12 +22,13 @@ use nix::errno::Errno;
 use nix::sys::epoll::{
     Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout,
 };
+use nix::sys::resource::{getrusage, UsageWho};
 use nix::sys::socket::{
     connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6,
 };
-use protocol::{ACK, ETX};
-
-use super::procfs::thread_cpu;
+use nix::sys::time::TimeValLike;
+use protocol::encoder::{message, GOODBYE_FRAME};
+use protocol::AckReader;
 
 /// Connections in the middle of `connect` at once. More only overflows the
 /// server's listen backlog, and dropped SYNs come back a second later.
@@ -113,14 +114,14 @@ pub fn run_from(
 }
 
 /// Where one connection is in its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     /// Not started yet, or waiting to reconnect.
     Idle,
     /// Non-blocking `connect` in progress.
     Connecting,
-    /// A message is out; `got` bytes of its `ack` have arrived.
-    Awaiting { got: usize },
+    /// A message is out; its `ack` is being read.
+    Awaiting(AckReader),
     /// One-session runs: finished.
     Finished,
 }
@@ -160,8 +161,7 @@ impl<'l> Driver<'l> {
                 served: false,
             })
             .collect();
-        let mut message = load.message.clone();
-        message.push(ETX);
+        let message = message(&load.message);
         Ok(Driver {
             addr,
             load,
@@ -271,7 +271,7 @@ impl<'l> Driver<'l> {
     }
 
     fn on_event(&mut self, slot: usize, flags: EpollFlags) {
-        match self.conns[slot].state {
+        match self.conns[slot].state.clone() {
             State::Connecting => {
                 let stream = self.conns[slot].stream.as_ref();
                 let error = stream.map(|s| s.take_error());
@@ -296,7 +296,7 @@ impl<'l> Driver<'l> {
                 }
                 self.send(slot);
             }
-            State::Awaiting { got } => self.receive(slot, got, flags),
+            State::Awaiting(acks) => self.receive(slot, acks, flags),
             State::Idle | State::Finished => {}
         }
     }
@@ -311,7 +311,7 @@ impl<'l> Driver<'l> {
         if conn.sent_in_session == session_messages {
             // The server answers nothing to goodbye; a failed write here
             // only means it closed first, which is its right.
-            let _ = stream.write_all(b"goodbye\x03");
+            let _ = stream.write_all(GOODBYE_FRAME);
             self.close(slot);
             return self.next_session(slot);
         }
@@ -319,7 +319,7 @@ impl<'l> Driver<'l> {
         // a failure means the connection is gone.
         match stream.write(&self.message) {
             Ok(n) if n == self.message.len() => {
-                conn.state = State::Awaiting { got: 0 };
+                conn.state = State::Awaiting(AckReader::new());
                 conn.sent_at = Instant::now();
                 conn.sent_in_session += 1;
             }
@@ -328,7 +328,7 @@ impl<'l> Driver<'l> {
         }
     }
 
-    fn receive(&mut self, slot: usize, mut got: usize, flags: EpollFlags) {
+    fn receive(&mut self, slot: usize, mut acks: AckReader, flags: EpollFlags) {
         let conn = &mut self.conns[slot];
         let Some(stream) = conn.stream.as_mut() else {
             return;
@@ -347,13 +347,17 @@ impl<'l> Driver<'l> {
             Err(e) => return self.fail(slot, format!("receive: {e}")),
         };
         let reply = &buffer[..n];
-        if got + n > ACK.len() || reply != &ACK[got..got + n] {
+        // One message is out, so one ack and nothing after it is due.
+        let completed = acks.feed(reply);
+        if completed.is_err()
+            || acks.acks() > 1
+            || (acks.acks() == 1 && acks.in_ack())
+        {
             let text = String::from_utf8_lossy(reply).into_owned();
             return self.fail(slot, format!("unexpected reply {text:?}"));
         }
-        got += n;
-        if got < ACK.len() {
-            conn.state = State::Awaiting { got };
+        if acks.acks() == 0 {
+            conn.state = State::Awaiting(acks);
             return;
         }
         if self.counting {
@@ -403,7 +407,7 @@ impl<'l> Driver<'l> {
     /// with the age it reached.
     fn censor(&mut self, end: Instant) {
         for conn in &self.conns {
-            if let State::Awaiting { .. } = conn.state {
+            if let State::Awaiting(_) = conn.state {
                 let age = end.saturating_duration_since(conn.sent_at);
                 self.outcome.latencies_ns.push(age.as_nanos() as u64);
             }
@@ -439,4 +443,17 @@ impl Percentiles {
             max_us: at(1.0),
         }
     }
+}
+
+/// CPU time the calling thread has used so far: the load generator's own
+/// cost, so that a run can show it is not the bottleneck.
+pub fn thread_cpu() -> Duration {
+    // Linux always supports RUSAGE_THREAD; zero if it somehow fails.
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map(|u| {
+            let micros = u.user_time().num_microseconds()
+                + u.system_time().num_microseconds();
+            Duration::from_micros(micros.max(0) as u64)
+        })
+        .unwrap_or_default()
 }

@@ -1,5 +1,5 @@
-//! Starting a chapter's server as a real process, for the tour, the tests
-//! and the benchmarks.
+//! Starting a chapter's server as a real process, for the tests, the tour
+//! and the benchmark.
 //!
 //! The server is started on `127.0.0.1:0` (unless told otherwise) so the OS
 //! picks a free port, and [`ServerProcess::start`] waits for its
@@ -8,7 +8,6 @@
 //! the handle kills the whole group, so no worker outlives a test.
 
 use std::ffi::OsStr;
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -21,7 +20,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::connection::Connection;
+use client::connection::{Closed, Connection};
+
+use crate::procfs;
 
 /// How long a server may take to print its `listening on` line.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,6 +37,9 @@ pub struct ServerProcess {
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
+    /// The thread copying stderr into `log`: finished once every process
+    /// holding the server's stderr has exited.
+    log_reader: thread::JoinHandle<()>,
     status: Option<ExitStatus>,
 }
 
@@ -77,7 +81,7 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("stdout was piped above");
         let stderr = child.stderr.take().expect("stderr was piped above");
         let log = Arc::new(Mutex::new(String::new()));
-        collect_log(stderr, Arc::clone(&log));
+        let log_reader = collect_log(stderr, Arc::clone(&log));
         let (tx, rx) = mpsc::channel();
         let out = Arc::new(Mutex::new(String::new()));
         let kept = Arc::clone(&out);
@@ -99,6 +103,7 @@ impl ServerProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
             stdout: out,
+            log_reader,
             status: None,
         };
         let first = rx.recv_timeout(STARTUP_TIMEOUT);
@@ -138,6 +143,21 @@ impl ServerProcess {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// Waits up to `timeout` for the end of the server's stderr: every
+    /// process that held it (the server, its workers) has exited, so
+    /// [`log`](Self::log) is complete and a line missing from it will
+    /// never come. Returns whether the end came in time.
+    pub fn wait_log_end(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.log_reader.is_finished() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Everything the server wrote to stdout so far, starting with its
     /// `listening on` line.
     pub fn stdout(&self) -> String {
@@ -147,20 +167,20 @@ impl ServerProcess {
     /// The process ids of the server's process group: the server and any
     /// process it forked (prefork workers), read from `/proc`.
     pub fn group_pids(&self) -> Vec<u32> {
-        group_members(self.child.id())
-            .into_iter()
-            .map(|(pid, _)| pid)
-            .collect()
+        procfs::group_pids(self.pid())
     }
 
-    /// CPU time (user + system) used so far by every live process in the
-    /// server's process group, each process's threads included, from
-    /// `/proc/PID/stat`. Processes that already exited are not counted.
+    /// CPU time (user + system) used so far by the server's process
+    /// group: every process's threads, and the children they reaped (see
+    /// [`procfs::group_usage`]).
     pub fn group_cpu_time(&self) -> Duration {
-        group_members(self.child.id())
-            .into_iter()
-            .map(|(_, cpu)| cpu)
-            .sum()
+        self.usage().cpu
+    }
+
+    /// CPU time, memory and processes of the server's process group now.
+    pub fn usage(&self) -> procfs::Usage {
+        // Only an unreadable `/proc` fails; then there is nothing to count.
+        procfs::group_usage(self.pid()).unwrap_or_default()
     }
 
     /// A new [`Connection`] to the server, with read and write timeouts
@@ -170,7 +190,63 @@ impl ServerProcess {
     ///
     /// As for [`ServerProcess::connect`].
     pub fn connection(&self, timeout: Duration) -> io::Result<Connection> {
-        Connection::new(self.connect(timeout)?)
+        Connection::connect(self.addr, timeout)
+    }
+
+    /// One polite session, the seed's: `messages` messages (`package 0`,
+    /// `package 1`, ...), each waited for its `ack`, then `goodbye` and
+    /// the server's orderly close with nothing after it. Every step gives
+    /// up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// If a step fails or times out, a reply is not `ack`, or the server
+    /// sends anything after `goodbye` or resets the connection.
+    pub fn session(
+        &self,
+        messages: usize,
+        timeout: Duration,
+    ) -> io::Result<()> {
+        let mut conn = self.connection(timeout)?;
+        for n in 0..messages {
+            conn.send(format!("package {n}").as_bytes())?;
+            conn.read_ack()?;
+        }
+        conn.send_goodbye()?;
+        match conn.read_until_closed()? {
+            (rest, Closed::Eof) if rest.is_empty() => Ok(()),
+            (rest, closed) => Err(io::Error::other(format!(
+                "after goodbye: {:?}, then {closed:?}",
+                String::from_utf8_lossy(&rest)
+            ))),
+        }
+    }
+
+    /// Runs `clients` [sessions](Self::session) at once, one thread each,
+    /// and returns how long they took together: what the observed
+    /// parallelism (`client::load::parallelism`) is computed from.
+    ///
+    /// # Errors
+    ///
+    /// The first session's error, if any fails.
+    pub fn sessions_at_once(
+        &self,
+        clients: usize,
+        messages: usize,
+        timeout: Duration,
+    ) -> io::Result<Duration> {
+        let started = Instant::now();
+        thread::scope(|scope| {
+            let sessions: Vec<_> = (0..clients)
+                .map(|_| scope.spawn(|| self.session(messages, timeout)))
+                .collect();
+            sessions.into_iter().try_for_each(|session| {
+                session
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        })?;
+        Ok(started.elapsed())
     }
 
     /// Sends `signal` to the server process (not its group).
@@ -232,11 +308,7 @@ impl ServerProcess {
     ///
     /// If the connection is refused or cannot be configured.
     pub fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
-        let stream = TcpStream::connect_timeout(&self.addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+        Connection::connect(self.addr, timeout).map(Connection::into_stream)
     }
 }
 
@@ -247,50 +319,6 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The processes whose process group is `group`, with the CPU time each
-/// used so far.
-fn group_members(group: u32) -> Vec<(u32, Duration)> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    // `/proc/PID/stat` counts in clock ticks, almost always 100 a second.
-    // SAFETY: sysconf only reads a constant of the system; it has no
-    // preconditions and touches no memory of ours.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100);
-    let mut members = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok())
-        else {
-            continue;
-        };
-        // The process may exit while we look: then it is not a member.
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name (field 2) is in parentheses and may hold
-        // spaces; the fields we want come after its closing one.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // After the name: state(3) ppid(4) pgrp(5) ... utime(14) stime(15).
-        let field =
-            |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-        let (Some(pgrp), Some(utime), Some(stime)) =
-            (field(5), field(14), field(15))
-        else {
-            continue;
-        };
-        if pgrp == u64::from(group) {
-            let cpu =
-                Duration::from_secs_f64((utime + stime) as f64 / ticks as f64);
-            members.push((pid, cpu));
-        }
-    }
-    members
 }
 
 /// Appends one stdout line to `out`, bounded like the log.
@@ -307,7 +335,10 @@ fn pid_of(id: u32) -> Pid {
 }
 
 /// Copies the server's stderr into `log`, keeping at most [`LOG_LIMIT`].
-fn collect_log(stderr: impl Read + Send + 'static, log: Arc<Mutex<String>>) {
+fn collect_log(
+    stderr: impl Read + Send + 'static,
+    log: Arc<Mutex<String>>,
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -320,5 +351,5 @@ fn collect_log(stderr: impl Read + Send + 'static, log: Arc<Mutex<String>>) {
             log.push_str(&line);
             log.push('\n');
         }
-    });
+    })
 }

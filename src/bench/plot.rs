@@ -8,19 +8,27 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use super::report::{distinct, Report, Status};
+use crate::models::MODELS;
 
 const SIZE: (u32, u32) = (720, 420);
 
-/// The same colour for a model in every plot.
-fn color_of(model: &str) -> RGBColor {
-    match model {
-        "single" => RGBColor(214, 39, 40),
-        "prefork" => RGBColor(44, 160, 44),
-        "threaded" => RGBColor(148, 103, 189),
-        "epoll" => RGBColor(31, 119, 180),
-        "tokio" => RGBColor(255, 127, 14),
-        _ => RGBColor(90, 90, 90),
-    }
+/// The models' colours, in the registry's (chapter) order.
+const PALETTE: [RGBColor; 5] = [
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+];
+
+/// The same colour for a model in every plot: its place in the registry
+/// picks it, grey for a chapter beyond the palette.
+fn color_of(label: &str) -> RGBColor {
+    MODELS
+        .iter()
+        .position(|m| m.label == label)
+        .and_then(|i| PALETTE.get(i).copied())
+        .unwrap_or(RGBColor(90, 90, 90))
 }
 
 /// Wall time against clients, one line per model.

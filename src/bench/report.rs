@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::driver::Outcome;
 use super::plot;
+use crate::models;
 
 /// Whether a measurement worked.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -521,30 +522,31 @@ impl Report {
         out
     }
 
-    /// The issue's performance goals, checked against this run.
+    /// The performance goals, checked against this run: one line per
+    /// goal connection count for the book's event loop against the
+    /// reference, then the load generator, then idle memory.
     fn goals_md(&self) -> String {
+        let ours = models::MODELS
+            .iter()
+            .find(|m| m.event_loop && !m.reference)
+            .expect("the registry has the book's own event loop");
+        let reference = models::reference();
         let mut out =
             String::from("| goal | measured | met |\n| --- | --- | --- |\n");
-        // The median over the alternating rounds; the sweep's single
-        // measurement if there were none.
-        let cpu = |model: &str, c: usize| {
-            let ok = |r: &&ZeroRow| {
-                r.model == model && r.connections == c && r.status == Status::Ok
-            };
-            let rounds: Vec<&ZeroRow> =
-                self.goal_rounds.iter().filter(ok).collect();
-            if rounds.is_empty() {
-                let sweep = self.zero.iter().find(ok)?;
-                let (cpu, sleeps) =
-                    (sweep.server_cpu_us_per_msg, sweep.server_sleeps_per_100);
-                return Some((cpu, sleeps, 1));
-            }
-            Some((
-                median(rounds.iter().map(|r| r.server_cpu_us_per_msg)),
-                median(rounds.iter().map(|r| r.server_sleeps_per_100)),
-                rounds.len(),
-            ))
-        };
+        for c in self.goal_connections() {
+            out.push_str(&self.cpu_goal(ours.label, reference.label, c));
+            out.push('\n');
+        }
+        out.push_str(&self.driver_goal());
+        out.push('\n');
+        out.push_str(&self.idle_goal(ours.label));
+        out.push('\n');
+        out
+    }
+
+    /// The connection counts of the goal rounds; the full plan's if the
+    /// run had none.
+    fn goal_connections(&self) -> Vec<usize> {
         let mut connections: Vec<usize> =
             self.goal_rounds.iter().map(|r| r.connections).collect();
         connections.sort_unstable();
@@ -552,27 +554,57 @@ impl Report {
         if connections.is_empty() {
             connections = vec![100, 1000];
         }
-        for c in connections {
-            let line = match (cpu("epoll", c), cpu("tokio", c)) {
-                (Some((e, e_sleeps, n)), Some((t, t_sleeps, _))) if t > 0.0 => {
-                    let ratio = e / t;
-                    format!(
-                        "| epoll server CPU per message at {c} connections \
-                         <= 1.0x tokio's | {e:.2} µs vs {t:.2} µs = \
-                         {ratio:.2}x (median of {n}); the servers slept \
-                         {e_sleeps:.1} vs {t_sleeps:.1} times per 100 \
-                         messages | {} |",
-                        yes_no(ratio <= 1.0)
-                    )
-                }
-                _ => format!(
-                    "| epoll server CPU per message at {c} connections \
-                     <= 1.0x tokio's | not measured in this run | - |"
-                ),
-            };
-            out.push_str(&line);
-            out.push('\n');
+        connections
+    }
+
+    /// `model`'s server CPU and sleeps per message at `c` connections:
+    /// the median over the alternating rounds, or the sweep's single
+    /// measurement if there were none; and how many measurements.
+    fn goal_cpu(&self, model: &str, c: usize) -> Option<(f64, f64, usize)> {
+        let ok = |r: &&ZeroRow| {
+            r.model == model && r.connections == c && r.status == Status::Ok
+        };
+        let rounds: Vec<&ZeroRow> =
+            self.goal_rounds.iter().filter(ok).collect();
+        if rounds.is_empty() {
+            let sweep = self.zero.iter().find(ok)?;
+            return Some((
+                sweep.server_cpu_us_per_msg,
+                sweep.server_sleeps_per_100,
+                1,
+            ));
         }
+        Some((
+            median(rounds.iter().map(|r| r.server_cpu_us_per_msg)),
+            median(rounds.iter().map(|r| r.server_sleeps_per_100)),
+            rounds.len(),
+        ))
+    }
+
+    /// The goal "`ours` uses no more server CPU per message than
+    /// `reference` at `c` connections", as a table line.
+    fn cpu_goal(&self, ours: &str, reference: &str, c: usize) -> String {
+        let goal = format!(
+            "{ours} server CPU per message at {c} connections <= 1.0x \
+             {reference}'s"
+        );
+        match (self.goal_cpu(ours, c), self.goal_cpu(reference, c)) {
+            (Some((e, e_sleeps, n)), Some((t, t_sleeps, _))) if t > 0.0 => {
+                let ratio = e / t;
+                format!(
+                    "| {goal} | {e:.2} µs vs {t:.2} µs = {ratio:.2}x (median \
+                     of {n}); the servers slept {e_sleeps:.1} vs \
+                     {t_sleeps:.1} times per 100 messages | {} |",
+                    yes_no(ratio <= 1.0)
+                )
+            }
+            _ => format!("| {goal} | not measured in this run | - |"),
+        }
+    }
+
+    /// The goal "the driver is as fast as a minimal tokio load
+    /// generator", as a table line.
+    fn driver_goal(&self) -> String {
         let check = |g: &str| {
             let rows: Vec<&CheckRow> = self
                 .checks
@@ -588,7 +620,7 @@ impl Report {
                 )
             })
         };
-        let line = match (check("driver"), check("tokio")) {
+        match (check("driver"), check("tokio")) {
             (Some((d, d_cpu)), Some((t, t_cpu))) if t > 0.0 => format!(
                 "| the driver's msgs/s >= a minimal tokio load generator's | \
                  {d:.0} vs {t:.0} msgs/s ({:.2}x, medians); client CPU \
@@ -601,25 +633,23 @@ impl Report {
             _ => "| the driver's msgs/s >= a minimal tokio load generator's \
                   | not measured in this run | - |"
                 .into(),
-        };
-        out.push_str(&line);
-        out.push('\n');
-        let idle = self.idle.iter().find(|r| r.model == "epoll");
-        let line = match idle {
+        }
+    }
+
+    /// The goal "`ours` needs under 1 KiB of user-space memory per idle
+    /// connection", as a table line.
+    fn idle_goal(&self, ours: &str) -> String {
+        let goal =
+            format!("{ours} user-space memory per idle connection < 1 KiB");
+        match self.idle.iter().find(|r| r.model == ours) {
             Some(r) if r.connections > 0 => format!(
-                "| epoll user-space memory per idle connection < 1 KiB | \
-                 {:.0} bytes at {} connections | {} |",
+                "| {goal} | {:.0} bytes at {} connections | {} |",
                 r.bytes_per_connection,
                 r.connections,
                 yes_no(r.bytes_per_connection < 1024.0)
             ),
-            _ => "| epoll user-space memory per idle connection < 1 KiB \
-                  | not measured in this run | - |"
-                .into(),
-        };
-        out.push_str(&line);
-        out.push('\n');
-        out
+            _ => format!("| {goal} | not measured in this run | - |"),
+        }
     }
 
     /// A list of failed points under a table, if any.

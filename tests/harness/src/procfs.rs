@@ -1,5 +1,6 @@
 //! What a server costs, read from `/proc`: CPU time and resident memory of
-//! every process in its process group.
+//! every process in its process group, and the threads of a process. The
+//! one place the tests and the benchmark read `/proc` for these.
 //!
 //! [`ServerProcess`](crate::ServerProcess) starts each server in its own
 //! process group, so "the server" is every process whose group id is the
@@ -15,9 +16,6 @@
 use std::fs;
 use std::io;
 use std::time::Duration;
-
-use nix::sys::resource::{getrusage, UsageWho};
-use nix::sys::time::TimeValLike;
 
 /// CPU and memory of a group of processes at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +45,46 @@ pub fn group_usage(pgid: u32) -> io::Result<Usage> {
     let ticks = clock_ticks();
     let page = page_size();
     let mut usage = Usage::default();
+    for (pid, stat) in group_members(pgid)? {
+        usage.processes += 1;
+        // Its own time, and that of its children that exited and were
+        // reaped (the workers a prefork master replaced).
+        let user_ticks = stat.utime + stat.cutime;
+        let cpu_ticks = user_ticks + stat.stime + stat.cstime;
+        usage.cpu += Duration::from_secs_f64(cpu_ticks as f64 / ticks);
+        usage.user += Duration::from_secs_f64(user_ticks as f64 / ticks);
+        usage.rss_bytes += stat.rss_pages * page;
+        usage.sleeps += voluntary_switches(pid);
+    }
+    Ok(usage)
+}
+
+/// The process ids of every live process whose process group is `pgid`,
+/// in no particular order; empty if `/proc` cannot be listed.
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    group_members(pgid)
+        .map(|members| members.into_iter().map(|(pid, _)| pid).collect())
+        .unwrap_or_default()
+}
+
+/// The number of threads of process `pid` (the `Threads:` line of
+/// `/proc/PID/status`).
+///
+/// # Errors
+///
+/// If the process does not exist (any more), or the line is missing.
+pub fn thread_count(pid: u32) -> io::Result<usize> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no Threads line in /proc/PID/status"))
+}
+
+/// Every process whose process group is `pgid`, with its `stat` fields.
+fn group_members(pgid: u32) -> io::Result<Vec<(u32, Stat)>> {
+    let mut members = Vec::new();
     for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name();
@@ -54,26 +92,16 @@ pub fn group_usage(pgid: u32) -> io::Result<Usage> {
         else {
             continue;
         };
+        // The process may exit while we look: then it is not a member.
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let Some(fields) = Stat::parse(&stat) else {
-            continue;
-        };
-        if fields.pgrp != pgid {
-            continue;
+        match Stat::parse(&stat) {
+            Some(stat) if stat.pgrp == pgid => members.push((pid, stat)),
+            _ => {}
         }
-        usage.processes += 1;
-        // Its own time, and that of its children that exited and were
-        // reaped (the workers a prefork master replaced).
-        let user_ticks = fields.utime + fields.cutime;
-        let cpu_ticks = user_ticks + fields.stime + fields.cstime;
-        usage.cpu += Duration::from_secs_f64(cpu_ticks as f64 / ticks);
-        usage.user += Duration::from_secs_f64(user_ticks as f64 / ticks);
-        usage.rss_bytes += fields.rss_pages * page;
-        usage.sleeps += voluntary_switches(pid);
     }
-    Ok(usage)
+    Ok(members)
 }
 
 /// Voluntary context switches summed over the threads of process `pid`.
@@ -94,18 +122,6 @@ fn voluntary_switches(pid: u32) -> u64 {
             .unwrap_or(0);
     }
     sum
-}
-
-/// CPU time the calling thread has used so far.
-pub fn thread_cpu() -> Duration {
-    // Linux always supports RUSAGE_THREAD; zero if it somehow fails.
-    getrusage(UsageWho::RUSAGE_THREAD)
-        .map(|u| {
-            let micros = u.user_time().num_microseconds()
-                + u.system_time().num_microseconds();
-            Duration::from_micros(micros.max(0) as u64)
-        })
-        .unwrap_or_default()
 }
 
 /// The fields of `/proc/PID/stat` we need (see proc(5)).
@@ -226,12 +242,15 @@ mod tests {
         );
     }
 
-    /// This test process finds itself in its own group.
+    /// This test process finds itself in its own group, with its threads.
     #[test]
     fn finds_our_own_group() {
         let pgid = nix::unistd::getpgrp().as_raw() as u32;
         let usage = group_usage(pgid).expect("reads /proc");
         assert!(usage.processes >= 1);
         assert!(usage.rss_bytes > 0);
+        assert!(group_pids(pgid).contains(&std::process::id()));
+        let threads = thread_count(std::process::id()).expect("reads /proc");
+        assert!(threads >= 1);
     }
 }

@@ -17,7 +17,10 @@ use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
 use super::driver::Outcome;
-use super::procfs::thread_cpu;
+use protocol::encoder::{message, GOODBYE_FRAME};
+use protocol::ACK;
+
+use super::driver::thread_cpu;
 
 /// Runs `connections` closed-loop connections against `addr` for
 /// `warmup` + `window`, counting acks inside the window.
@@ -77,6 +80,7 @@ async fn connection(
 ) -> (u64, Vec<u64>, u64) {
     let (mut messages, mut latencies, mut errors) = (0, Vec::new(), 0);
     let deadline = tokio::time::Instant::from(end);
+    let ping = message(b"ping");
     'sessions: while Instant::now() < end {
         let Ok(Ok(mut stream)) =
             timeout_at(deadline, TcpStream::connect(addr)).await
@@ -89,13 +93,13 @@ async fn connection(
         let _ = stream.set_nodelay(true);
         for _ in 0..session_messages {
             let sent = Instant::now();
-            let mut ack = [0; 3];
+            let mut ack = [0; ACK.len()];
             let exchange = async {
-                stream.write_all(b"ping\x03").await?;
+                stream.write_all(&ping).await?;
                 stream.read_exact(&mut ack).await
             };
             match timeout_at(deadline, exchange).await {
-                Ok(Ok(_)) if &ack == b"ack" => {}
+                Ok(Ok(_)) if ack[..] == *ACK => {}
                 // The window ended while waiting.
                 Err(_) => break 'sessions,
                 Ok(_) => {
@@ -112,7 +116,7 @@ async fn connection(
                 latencies.push((now - sent).as_nanos() as u64);
             }
         }
-        let _ = stream.write_all(b"goodbye\x03").await;
+        let _ = stream.write_all(GOODBYE_FRAME).await;
     }
     (messages, latencies, errors)
 }

@@ -1,0 +1,713 @@
+//! `server-models bench`: measures every chapter's server, side by side.
+//!
+//! Each server runs as its own process on 127.0.0.1 - this very binary,
+//! re-executed as `server-models serve <chapter> ...`, as the tour does -
+//! and is driven by the [`driver`] (many connections from one thread, on
+//! epoll). Which models run, and how, comes from the registry
+//! (`crate::models`). Three scenarios, as in the book's "Measuring the
+//! models" chapter:
+//!
+//! 1. **Sessions with sleep work**: the seed's experiment scaled. `C`
+//!    clients, 5 messages each, 100 ms of sleep per message: wall time
+//!    and observed parallelism (`C x 5 x 100 ms / wall time`).
+//! 2. **Sessions with spin work**: the same, burning CPU.
+//! 3. **Zero work, closed loop** at 1 to 1,000 connections (10,000 for the
+//!    event loops; each model's `max_connections`): messages/s, latency, server CPU per message
+//!    and memory (from `/proc`), and the client's own CPU.
+//!
+//! Plus two checks: the user-space memory per idle connection of the
+//! event loops, and the driver against a minimal tokio load generator.
+//! Results go to `--out` as CSV, Markdown tables and SVG plots.
+
+pub mod driver;
+pub mod plot;
+pub mod report;
+pub mod tokio_load;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client::Connection;
+use harness::{procfs, ServerProcess};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::models::{self, Model, MODELS};
+use driver::{Load, Outcome, Percentiles, Until};
+use report::{CheckRow, IdleRow, Machine, Report, SessionRow, Status, ZeroRow};
+
+/// Where a full run's results go by default: the book's source tree.
+pub const DEFAULT_OUT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/book/measurements");
+
+/// Where a `--quick` run's results go by default: out of the book's way,
+/// so a smoke run never overwrites the figures the book shows.
+pub const QUICK_OUT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-quick");
+
+/// Workers (processes or threads) for the models that have them: the
+/// servers' default, so the book's "steps of N" read with N = 5.
+pub const WORKERS: u32 = 5;
+
+/// The flags of `server-models bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// A short smoke run (a few seconds), for CI: tiny sweeps.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Directory for the CSV, Markdown and SVG results [default: the
+    /// book's `book/measurements`, or `target/bench-quick` with --quick].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// Measure only these models (e.g. `ch04-epoll,ch05-tokio`).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+
+    /// Run only these scenarios (default: all of them).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+}
+/// The parts of a run, for `--scenarios`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Scenario 1: sessions with sleep work.
+    Sleep,
+    /// Scenario 2: sessions with spin work.
+    Spin,
+    /// Scenario 3: zero work, closed loop.
+    Zero,
+    /// Memory per idle connection (epoll, tokio).
+    Idle,
+    /// The driver against a minimal tokio load generator.
+    Check,
+    /// Chapter 4 against tokio, alternating rounds, for the goal.
+    Goal,
+}
+
+impl Options {
+    fn wants(&self, scenario: Scenario) -> bool {
+        self.scenarios.is_empty() || self.scenarios.contains(&scenario)
+    }
+}
+
+/// The sizes of one run: the full sweep or the smoke version.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Work per message in scenarios 1 and 2.
+    pub work: Duration,
+    /// Messages per client in scenarios 1 and 2.
+    pub messages: u32,
+    /// Client counts in scenarios 1 and 2.
+    pub clients: Vec<usize>,
+    /// Connection counts in scenario 3 (capped per model).
+    pub connections: Vec<usize>,
+    /// Messages per session in scenario 3, before reconnecting.
+    pub session_messages: u32,
+    /// Scenario 3: time to connect and warm up before measuring.
+    pub warmup: Duration,
+    /// Scenario 3: the measured window.
+    pub window: Duration,
+    /// Idle connections for the memory check.
+    pub idle_connections: usize,
+    /// Connections for the driver-versus-tokio check.
+    pub check_connections: usize,
+    /// Connections at which chapter 4 and tokio are compared for the
+    /// goal, in alternating rounds.
+    pub goal_connections: Vec<usize>,
+    /// Rounds of the goal comparison and of the client check; the
+    /// median counts, so one noisy moment does not decide.
+    pub rounds: usize,
+}
+
+impl Plan {
+    /// The full sweep the book's figures come from (about 6-8 minutes).
+    pub fn full() -> Plan {
+        Plan {
+            work: Duration::from_millis(100),
+            messages: 5,
+            clients: vec![1, 2, 5, 10, 20, 50],
+            connections: vec![1, 10, 100, 1000, 10_000],
+            session_messages: 100,
+            warmup: Duration::from_secs(1),
+            window: Duration::from_secs(3),
+            idle_connections: 10_000,
+            check_connections: 100,
+            goal_connections: vec![100, 1000],
+            rounds: 3,
+        }
+    }
+
+    /// The smoke version: every code path, a few seconds.
+    pub fn quick() -> Plan {
+        Plan {
+            work: Duration::from_millis(20),
+            messages: 2,
+            clients: vec![1, 4],
+            connections: vec![1, 10],
+            session_messages: 20,
+            warmup: Duration::from_millis(100),
+            window: Duration::from_millis(300),
+            idle_connections: 100,
+            check_connections: 10,
+            goal_connections: vec![10],
+            rounds: 1,
+        }
+    }
+
+    /// The full sweep, or the smoke version with `--quick`.
+    fn for_options(options: &Options) -> Plan {
+        if options.quick {
+            Plan::quick()
+        } else {
+            Plan::full()
+        }
+    }
+
+    fn connections_for(&self, model: &Model) -> Vec<usize> {
+        self.connections
+            .iter()
+            .copied()
+            .filter(|&c| c <= model.max_connections)
+            .collect()
+    }
+}
+
+// ANCHOR: run
+/// Runs every scenario against every model and writes the results.
+///
+/// # Errors
+///
+/// If the output cannot be written or the progress of the run itself
+/// fails (e.g. epoll). A server that crashes or misbehaves is recorded
+/// as such, not an error.
+pub fn run(options: &Options) -> io::Result<()> {
+    // 10,000 connections need 10,000 descriptors on our side too; with
+    // fewer, the big points fail and say so in the tables.
+    if let Err(e) = protocol::limits::raise_open_files() {
+        eprintln!("bench: cannot raise the open file limit: {e}");
+    }
+    let chosen: Vec<&Model> = MODELS
+        .iter()
+        .filter(|m| {
+            options.models.is_empty()
+                || options.models.iter().any(|n| n == m.name)
+        })
+        .collect();
+    let bench = Bench::new(options, &chosen)?;
+    let mut report = Report {
+        machine: Machine::describe(options.quick),
+        ..Report::default()
+    };
+    for model in &chosen {
+        bench.sweep(model, &mut report);
+    }
+    for model in chosen.iter().filter(|m| m.event_loop) {
+        bench.idle(model, &mut report);
+    }
+    bench.goal(&mut report);
+    bench.client_check(&mut report);
+    bench.bar.finish_with_message("done");
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if options.quick {
+            QUICK_OUT
+        } else {
+            DEFAULT_OUT
+        })
+    });
+    report.write(&out)?;
+    eprintln!("bench: results written to {}", out.display());
+    Ok(())
+}
+// ANCHOR_END: run
+
+/// One run in progress: what to measure, how, and the progress bar.
+struct Bench<'o> {
+    options: &'o Options,
+    plan: Plan,
+    /// This binary, which serves every model as `serve <chapter>`.
+    program: PathBuf,
+    bar: ProgressBar,
+}
+
+impl<'o> Bench<'o> {
+    /// Prepares a run of `chosen`, with a bar counting every point.
+    fn new(options: &'o Options, chosen: &[&Model]) -> io::Result<Bench<'o>> {
+        let plan = Plan::for_options(options);
+        let program = std::env::current_exe()?;
+        let sweeps: usize = chosen
+            .iter()
+            .map(|m| 1 + 2 * plan.clients.len() + plan.connections_for(m).len())
+            .sum();
+        let idle = chosen.iter().filter(|m| m.event_loop).count();
+        let goal =
+            goal_models().count() * plan.goal_connections.len() * plan.rounds;
+        // The client check counts as two steps, one per generator.
+        let steps = sweeps + idle + goal + 2;
+        let bar = ProgressBar::new(steps as u64).with_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        Ok(Bench {
+            options,
+            plan,
+            program,
+            bar,
+        })
+    }
+
+    /// Scenarios 1 to 3 for one model: its sessions with sleep and spin
+    /// work, then its zero-work sweep.
+    fn sweep(&self, model: &Model, report: &mut Report) {
+        let plan = &self.plan;
+        self.step(format!("{}: starting", model.name));
+        if let Err(why) = self.available(model) {
+            let line = format!("{}: unavailable: {why}", model.name);
+            // A hidden bar (stderr is not a terminal) prints nothing.
+            if self.bar.is_hidden() {
+                eprintln!("bench: {line}");
+            } else {
+                self.bar.println(line);
+            }
+            report.unavailable.push((model.label, why));
+            self.bar.inc(1 + 2 * plan.clients.len() as u64);
+            self.bar.inc(plan.connections_for(model).len() as u64);
+            return;
+        }
+        self.bar.inc(1);
+        for (kind, scenario) in
+            [("sleep", Scenario::Sleep), ("spin", Scenario::Spin)]
+        {
+            if !self.options.wants(scenario) {
+                self.bar.inc(plan.clients.len() as u64);
+                continue;
+            }
+            for &clients in &plan.clients {
+                self.step(format!(
+                    "{}: {clients} clients, {kind} work",
+                    model.name
+                ));
+                report.sessions.push(self.sessions(model, kind, clients));
+                self.bar.inc(1);
+            }
+        }
+        for connections in plan.connections_for(model) {
+            if self.options.wants(Scenario::Zero) {
+                self.step(format!(
+                    "{}: {connections} connections, zero work",
+                    model.name
+                ));
+                report.zero.push(self.zero_work(model, connections));
+            }
+            self.bar.inc(1);
+        }
+    }
+
+    /// Memory per idle connection, for an event loop.
+    fn idle(&self, model: &Model, report: &mut Report) {
+        if self.options.wants(Scenario::Idle) {
+            self.step(format!("{}: idle connections", model.name));
+            if self.available(model).is_ok() {
+                report.idle.push(self.idle_memory(model));
+            }
+        }
+        self.bar.inc(1);
+    }
+
+    /// The book's event loop against the reference, in alternating rounds
+    /// at each of the goal's connection counts.
+    fn goal(&self, report: &mut Report) {
+        let pair: Vec<(&Model, bool)> = goal_models()
+            .map(|m| (m, self.available(m).is_ok()))
+            .collect();
+        for &connections in &self.plan.goal_connections {
+            for round in 1..=self.plan.rounds {
+                for &(model, available) in &pair {
+                    self.step(format!(
+                        "goal: {} at {connections} connections, round \
+                         {round}",
+                        model.name
+                    ));
+                    if self.options.wants(Scenario::Goal) && available {
+                        let mut row = self.zero_work(model, connections);
+                        row.round = round;
+                        report.goal_rounds.push(row);
+                    }
+                    self.bar.inc(1);
+                }
+            }
+        }
+    }
+
+    /// The driver against a minimal tokio load generator, both driving
+    /// the reference server.
+    fn client_check(&self, report: &mut Report) {
+        self.step("client check: driver vs tokio load generator".into());
+        let reference = models::reference();
+        if self.options.wants(Scenario::Check)
+            && self.available(reference).is_ok()
+        {
+            report.checks.extend(self.check_generators(reference));
+        }
+        self.bar.inc(2);
+    }
+
+    /// Shows what is being measured: on the bar, or as a log line when
+    /// stderr is not a terminal (CI), where the bar is hidden.
+    fn step(&self, message: String) {
+        if self.bar.is_hidden() {
+            eprintln!("bench: {message}");
+        }
+        self.bar.set_message(message);
+    }
+
+    /// Checks that `model` really serves: a placeholder prints `listening
+    /// on` and exits, a broken server does not ack.
+    fn available(&self, model: &Model) -> Result<(), String> {
+        let server = self
+            .start(model, None, &["--work-ms", "0"])
+            .map_err(|e| format!("does not start: {e}"))?;
+        probe(&server).map_err(|e| {
+            let log = server.log();
+            let last = log.lines().last().unwrap_or("").to_owned();
+            format!("does not ack ({e}) {last}")
+        })
+    }
+
+    /// Starts `model`'s server with `--quiet`, [`WORKERS`] workers, room
+    /// for `queue` waiting clients if given, and `args`.
+    fn start(
+        &self,
+        model: &Model,
+        queue: Option<usize>,
+        args: &[&str],
+    ) -> io::Result<ServerProcess> {
+        let mut all = vec![
+            "serve".to_owned(),
+            model.name.to_owned(),
+            "--quiet".to_owned(),
+        ];
+        all.extend(model.pool_flags(WORKERS, queue));
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        ServerProcess::start(&self.program, &all)
+    }
+
+    // Scenarios 1 and 2: `clients` clients, one session each.
+    fn sessions(
+        &self,
+        model: &Model,
+        kind: &'static str,
+        clients: usize,
+    ) -> SessionRow {
+        let plan = &self.plan;
+        let work_ms = plan.work.as_millis().to_string();
+        let mut row = SessionRow {
+            model: model.label,
+            kind,
+            clients,
+            messages: plan.messages,
+            work_ms: plan.work.as_millis() as u64,
+            wall_s: 0.0,
+            parallelism: 0.0,
+            cores_busy: 0.0,
+            status: Status::Ok,
+        };
+        let flags = ["--work-ms", &work_ms, "--work-kind", kind];
+        let server = match self.start(model, Some(clients.max(64)), &flags) {
+            Ok(server) => server,
+            Err(e) => {
+                row.status = Status::Failed(format!("start: {e}"));
+                return row;
+            }
+        };
+        // Serial service takes clients x messages x work; allow three times
+        // that (spin work takes longer on a busy machine).
+        let serial = plan.work * plan.messages * clients as u32;
+        let messages = clients as u64 * u64::from(plan.messages);
+        let load = Load {
+            connections: clients,
+            session_messages: plan.messages,
+            message: b"package".to_vec(),
+            until: Until::SessionsDone {
+                timeout: serial * 3 + Duration::from_secs(10),
+            },
+        };
+        let before = server.usage();
+        match driver::run(server.addr(), &load) {
+            Ok(outcome) => {
+                let after = server.usage();
+                row.wall_s = outcome.elapsed.as_secs_f64();
+                row.parallelism = client::load::parallelism(
+                    messages,
+                    plan.work,
+                    outcome.elapsed,
+                );
+                // Spin work burns a fixed amount of CPU time per message
+                // (`protocol::work::spin_for`), so the wall time already
+                // shows the cores; the CPU the server really used says how
+                // many of them were busy, and whether the machine was.
+                let cpu = after.cpu.saturating_sub(before.cpu);
+                row.cores_busy = cpu.as_secs_f64() / row.wall_s;
+                row.status = Status::of(&outcome, messages);
+            }
+            Err(e) => row.status = Status::Failed(format!("driver: {e}")),
+        }
+        row
+    }
+
+    /// Scenario 3: closed loop at zero work, sampled over the window.
+    fn zero_work(&self, model: &Model, connections: usize) -> ZeroRow {
+        let plan = &self.plan;
+        let mut row = ZeroRow {
+            model: model.label,
+            connections,
+            ..ZeroRow::default()
+        };
+        let queue = Some(connections.max(64));
+        let server = match self.start(model, queue, &["--work-ms", "0"]) {
+            Ok(server) => server,
+            Err(e) => {
+                row.status = Status::Failed(format!("start: {e}"));
+                return row;
+            }
+        };
+        let load = Load {
+            connections,
+            session_messages: plan.session_messages,
+            message: b"ping".to_vec(),
+            until: Until::Window {
+                warmup: warmup(plan, connections),
+                window: plan.window,
+            },
+        };
+        let started = Instant::now();
+        let addr = server.addr();
+        let driver =
+            thread::spawn(move || driver::run_from(addr, &load, started));
+        let at = |t: Instant| {
+            thread::sleep(t.saturating_duration_since(Instant::now()))
+        };
+        at(started + warmup(plan, connections));
+        let before = server.usage();
+        at(started + warmup(plan, connections) + plan.window);
+        let after = server.usage();
+        let mut outcome = match driver.join() {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                row.status = Status::Failed(format!("driver: {e}"));
+                return row;
+            }
+            Err(_) => {
+                row.status = Status::Failed("driver panicked".into());
+                return row;
+            }
+        };
+        fill_zero_row(&mut row, &mut outcome, plan.window);
+        fill_server_columns(&mut row, &before, &after, plan.window);
+        row
+    }
+
+    /// User-space memory per idle connection: resident memory before and
+    /// after opening `plan.idle_connections` connections that each exchange
+    /// one message and then wait.
+    fn idle_memory(&self, model: &Model) -> IdleRow {
+        let plan = &self.plan;
+        let mut row = IdleRow {
+            model: model.label,
+            connections: 0,
+            ..IdleRow::default()
+        };
+        let server = match self.start(model, None, &["--work-ms", "0"]) {
+            Ok(server) => server,
+            Err(e) => {
+                row.status = Status::Failed(format!("start: {e}"));
+                return row;
+            }
+        };
+        // One session first, so that lazily allocated state (the runtime,
+        // buffers that are reused) is in the baseline, not in the per-
+        // connection figure.
+        let _ = probe(&server);
+        thread::sleep(Duration::from_millis(200));
+        let before = server.usage();
+        let mut open = Vec::with_capacity(plan.idle_connections);
+        for _ in 0..plan.idle_connections {
+            match hold_idle(&server) {
+                Ok(stream) => open.push(stream),
+                Err(e) => {
+                    row.status = Status::Failed(format!(
+                        "after {} connections: {e}",
+                        open.len()
+                    ));
+                    break;
+                }
+            }
+        }
+        thread::sleep(Duration::from_millis(500));
+        let after = server.usage();
+        row.connections = open.len();
+        row.rss_before_kib = before.rss_bytes / 1024;
+        row.rss_after_kib = after.rss_bytes / 1024;
+        if !open.is_empty() {
+            let grown = after.rss_bytes.saturating_sub(before.rss_bytes);
+            row.bytes_per_connection = grown as f64 / open.len() as f64;
+        }
+        row
+    }
+
+    /// The driver and a minimal tokio load generator against the same
+    /// server (a fresh one each), same connections, same window.
+    fn check_generators(&self, model: &Model) -> Vec<CheckRow> {
+        let plan = &self.plan;
+        let mut rows = Vec::new();
+        let rounds = (1..=plan.rounds).flat_map(|round| {
+            ["driver (epoll)", "tokio minimal"]
+                .map(|generator| (round, generator))
+        });
+        for (round, generator) in rounds {
+            let Ok(server) = self.start(model, None, &["--work-ms", "0"])
+            else {
+                continue;
+            };
+            let result = run_generator(generator, server.addr(), plan);
+            let mut row = CheckRow {
+                generator,
+                server: model.label,
+                connections: plan.check_connections,
+                round,
+                ..CheckRow::default()
+            };
+            match result {
+                Ok((mut outcome, cpu)) => {
+                    outcome.client_cpu = cpu;
+                    let mut zero = ZeroRow::default();
+                    fill_zero_row(&mut zero, &mut outcome, plan.window);
+                    row.msgs_per_s = zero.msgs_per_s;
+                    row.client_cpu_us_per_msg = zero.client_cpu_us_per_msg;
+                    row.p99_us = zero.p99_us;
+                    row.status = zero.status;
+                }
+                Err(e) => row.status = Status::Failed(e.to_string()),
+            }
+            rows.push(row);
+        }
+        rows
+    }
+}
+
+/// The models the goal compares, in chapter order: every event loop (the
+/// book's and the reference).
+fn goal_models() -> impl Iterator<Item = &'static Model> {
+    MODELS.iter().filter(|m| m.event_loop)
+}
+
+/// One message, one ack, goodbye.
+fn probe(server: &ServerProcess) -> io::Result<()> {
+    let mut conn = Connection::new(server.connect(Duration::from_secs(5))?)?;
+    conn.send(b"probe")?;
+    conn.read_ack()?;
+    conn.send_goodbye()
+}
+
+/// The warmup before a window: long enough to open every connection
+/// (the driver opens a few thousand per second, alongside the load).
+fn warmup(plan: &Plan, connections: usize) -> Duration {
+    plan.warmup
+        .max(Duration::from_micros(200) * connections as u32)
+}
+
+/// The server-side columns of a zero-work row whose client side is
+/// filled: the server's cost over the window, from `/proc` readings
+/// taken at its start and end, per message and in all.
+fn fill_server_columns(
+    row: &mut ZeroRow,
+    before: &procfs::Usage,
+    after: &procfs::Usage,
+    window: Duration,
+) {
+    let cpu = after.cpu.saturating_sub(before.cpu);
+    let user = after.user.saturating_sub(before.user);
+    let sleeps = after.sleeps.saturating_sub(before.sleeps);
+    if row.messages > 0 {
+        let messages = row.messages as f64;
+        row.server_cpu_us_per_msg = cpu.as_secs_f64() * 1e6 / messages;
+        row.server_sleeps_per_100 = sleeps as f64 * 100.0 / messages;
+        row.server_user_us_per_msg = user.as_secs_f64() * 1e6 / messages;
+    }
+    row.server_cpu_percent = cpu.as_secs_f64() / window.as_secs_f64() * 100.0;
+    row.server_rss_kib = after.rss_bytes / 1024;
+    row.server_processes = after.processes;
+}
+
+/// The client-side columns of a zero-work row.
+fn fill_zero_row(row: &mut ZeroRow, outcome: &mut Outcome, window: Duration) {
+    let latency = Percentiles::of(&mut outcome.latencies_ns);
+    row.messages = outcome.messages;
+    row.msgs_per_s = outcome.messages as f64 / window.as_secs_f64();
+    row.p50_us = latency.p50_us;
+    row.p99_us = latency.p99_us;
+    row.max_us = latency.max_us;
+    row.served_connections = outcome.served_connections;
+    row.errors = outcome.errors;
+    if outcome.messages > 0 {
+        row.client_cpu_us_per_msg =
+            outcome.client_cpu.as_secs_f64() * 1e6 / outcome.messages as f64;
+    }
+    row.client_cpu_percent =
+        outcome.client_cpu.as_secs_f64() / window.as_secs_f64() * 100.0;
+    row.status = if outcome.messages == 0 {
+        Status::Failed(first_error(outcome, "no message acked"))
+    } else {
+        Status::Ok
+    };
+}
+
+fn first_error(outcome: &Outcome, otherwise: &str) -> String {
+    outcome
+        .error_samples
+        .first()
+        .cloned()
+        .unwrap_or_else(|| otherwise.to_owned())
+}
+
+/// A connection that has exchanged one message and now waits.
+fn hold_idle(server: &ServerProcess) -> io::Result<Connection> {
+    let mut conn = Connection::new(server.connect(Duration::from_secs(5))?)?;
+    conn.send(b"hello")?;
+    conn.read_ack()?;
+    Ok(conn)
+}
+
+fn run_generator(
+    generator: &str,
+    addr: SocketAddr,
+    plan: &Plan,
+) -> io::Result<(Outcome, Duration)> {
+    if generator.starts_with("tokio") {
+        return tokio_load::run(
+            addr,
+            plan.check_connections,
+            plan.session_messages,
+            plan.warmup,
+            plan.window,
+        );
+    }
+    let load = Load {
+        connections: plan.check_connections,
+        session_messages: plan.session_messages,
+        message: b"ping".to_vec(),
+        until: Until::Window {
+            warmup: plan.warmup,
+            window: plan.window,
+        },
+    };
+    let outcome = driver::run(addr, &load)?;
+    let cpu = outcome.client_cpu;
+    Ok((outcome, cpu))
+}
