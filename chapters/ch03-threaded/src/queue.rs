@@ -54,7 +54,8 @@ impl<T> Queue<T> {
         Queue {
             state: Mutex::new(State {
                 // Grown on demand, not reserved: `capacity` is a bound,
-                // and `--queue 4294967295` must not ask for 240 GB.
+                // and `--queue 65536` should not cost megabytes for
+                // clients that may never come.
                 items: VecDeque::new(),
                 idle: 0,
                 closed: false,

@@ -19,7 +19,7 @@ const SIZES: [usize; 3] = [9, 100, 60_000];
 /// About this many bytes of messages per benchmark iteration.
 const STREAM: usize = 1 << 20;
 
-/// Largest message the decoders accept (the default `--max-message-bytes`).
+/// Largest message the decoders accept (the default limit).
 const LIMIT: usize = 65_536;
 
 /// A stream of whole messages of `size` content bytes each.

@@ -1,10 +1,14 @@
-//! The command line every server takes (the contract, book/contract.md).
+//! The command line every server takes: the flags, their defaults and
+//! the values each accepts (the contract, book/contract.md, "Flags").
+//!
+//! A value that would defeat a limit is a bad flag, refused by the parser
+//! like a typo: one line on stderr and exit 2 (`cli::bad_arguments`), before
+//! the server binds anything.
 
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::decoder::GOODBYE;
 use crate::work::Work;
 
 /// How a server simulates the work it does for each message.
@@ -18,6 +22,24 @@ pub enum WorkKind {
     Spin,
 }
 
+/// The most content bytes `--max-message-bytes` may allow: 16 MiB. The
+/// limit is what bounds a connection's memory; a larger one would let a
+/// few thousand clients that never send ETX take tens of gigabytes.
+pub const MESSAGE_BYTES_CEILING: usize = 16 * 1024 * 1024;
+
+/// The most `--workers`: each is a process or a thread with its own
+/// stack, and more than a thousand is a typo, not a tuning.
+pub const WORKERS_CEILING: u32 = 1024;
+
+/// The largest `--queue`: each waiting connection holds a descriptor, and
+/// 65,536 is already more than a process may usually open.
+pub const QUEUE_CEILING: u32 = 65_536;
+
+/// The longest `--work-ms`, one hour. A signal's drain waits for the work
+/// in progress, so a longer value would turn "exit within `--work-ms`
+/// plus one second" into no promise at all.
+pub const WORK_MS_CEILING: u64 = 60 * 60 * 1000;
+
 /// Every server's flags. Each model reads the ones that apply to it.
 #[derive(Debug, Clone, Parser)]
 pub struct Config {
@@ -25,26 +47,36 @@ pub struct Config {
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: String,
 
-    /// Simulated work per message, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    /// Simulated work per message, in milliseconds; at most 3600000 (one
+    /// hour).
+    #[arg(long, default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(..=WORK_MS_CEILING))]
     pub work_ms: u64,
 
     /// Wait (like I/O) or burn CPU for the work.
     #[arg(long, value_enum, default_value_t = WorkKind::Sleep)]
     pub work_kind: WorkKind,
 
-    /// Processes or threads, where the model has them.
-    #[arg(long, default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Processes or threads, where the model has them; 1 to 1024.
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32)
+            .range(1..=i64::from(WORKERS_CEILING)),
+    )]
     pub workers: u32,
 
-    /// Accept-queue capacity, where the model has one.
-    #[arg(long, default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    /// Accept-queue capacity, where the model has one; 1 to 65536.
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32)
+            .range(1..=i64::from(QUEUE_CEILING)),
+    )]
     pub queue: u32,
 
-    /// Longest accepted message, in content bytes (ETX not counted); at
-    /// least 7, so that `goodbye` fits.
+    /// Longest accepted message, in content bytes (ETX not counted); 7
+    /// (so that `goodbye` fits) to 16777216 (16 MiB).
     #[arg(long, default_value_t = 65536, value_parser = message_limit)]
     pub max_message_bytes: usize,
 
@@ -73,22 +105,114 @@ impl Config {
     }
 }
 
-/// Parses `--max-message-bytes`: a limit below the length of `goodbye`
-/// would turn every session's last message into a protocol violation.
+/// Parses `--max-message-bytes`: at least one byte (`goodbye` may pass a
+/// smaller limit, see the decoder), and at most [`MESSAGE_BYTES_CEILING`],
+/// above which memory would be unbounded in practice.
 fn message_limit(text: &str) -> Result<usize, String> {
     let limit: usize = text.parse().map_err(|e| format!("{e}"))?;
-    if limit < GOODBYE.len() {
+    if limit == 0 {
+        return Err("0 is too small: at least 1".into());
+    }
+    if limit > MESSAGE_BYTES_CEILING {
         return Err(format!(
-            "{limit} is too small: `goodbye` alone is {} bytes",
-            GOODBYE.len()
+            "{limit} is too large: at most {MESSAGE_BYTES_CEILING} (16 MiB)"
         ));
     }
     Ok(limit)
 }
 
 impl Default for Config {
-    /// The defaults of the contract, as if no flag was given.
+    /// The contract's defaults, as if no flag was given.
     fn default() -> Config {
         Config::parse_from(["server"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    /// Parses `flag value` the way every server does, after the program
+    /// name.
+    fn parse(flag: &str, value: &str) -> Result<Config, clap::Error> {
+        Config::try_parse_from(["server".to_owned(), format!("{flag}={value}")])
+    }
+
+    /// Each ranged flag takes its edges and refuses one past each, as a
+    /// bad value (not a panic, not a wrapped-around number).
+    #[test]
+    fn ranges_are_inclusive_at_both_edges() {
+        let ceiling = MESSAGE_BYTES_CEILING.to_string();
+        let past = (MESSAGE_BYTES_CEILING + 1).to_string();
+        let cases = [
+            ("--max-message-bytes", "1", "0"),
+            ("--max-message-bytes", ceiling.as_str(), past.as_str()),
+            ("--workers", "1", "0"),
+            ("--workers", "1024", "1025"),
+            ("--queue", "1", "0"),
+            ("--queue", "65536", "65537"),
+            ("--work-ms", "0", "-1"),
+            ("--work-ms", "3600000", "3600001"),
+        ];
+        for (flag, edge, beyond) in cases {
+            let accepted = parse(flag, edge);
+            assert!(accepted.is_ok(), "{flag} {edge}: {accepted:?}");
+            let refused = parse(flag, beyond).map(|_| ()).unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::ValueValidation);
+            // The message names the flag, so the one line says what to fix.
+            let text = refused.to_string();
+            assert!(text.contains(flag), "{flag} {beyond}: {text}");
+        }
+    }
+
+    /// The edges land in the fields unchanged.
+    #[test]
+    fn edge_values_are_kept() {
+        let top = parse("--max-message-bytes", "16777216").expect("16 MiB");
+        assert_eq!(top.max_message_bytes, 16 * 1024 * 1024);
+        let hour = parse("--work-ms", "3600000").expect("one hour");
+        assert_eq!(hour.work().duration, Duration::from_secs(3600));
+        assert_eq!(parse("--workers", "1024").expect("1024").workers, 1024);
+        assert_eq!(parse("--queue", "65536").expect("65536").queue, 65_536);
+    }
+
+    /// The defaults lie inside every range (they are parsed like any
+    /// value, so `Config::default` would panic otherwise).
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::default();
+        assert_eq!(config.work_ms, 2000);
+        assert_eq!(config.workers, 5);
+        assert_eq!(config.queue, 64);
+        assert_eq!(config.max_message_bytes, 65_536);
+    }
+
+    /// A server started with a value past a limit exits 2 before it
+    /// serves (or binds): the path every binary takes.
+    #[test]
+    fn out_of_range_exits_2_without_serving() {
+        fn never(
+            _: std::net::TcpListener,
+            _: &Config,
+            _: crate::Shutdown,
+        ) -> std::io::Result<()> {
+            panic!("a refused flag must not reach serve")
+        }
+        for (flag, beyond) in [
+            ("--max-message-bytes", "16777217"),
+            ("--workers", "1025"),
+            ("--queue", "65537"),
+            ("--work-ms", "3600001"),
+        ] {
+            let args = ["server", "--addr", "127.0.0.1:0", flag, beyond];
+            let exit =
+                crate::cli::run("server", "test", args.map(Into::into), never);
+            assert_eq!(
+                exit,
+                std::process::ExitCode::from(2),
+                "{flag} {beyond}"
+            );
+        }
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! It never holds more than `max_message_bytes` of content: a client that
 //! sends a megabyte with no ETX costs the server `max_message_bytes`, then
-//! gets [`ProtocolError::TooLong`].
+//! gets [`ProtocolError::TooLong`]. And once a message is complete it keeps
+//! at most [`IDLE_CAPACITY`], so a connection that once sent a big message
+//! and went quiet costs what any idle connection costs.
 
 use std::fmt;
 
@@ -19,6 +21,16 @@ pub const GOODBYE: &[u8] = b"goodbye";
 
 /// What the server sends for every message, after the work.
 pub const ACK: &[u8] = b"ack";
+
+/// The most buffer a decoder keeps once a message is complete: 4 KiB.
+///
+/// A buffer grows to fit the largest message so far, and a `Vec` never
+/// gives memory back by itself: 2,000 idle connections that once sent a
+/// 60 KB message would hold 117 MiB between them. So after a message the
+/// decoder shrinks its buffer to this size. Shrinking is a reallocation,
+/// but only a buffer that a message took past this size is ever shrunk:
+/// the common path, short messages, never reallocates.
+pub const IDLE_CAPACITY: usize = 4 * 1024;
 
 /// One complete unit of the protocol, as the decoder hands it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,17 +137,23 @@ impl Decoder {
         input: &mut &[u8],
     ) -> Result<Option<Frame<'d>>, ProtocolError> {
         if self.complete {
+            // The frame handed out borrowed `partial`; only now, at the
+            // next call, may it be cleared - and given back if big.
             self.partial.clear();
+            self.partial.shrink_to(IDLE_CAPACITY);
             self.complete = false;
         }
         // Find the first byte that ends the message or breaks the rules.
         let stop = input.iter().position(|&b| b == ETX || b >= 0x80);
         let content_len = stop.unwrap_or(input.len());
-        if self.partial.len() + content_len > self.max {
+        let content = &input[..content_len];
+        if self.partial.len() + content_len > self.max
+            && !self.could_be_goodbye(content)
+        {
             return Err(ProtocolError::TooLong { limit: self.max });
         }
         self.grow_for(content_len);
-        self.partial.extend_from_slice(&input[..content_len]);
+        self.partial.extend_from_slice(content);
         let Some(stop) = stop else {
             *input = &[];
             return Ok(None);
@@ -163,9 +181,20 @@ impl Decoder {
         let needed = self.partial.len() + more;
         let capacity = self.partial.capacity();
         if needed > capacity {
-            let target = capacity.saturating_mul(2).max(needed).min(self.max);
+            let ceiling = self.max.max(needed);
+            let target = capacity.saturating_mul(2).max(needed).min(ceiling);
             self.partial.reserve_exact(target - self.partial.len());
         }
+    }
+
+    /// Whether the message so far, followed by `more`, could still be
+    /// `goodbye`. A session can always end politely: with a limit below
+    /// seven bytes, `goodbye` is the one message allowed past it.
+    fn could_be_goodbye(&self, more: &[u8]) -> bool {
+        let len = self.partial.len() + more.len();
+        len <= GOODBYE.len()
+            && GOODBYE.starts_with(&self.partial)
+            && GOODBYE[self.partial.len()..].starts_with(more)
     }
 
     /// Bytes of an unfinished message held since the last complete one.
@@ -187,6 +216,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use proptest::prelude::*;
 
     /// One decoded result, owned, so whole runs can be compared.
@@ -317,6 +347,37 @@ mod tests {
         assert!(matches!(decoder.decode(&mut end), Ok(Some(_))));
     }
 
+    /// A 60 KB message, arriving in segment-sized reads, leaves a buffer
+    /// of at most [`IDLE_CAPACITY`] behind once it is complete - not the
+    /// 60 KB it took - and the next short message costs no reallocation.
+    #[test]
+    fn a_big_message_leaves_no_big_buffer() {
+        let mut decoder = Decoder::new(65_536);
+        let mut wire = vec![b'x'; 60_000];
+        wire.push(ETX);
+        let mut during = 0;
+        for segment in wire.chunks(1448) {
+            let mut input = segment;
+            while let Some(frame) = decoder.decode(&mut input).unwrap() {
+                assert!(
+                    matches!(frame, Frame::Message(m) if m.len() == 60_000)
+                );
+            }
+            during = during.max(decoder.buffered_capacity());
+        }
+        assert!(during >= 60_000, "the message itself was held whole");
+        assert_eq!(decoder.pending_bytes(), 0);
+        assert!(decoder.buffered_capacity() <= IDLE_CAPACITY);
+        let kept = decoder.buffered_capacity();
+        let mut short: &[u8] = b"package 0\x03";
+        assert_eq!(
+            decoder.decode(&mut short),
+            Ok(Some(Frame::Message("package 0")))
+        );
+        assert_eq!(decoder.decode(&mut short), Ok(None));
+        assert_eq!(decoder.buffered_capacity(), kept);
+    }
+
     /// Any byte stream, with a split point list.
     fn stream_and_splits() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
         // Mostly protocol-shaped bytes, with the odd non-ASCII one.
@@ -358,6 +419,44 @@ mod tests {
             prop_assert_eq!(whole, pieces);
         }
 
+        /// Whenever the decoder waits for more input, its buffer holds at
+        /// most [`IDLE_CAPACITY`] or, for the unfinished message, twice its
+        /// bytes (the doubling growth): never what an earlier, bigger
+        /// message needed, however the stream is split.
+        #[test]
+        fn idle_buffer_is_small_after_any_message(
+            lengths in prop::collection::vec(
+                prop_oneof![3 => 0usize..100, 1 => 0usize..20_000],
+                0..8,
+            ),
+            tail in 0usize..20_000,
+            cuts in prop::collection::vec(0.0f64..=1.0, 0..20),
+        ) {
+            let mut bytes = Vec::new();
+            for len in lengths {
+                bytes.extend(std::iter::repeat_n(b'm', len));
+                bytes.push(ETX);
+            }
+            bytes.extend(std::iter::repeat_n(b't', tail));
+            let cuts: Vec<usize> = cuts
+                .iter()
+                .map(|f| (f * bytes.len() as f64) as usize)
+                .collect();
+            let mut decoder = Decoder::new(20_000);
+            for chunk in split(&bytes, &cuts) {
+                let mut input = chunk;
+                while decoder.decode(&mut input).unwrap().is_some() {}
+                let pending = decoder.pending_bytes();
+                prop_assert!(
+                    decoder.buffered_capacity()
+                        <= IDLE_CAPACITY.max(2 * pending),
+                    "capacity {} with {} bytes pending",
+                    decoder.buffered_capacity(),
+                    pending
+                );
+            }
+        }
+
         /// A flood without ETX is cut off at the limit, however it is split.
         #[test]
         fn floods_are_bounded(len in 0usize..5000, max in 0usize..1000) {
@@ -388,5 +487,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// With a limit below seven bytes, `goodbye` still ends the session,
+    /// whatever the split; any other message past the limit is refused.
+    #[test]
+    fn goodbye_passes_a_tiny_limit() {
+        for split in 0..=8 {
+            let wire = b"goodbye\x03";
+            let (a, b) = wire.split_at(split);
+            let mut decoder = Decoder::new(1);
+            let mut goodbyes = 0;
+            for mut part in [a, b] {
+                while let Some(frame) = decoder.decode(&mut part).unwrap() {
+                    assert_eq!(frame, Frame::Goodbye, "split {split}");
+                    goodbyes += 1;
+                }
+            }
+            assert_eq!(goodbyes, 1, "split {split}");
+        }
+        let mut decoder = Decoder::new(1);
+        assert_eq!(
+            decoder.decode(&mut &b"a\x03"[..]),
+            Ok(Some(Frame::Message("a")))
+        );
+        let too_long = decoder.decode(&mut &b"go"[..]);
+        assert_eq!(too_long, Ok(None), "still a prefix of goodbye");
+        let broken = decoder.decode(&mut &b"x"[..]);
+        assert_eq!(broken, Err(ProtocolError::TooLong { limit: 1 }));
     }
 }

@@ -99,7 +99,7 @@ macro_rules! __for_each_check {
         sigterm_right_after_listening,
         /// A bad flag: one stderr line, non-zero exit, no panic.
         bad_flag,
-        /// u64::MAX ms of work or idle limit: no overflow, no panic.
+        /// The largest work and idle limits: no overflow, no panic.
         huge_flag_values,
         /// A busy port: a clear error line, non-zero exit, no panic.
         busy_port,
