@@ -5,3 +5,7 @@ harness::conformance_tests!(
     env!("CARGO_BIN_EXE_ch03-threaded"),
     &["--workers", "3"]
 );
+harness::bounded_queue_conformance_tests!(
+    env!("CARGO_BIN_EXE_ch03-threaded"),
+    &["--workers", "3"]
+);

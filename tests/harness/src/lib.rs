@@ -7,7 +7,9 @@
 //!   `/proc`: what the tests and the benchmark measure a server with.
 //! - [`conformance`]: one check per rule of the contract
 //!   (book/contract.md), written once; [`conformance_tests!`] runs them all
-//!   from a chapter crate, and [`CHECKS`] names them.
+//!   from a chapter crate (with [`event_loop_conformance_tests!`] and
+//!   [`bounded_queue_conformance_tests!`] for the models they fit), and
+//!   [`CHECKS`] names them.
 //!
 //! Every chapter crate takes this crate as its one dev-dependency for
 //! servers-as-processes, so none of them compiles the benchmark's plots or
@@ -40,17 +42,49 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!($program, &[]);
     };
     ($program:expr, $extra:expr $(,)?) => {
-        $crate::__for_each_check!(__conformance_cases, ($program, $extra));
+        $crate::__every_model_checks!(__conformance_cases, ($program, $extra));
     };
 }
 
-/// The list of checks, the only one: hands every check's name (with its
-/// one-line doc) to the macro `$callback`, after `$args`. Both
-/// [`conformance_tests!`] and [`CHECKS`] are made from it, so the tests a
-/// chapter runs and the names the book is checked against cannot diverge.
+/// Like [`conformance_tests!`], for the checks only an event loop can
+/// pass: every connection is served at once, so many idle connections can
+/// each have finished a message. Chapter crates whose server is one (or
+/// many) event loops run these too.
+#[macro_export]
+macro_rules! event_loop_conformance_tests {
+    ($program:expr $(,)?) => {
+        $crate::event_loop_conformance_tests!($program, &[]);
+    };
+    ($program:expr, $extra:expr $(,)?) => {
+        $crate::__event_loop_checks!(__conformance_cases, ($program, $extra));
+    };
+}
+
+/// Like [`conformance_tests!`], for the checks of a server that turns
+/// clients away when its accept queue is full (`--queue`).
+#[macro_export]
+macro_rules! bounded_queue_conformance_tests {
+    ($program:expr $(,)?) => {
+        $crate::bounded_queue_conformance_tests!($program, &[]);
+    };
+    ($program:expr, $extra:expr $(,)?) => {
+        $crate::__bounded_queue_checks!(
+            __conformance_cases,
+            ($program, $extra)
+        );
+    };
+}
+
+/// The lists of checks, the only ones, one per group: each hands every
+/// check's name (with its one-line doc) to the macro `$callback`, after
+/// `$args`. Both the test macros and [`CHECKS`] are made from them, so
+/// the tests a chapter runs and the names the book is checked against
+/// cannot diverge.
+///
+/// The checks every model passes.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __for_each_check {
+macro_rules! __every_model_checks {
     ($callback:ident, $args:tt) => {
         $crate::$callback! { $args
         /// The seed's session: 5 messages acked after the work, goodbye.
@@ -134,30 +168,63 @@ macro_rules! __conformance_cases {
     };
 }
 
-/// The body of [`CHECKS`]: the names, and a compile-time proof that each
-/// names a function of [`conformance`] with a check's signature.
+/// The checks only an event loop passes (see
+/// [`event_loop_conformance_tests!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __event_loop_checks {
+    ($callback:ident, $args:tt) => {
+        $crate::$callback! { $args
+        }
+    };
+}
+
+/// The checks of a server with a bounded accept queue (see
+/// [`bounded_queue_conformance_tests!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bounded_queue_checks {
+    ($callback:ident, $args:tt) => {
+        $crate::$callback! { $args
+        }
+    };
+}
+
+/// The body of the group constants: the names, and a compile-time proof
+/// that each names a function of [`conformance`] with a check's signature.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __check_names {
-    (() $($(#[$doc:meta])* $name:ident,)*) => {
-        /// The name of every conformance check, in the suite's order: what
-        /// the contract page (book/contract.md) must mention, one by one.
-        pub const CHECKS: &[&str] = &[$(stringify!($name),)*];
+    (($group:ident) $($(#[$doc:meta])* $name:ident,)*) => {
+        /// The names of one group of conformance checks, in order.
+        pub const $group: &[&str] = &[$(stringify!($name),)*];
 
         const _: &[fn(&str, &[&str])] = &[$($crate::conformance::$name,)*];
     };
 }
 
-__for_each_check!(__check_names, ());
+__every_model_checks!(__check_names, (EVERY_MODEL));
+__event_loop_checks!(__check_names, (EVENT_LOOP));
+__bounded_queue_checks!(__check_names, (BOUNDED_QUEUE));
+
+/// Every conformance check, group by group: what the contract page
+/// (book/contract.md) must mention, one by one.
+pub const CHECKS: &[&[&str]] = &[EVERY_MODEL, EVENT_LOOP, BOUNDED_QUEUE];
+
+/// The names in [`CHECKS`], one after another.
+pub fn all_checks() -> impl Iterator<Item = &'static str> {
+    CHECKS.iter().flat_map(|group| group.iter().copied())
+}
 
 #[cfg(test)]
 mod tests {
     /// Every check has a distinct name, so none hides another.
     #[test]
     fn check_names_are_distinct() {
-        let mut names = super::CHECKS.to_vec();
+        let mut names: Vec<&str> = super::all_checks().collect();
+        let count = names.len();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), super::CHECKS.len());
+        assert_eq!(names.len(), count);
     }
 }
