@@ -78,6 +78,13 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
 
+    /// Draw the --chart's and --svg's time axis at least this long, so
+    /// that pictures of different runs share one scale. A longer run
+    /// keeps its whole, longer axis.
+    #[arg(long, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    span_ms: Option<u64>,
+
     /// The server's stderr from this run, for --chart and --svg: split
     /// each message by the moments the server read it and sent its ack,
     /// and draw a row per server worker, instead of taking the last
@@ -103,8 +110,12 @@ fn main() -> ExitCode {
 /// One load run, printed; the error is the one line to show.
 fn run(args: &Cli) -> Result<(), String> {
     // Said before the run, not after minutes of it.
-    if args.server_log.is_some() && !args.chart && args.svg.is_none() {
+    let drawing = args.chart || args.svg.is_some();
+    if args.server_log.is_some() && !drawing {
         return Err("--server-log is read for --chart or --svg".into());
+    }
+    if args.span_ms.is_some() && !drawing {
+        return Err("--span-ms is the axis of --chart or --svg".into());
     }
     let load = Load {
         addr: resolve(&args.addr)?,
@@ -125,7 +136,7 @@ fn run(args: &Cli) -> Result<(), String> {
     }
     let work = args.work_ms.map(Duration::from_millis);
     println!("{}", report.summary(work));
-    if args.chart || args.svg.is_some() {
+    if drawing {
         draw(args, &report, work)?;
     }
     Ok(())
@@ -137,7 +148,7 @@ fn draw(
     report: &Report,
     work: Option<Duration>,
 ) -> Result<(), String> {
-    let timeline = match &args.server_log {
+    let mut timeline = match &args.server_log {
         None => Timeline::from_report(report, work),
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -157,6 +168,16 @@ fn draw(
             timeline
         }
     };
+    if let Some(span) = args.span_ms {
+        timeline.stretch_to(Duration::from_millis(span));
+        if timeline.span > Duration::from_millis(span) {
+            eprintln!(
+                "client: the run took {} ms, longer than --span-ms {span}: \
+                 the axis is as long as the run",
+                timeline.span.as_millis()
+            );
+        }
+    }
     if args.chart {
         let mut style = text::Style::for_stdout();
         if args.ascii {
