@@ -327,21 +327,26 @@ fn waiting_strip(
         let next = steps.get(i + 1).map_or(timeline.span, |s| s.0);
         (next - steps[i].0).as_secs_f64() >= pixel
     };
+    // None held that long (an event loop reads every message at once):
+    // the curve is flat, and the label says so rather than count a
+    // spike nobody can see.
     let most = (0..steps.len())
         .filter(|&i| held(i))
         .map(|i| steps[i].1)
         .max()
-        .filter(|&n| n > 0)
-        .or_else(|| steps.iter().map(|s| s.1).max())
         .unwrap_or(0);
     let bottom = top + STRIP;
     let y = |n: usize| bottom - STRIP * n.min(most) as f64 / most.max(1) as f64;
+    let note = match most {
+        0 => "(none)".to_string(),
+        n => format!("(most {n})"),
+    };
     let _ = write!(
         out,
         "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
          text-anchor=\"end\" fill=\"{INK}\">clients waiting</text>\
          <text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"10\" \
-         text-anchor=\"end\" fill=\"{MUTED}\">(most {most})</text>\
+         text-anchor=\"end\" fill=\"{MUTED}\">{note}</text>\
          <path class=\"waiting\" fill=\"{WAITING}\" d=\"M{} {}",
         num(LEFT - 8.0),
         num(top + 14.0),
@@ -568,6 +573,40 @@ mod tests {
                 t = num(top)
             )
         );
+    }
+
+    /// Nobody waiting for as long as a pixel (every client served at
+    /// once): the curve stays flat and says `(none)`, not a count of a
+    /// spike too thin to draw.
+    #[test]
+    fn nobody_waiting() {
+        // Client 2's message was read 1 ms after it was sent: 1 ms of a
+        // 1 s axis is under a pixel.
+        let mut t = timeline(1000, &[&[(0, 0, 500)], &[(0, 1, 500)]]);
+        let job = |client| Job {
+            client,
+            number: 0,
+            span: Span {
+                start: ms(0),
+                end: ms(500),
+            },
+            lane: client - 1,
+        };
+        t.workers = vec![WorkerRow {
+            name: "main".to_string(),
+            jobs: vec![job(1), job(2)],
+            lanes: 2,
+        }];
+        let svg = render(&t);
+        assert!(svg.contains(">(none)</text>"), "{svg}");
+        let path = svg.split("class=\"waiting\"").nth(1).unwrap();
+        let d = path.split(" d=\"").nth(1).unwrap().split('"').next();
+        let heights: Vec<&str> = d
+            .unwrap()
+            .split(' ')
+            .filter_map(|step| step.strip_prefix('V'))
+            .collect();
+        assert!(heights.windows(2).all(|w| w[0] == w[1]), "{heights:?}");
     }
 
     /// The top of the waiting curve: 8 px under the last worker lane.
