@@ -6,7 +6,9 @@
 //! colour over it. With a server log, a second panel has a row per worker.
 //!
 //! The chart brings its own light background, so it reads the same on
-//! the book's light and dark themes. Rows are 18 px high while they fit;
+//! the book's light and dark themes. Its text is sized for the book too:
+//! a page column is about 750 px, so the 960 px picture is shown at
+//! about four fifths, and 14 px labels still read as 11 px there. Rows are 18 px high while they fit;
 //! past that each panel keeps a fixed height and rows shrink, down to a
 //! fraction of a pixel, where 1,000 clients become a density picture and
 //! per-row labels give way to the first and last client's. Shapes are
@@ -158,7 +160,7 @@ fn workers_panel(
 fn panel_title(out: &mut String, top: f64, title: &str) {
     let _ = writeln!(
         out,
-        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
+        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"15\" \
          font-weight=\"bold\" fill=\"{INK}\">{title}</text>",
         num(top - 10.0)
     );
@@ -168,23 +170,23 @@ fn panel_title(out: &mut String, top: f64, title: &str) {
 fn header(out: &mut String, timeline: &Timeline) {
     let _ = writeln!(
         out,
-        "<text class=\"title\" x=\"16\" y=\"28\" font-size=\"17\" \
+        "<text class=\"title\" x=\"16\" y=\"28\" font-size=\"20\" \
          font-weight=\"bold\" fill=\"{INK}\">{}</text>",
         escape(&timeline.title)
     );
     let _ = writeln!(
         out,
-        "<g class=\"legend\" font-size=\"12\" fill=\"{INK}\">\
+        "<g class=\"legend\" font-size=\"14\" fill=\"{INK}\">\
          <rect x=\"16\" y=\"41\" width=\"14\" height=\"12\" \
-         fill=\"{WAITING}\"/><text x=\"36\" y=\"51\">waiting (sent, not \
+         fill=\"{WAITING}\"/><text x=\"36\" y=\"52\">waiting (sent, not \
          being worked on)</text>\
-         <rect x=\"236\" y=\"41\" width=\"14\" height=\"12\" \
-         fill=\"{SERVED}\"/><text x=\"256\" y=\"51\">served (the server \
+         <rect x=\"300\" y=\"41\" width=\"14\" height=\"12\" \
+         fill=\"{SERVED}\"/><text x=\"320\" y=\"52\">served (the server \
          working on it)</text></g>"
     );
     let _ = writeln!(
         out,
-        "<text class=\"basis\" x=\"16\" y=\"71\" font-size=\"11\" \
+        "<text class=\"basis\" x=\"16\" y=\"73\" font-size=\"13\" \
          fill=\"{MUTED}\">{}</text>",
         escape(&timeline.basis.explain())
     );
@@ -240,7 +242,7 @@ fn row_labels(out: &mut String, h: f64, top: f64, labels: &[String]) {
     let label = |out: &mut String, y: f64, text: &str| {
         let _ = writeln!(
             out,
-            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"14\" \
              text-anchor=\"end\" fill=\"{INK}\">{}</text>",
             num(LEFT - 8.0),
             num(y),
@@ -249,7 +251,7 @@ fn row_labels(out: &mut String, h: f64, top: f64, labels: &[String]) {
     };
     if h >= LABEL_MIN {
         for (i, text) in labels.iter().enumerate() {
-            label(out, top + (i as f64 + 0.5) * h + 4.0, text);
+            label(out, top + (i as f64 + 0.5) * h + 5.0, text);
         }
     } else if let (Some(first), Some(last)) = (labels.first(), labels.last()) {
         label(out, top + 9.0, first);
@@ -271,10 +273,10 @@ fn worker_row(
     if block >= 10.0 {
         let _ = write!(
             out,
-            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"14\" \
              text-anchor=\"end\" fill=\"{INK}\">{}</text>",
             num(LEFT - 8.0),
-            num(y + h.max(10.0) / 2.0 + 4.0),
+            num(y + h.max(10.0) / 2.0 + 5.0),
             escape(&worker.name)
         );
     }
@@ -284,14 +286,14 @@ fn worker_row(
         let x1 = x(job.span.end.as_secs_f64());
         rect(out, "job", x0, x1, top, bar, SERVED);
         let text = job.client.to_string();
-        // About 6.5 px a digit at 10 px, and a margin.
-        if h >= LABEL_MIN && x1 - x0 >= 6.5 * text.len() as f64 + 4.0 {
+        // About 7.8 px a digit at 12 px, and a margin.
+        if h >= LABEL_MIN && x1 - x0 >= 7.8 * text.len() as f64 + 4.0 {
             let _ = write!(
                 out,
-                "<text x=\"{}\" y=\"{}\" font-size=\"10\" \
+                "<text x=\"{}\" y=\"{}\" font-size=\"12\" \
                  text-anchor=\"middle\" fill=\"#ffffff\">{text}</text>",
                 num((x0 + x1) / 2.0),
-                num(top + bar / 2.0 + 3.5)
+                num(top + bar / 2.0 + 4.0)
             );
         }
     }
@@ -343,9 +345,9 @@ fn waiting_strip(
     };
     let _ = write!(
         out,
-        "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+        "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"14\" \
          text-anchor=\"end\" fill=\"{INK}\">clients waiting</text>\
-         <text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"10\" \
+         <text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"12\" \
          text-anchor=\"end\" fill=\"{MUTED}\">{note}</text>\
          <path class=\"waiting\" fill=\"{WAITING}\" d=\"M{} {}",
         num(LEFT - 8.0),
@@ -397,11 +399,11 @@ fn axis(out: &mut String, ticks: &[Tick], x: &impl Fn(f64) -> f64, y: f64) {
             out,
             "<line x1=\"{x}\" x2=\"{x}\" y1=\"{}\" y2=\"{}\" \
              stroke=\"{MUTED}\"/><text class=\"tick\" x=\"{x}\" y=\"{}\" \
-             font-size=\"11\" text-anchor=\"middle\" \
+             font-size=\"14\" text-anchor=\"middle\" \
              fill=\"{INK}\">{}</text>",
             num(y + 2.0),
             num(y + 7.0),
-            num(y + 20.0),
+            num(y + 22.0),
             escape(&tick.label),
             x = num(x(tick.at))
         );
