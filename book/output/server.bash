@@ -100,3 +100,45 @@ three_clients_run() {
     save_server_log "$out/$1-server.txt"
     mv "$scratch/client.txt" "$out/$1-client.txt"
 }
+
+# timeline_pictures NAME: the picture every model chapter shows beside its
+# diagram, and the same experiment for the five-at-a-glance section of
+# measuring.md. The experiment is the same for every model: 6 clients x 3
+# messages, 200 ms of sleep work per message, and --workers 3 for the
+# models the registry (`server-models models`) says take it. The client
+# draws each run with the server's own log, so that the picture has a row
+# per server worker too. Two runs, two pictures in book/images:
+#
+#   NAME-timeline.svg        the time axis as long as the run
+#   NAME-timeline-scale.svg  a 4 s axis, the same for every model: the
+#                            slowest, one message at a time, needs
+#                            18 x 200 ms = 3.6 s
+#
+# Needs target/debug/server-models, client and NAME built.
+timeline_pictures() {
+    local name=$1 pool=()
+    if target/debug/server-models models | awk -F'\t' -v name="$name" \
+        '$1 == name && $5 ~ /--workers/ { found = 1 } END { exit !found }'
+    then
+        pool=(--workers 3)
+    fi
+    timeline_run "$name" book/images/"$name"-timeline.svg "${pool[@]}"
+    timeline_run "$name" book/images/"$name"-timeline-scale.svg \
+        --span-ms 4000 "${pool[@]}"
+}
+
+# timeline_run NAME SVG [--span-ms MS] [SERVER FLAGS...]: one run of
+# timeline_pictures' experiment, drawn to SVG.
+timeline_run() {
+    local name=$1 svg=$2 span=()
+    shift 2
+    if [ "${1:-}" = --span-ms ]; then
+        span=("$1" "$2")
+        shift 2
+    fi
+    start_server "$name" --addr 127.0.0.1:0 --work-ms 200 "$@"
+    target/debug/client 6 --addr "$addr" --messages 3 --work-ms 200 \
+        --quiet --server-log "$scratch/server.txt" --svg "$svg" \
+        --title "$name${*:+ $*}" "${span[@]}" >/dev/null
+    stop_server
+}
