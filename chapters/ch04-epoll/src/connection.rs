@@ -456,7 +456,7 @@ impl Connection {
     /// Tells epoll what we wait for, if that changed. Write interest only
     /// while output is pending: a level-triggered EPOLLOUT on a socket with
     /// room to write would wake the loop on every wait.
-    pub fn update_interest(&mut self, poller: &Poller) {
+    pub fn update_interest(&mut self, poller: &mut Poller) {
         let wanted = Interest {
             read: self.wants_read(),
             write: self.has_output(),

@@ -7,6 +7,11 @@
 //! a timer instead of a sleep, and each client's progress is a small state
 //! machine ([`connection`]) instead of a position in a stack.
 //!
+//! How the loop learns what is ready is the [`poller`]'s business:
+//! epoll by default, or poll(2) with `--poller poll`, the older call
+//! whose every wait costs as much as the descriptors it watches. The
+//! rest of this crate is the same for both.
+//!
 //! What it costs: no thread or process per client, a couple of hundred
 //! bytes per idle connection, so 10,000 clients are cheap. What it cannot
 //! do: use more than one core, or survive CPU-bound work
@@ -47,7 +52,7 @@ const SHUTDOWN: Token = u64::MAX - 1;
 /// client that pipelines; sharing it means an idle connection costs none.
 const READ_BUFFER: usize = 64 * 1024;
 
-/// Events taken per `epoll_wait`.
+/// Events taken per wait.
 const EVENTS_PER_WAIT: usize = 1024;
 
 /// A round of the loop that has taken this long looks at the shutdown
@@ -65,7 +70,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 ///
 /// # Errors
 ///
-/// Only if epoll or the listener fail; a failing connection never ends
+/// Only if the poller or the listener fail; a failing connection never ends
 /// the server.
 pub fn serve(
     listener: TcpListener,
@@ -99,7 +104,7 @@ pub fn serve(
 ///
 /// # Errors
 ///
-/// Only failures of epoll itself.
+/// Only failures of the poller itself.
 pub fn event_loop(
     listener: TcpListener,
     shutdown: &Shutdown,
@@ -107,7 +112,7 @@ pub fn event_loop(
 ) -> io::Result<()> {
     let mut server = Server::new(listener, config)?;
     // The shutdown switch is a descriptor like any other: a signal makes
-    // it readable, and epoll wakes us.
+    // it readable, and the poller wakes us.
     server.poller.add(shutdown, SHUTDOWN, Interest::READ)?;
     let mut events = Events::with_capacity(EVENTS_PER_WAIT);
     loop {
@@ -153,7 +158,7 @@ struct Server<'c> {
 
 impl<'c> Server<'c> {
     fn new(listener: TcpListener, config: &'c Config) -> io::Result<Self> {
-        let poller = Poller::new()?;
+        let mut poller = Poller::new(config.poller)?;
         poller.add(&listener, LISTENER, Interest::READ)?;
         Ok(Server {
             config,
@@ -168,7 +173,7 @@ impl<'c> Server<'c> {
         })
     }
 
-    /// How long `epoll_wait` may sleep: until the earliest deadline.
+    /// How long the poller may sleep: until the earliest deadline.
     fn timeout(&self, now: Instant) -> Option<Duration> {
         let other_deadlines = [self.resume_accepting_at, self.stop_by];
         let others = other_deadlines
@@ -276,7 +281,7 @@ impl<'c> Server<'c> {
     // ANCHOR_END: accept_clients
 
     // ANCHOR: handle_client
-    /// Lets one connection react to what epoll reported for it.
+    /// Lets one connection react to what the poller reported for it.
     fn handle_client(&mut self, token: Token, event: Event) {
         // A connection closed earlier in this batch, or its slot reused:
         // the event is stale.
@@ -297,16 +302,16 @@ impl<'c> Server<'c> {
     }
 
     /// After a connection acted: drop it if it closed, else update what
-    /// epoll watches for it.
+    /// the poller watches for it.
     fn settle(&mut self, token: Token) {
         let Some(connection) = self.connections.get_mut(token) else {
             return;
         };
-        connection.update_interest(&self.poller);
+        connection.update_interest(&mut self.poller);
         if let Some(ending) = connection.closed() {
             event!("closed {}: {ending}", connection.peer());
-            // Dropping the stream closes the socket, which also takes it
-            // off epoll's interest list.
+            // Off the poller's list, then closed by dropping the stream.
+            self.poller.delete(token);
             self.connections.remove(token);
             self.sweep_timers();
             // A descriptor is free: if we ran out, try again now.
@@ -375,8 +380,9 @@ impl<'c> Server<'c> {
             return Ok(());
         }
         // The switch stays readable once triggered; stop watching it, or
-        // level-triggered epoll would report it on every wait.
+        // a level-triggered poller would report it on every wait.
         self.poller.modify(shutdown, SHUTDOWN, Interest::NONE)?;
+        self.poller.delete(LISTENER);
         self.listener = None;
         self.resume_accepting_at = None;
         let now = Instant::now();
@@ -460,7 +466,7 @@ mod tests {
         server
             .poller
             .wait(events, Some(timeout))
-            .expect("epoll_wait");
+            .expect("the poller waits");
         for event in events.iter() {
             match event.token {
                 LISTENER => server.accept_clients(),

@@ -1,29 +1,31 @@
-//! The poller: a thin, safe face on epoll.
+//! The poller: one question - which of these descriptors are ready? -
+//! asked of the kernel in one of two ways, chosen with `--poller`.
 //!
-//! epoll is three system calls. `epoll_create1` makes an *interest list* in
-//! the kernel; `epoll_ctl` adds, changes or removes a descriptor on it, with
-//! the events we care about and a 64-bit *token* of our choosing;
-//! `epoll_wait` sleeps until some of those descriptors are ready and hands
-//! back their tokens. The cost of a wait does not grow with the number of
-//! registered descriptors, only with the number that are ready: that is
-//! what lets one thread watch 10,000 sockets (poll and select copy and scan
-//! the whole list on every call).
+//! - [`poll`]: poll(2) takes an array of every descriptor we watch, on
+//!   every call. The kernel checks each one and writes the answer back
+//!   into the array, which we then scan. A wait costs what is registered.
+//! - [`epoll`]: epoll(7) keeps the list in the kernel, changed one
+//!   descriptor at a time, and a wait hands back only what is ready. A
+//!   wait costs what is ready, which is what lets one thread watch 10,000
+//!   mostly idle sockets.
 //!
-//! We use *level-triggered* notification: a descriptor is reported on every
-//! wait for as long as it is ready (unread input, room to write), not just
-//! once when it becomes ready. The chapter explains why, and what goes wrong
-//! with edge-triggered notification.
+//! Both are *level-triggered*: a descriptor is reported on every wait for
+//! as long as it is ready (unread input, room to write), not just once
+//! when it becomes ready. The chapter explains why, and what goes wrong
+//! with edge-triggered notification. Everything above this module - the
+//! connections, the timers, the shutdown - is the same code for both.
+
+pub mod epoll;
+pub mod poll;
 
 use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::epoll::{
-    Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout,
-};
+use protocol::PollerKind;
 
-/// Names a registered descriptor: epoll hands it back with each event.
+/// Names a registered descriptor: the poller hands it back with each
+/// event.
 pub type Token = u64;
 
 /// What we want to hear about for one descriptor.
@@ -46,22 +48,11 @@ impl Interest {
         read: true,
         write: false,
     };
-
-    fn flags(self) -> EpollFlags {
-        let mut flags = EpollFlags::empty();
-        if self.read {
-            flags |= EpollFlags::EPOLLIN;
-        }
-        if self.write {
-            flags |= EpollFlags::EPOLLOUT;
-        }
-        flags
-    }
 }
 
 /// One readiness report from [`Poller::wait`].
 ///
-/// Room to write needs no field: whatever epoll reports for a
+/// Room to write needs no field: whatever the poller reports for a
 /// connection, its handler ends by writing as much of its pending output
 /// as the socket takes.
 #[derive(Debug, Clone, Copy)]
@@ -70,43 +61,50 @@ pub struct Event {
     pub token: Token,
     /// Input, a pending connection, or end of stream.
     pub readable: bool,
-    /// An error or a hang-up. The kernel reports these whatever the
-    /// interest, so a connection must react even when it is not reading.
+    /// An error or a hang-up (or, from poll, a descriptor that is not
+    /// open). The kernel reports these whatever the interest, so a
+    /// connection must react even when it is not reading.
     pub failed: bool,
 }
 
-/// An epoll instance.
+/// A readiness backend, epoll or poll: the same four operations.
 #[derive(Debug)]
-pub struct Poller {
-    epoll: Epoll,
+pub enum Poller {
+    /// The kernel keeps the interest list.
+    Epoll(epoll::Epoll),
+    /// We keep the list and hand it over on every wait.
+    Poll(poll::Poll),
 }
 
 impl Poller {
-    /// A new, empty interest list.
+    /// A new, empty poller of the given kind.
     ///
     /// # Errors
     ///
-    /// When the process is out of descriptors or memory.
-    pub fn new() -> io::Result<Poller> {
-        // CLOEXEC: a child process started later must not inherit it.
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        Ok(Poller { epoll })
+    /// When the process is out of descriptors or memory (epoll).
+    pub fn new(kind: PollerKind) -> io::Result<Poller> {
+        Ok(match kind {
+            PollerKind::Epoll => Poller::Epoll(epoll::Epoll::new()?),
+            PollerKind::Poll => Poller::Poll(poll::Poll::new()),
+        })
     }
 
     /// Starts watching `fd` for `interest`, reporting it as `token`.
     ///
     /// # Errors
     ///
-    /// `epoll_ctl` failures, e.g. ENOMEM, or ENOSPC past
-    /// `/proc/sys/fs/epoll/max_user_watches`.
+    /// If `token` is already registered, or the kernel refuses (epoll:
+    /// ENOMEM, or ENOSPC past `/proc/sys/fs/epoll/max_user_watches`).
     pub fn add(
-        &self,
+        &mut self,
         fd: impl AsFd,
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        let event = EpollEvent::new(interest.flags(), token);
-        Ok(self.epoll.add(fd, event)?)
+        match self {
+            Poller::Epoll(epoll) => epoll.add(fd, token, interest),
+            Poller::Poll(poll) => poll.add(fd, token, interest),
+        }
     }
 
     /// Changes what `fd` is watched for. [`Interest::NONE`] keeps it
@@ -114,56 +112,57 @@ impl Poller {
     ///
     /// # Errors
     ///
-    /// `epoll_ctl` failures, e.g. ENOENT if `fd` was never added.
+    /// If `token` was never added (ENOENT).
     pub fn modify(
-        &self,
+        &mut self,
         fd: impl AsFd,
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        let mut event = EpollEvent::new(interest.flags(), token);
-        Ok(self.epoll.modify(fd, &mut event)?)
+        match self {
+            Poller::Epoll(epoll) => epoll.modify(fd, token, interest),
+            Poller::Poll(poll) => poll.modify(token, interest),
+        }
     }
 
-    // There is no `delete`: closing a socket's last descriptor removes it
-    // from every epoll interest list, and we never duplicate descriptors.
-    // That saves one system call per connection.
+    /// Stops watching `token`'s descriptor. Call it before closing the
+    /// descriptor: poll would otherwise report the closed number as
+    /// invalid on every wait, or watch whatever file reuses it next.
+    pub fn delete(&mut self, token: Token) {
+        match self {
+            // Closing a socket's last descriptor takes it off every epoll
+            // interest list, and we never duplicate descriptors: no
+            // system call needed.
+            Poller::Epoll(_) => {}
+            Poller::Poll(poll) => poll.delete(token),
+        }
+    }
 
-    // ANCHOR: wait
     /// Sleeps until a registered descriptor is ready or `timeout` passes
     /// (`None`: no limit), and fills `events` with what is ready.
     ///
     /// # Errors
     ///
-    /// Only real `epoll_wait` failures; a signal interrupting the wait
-    /// (EINTR) is reported as zero events.
+    /// Only real failures of the wait; a signal interrupting it (EINTR)
+    /// is reported as zero events.
     pub fn wait(
-        &self,
+        &mut self,
         events: &mut Events,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        let timeout = match timeout {
-            None => EpollTimeout::NONE,
-            // Round up: waking a millisecond early would find the timer
-            // not yet due and wait again with a zero timeout, a short spin.
-            Some(t) => EpollTimeout::try_from(t.as_micros().div_ceil(1000))
-                .unwrap_or(EpollTimeout::MAX),
-        };
-        events.len = match self.epoll.wait(&mut events.buffer, timeout) {
-            Ok(n) => n,
-            Err(Errno::EINTR) => 0,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(())
+        events.list.clear();
+        match self {
+            Poller::Epoll(epoll) => epoll.wait(events, timeout),
+            Poller::Poll(poll) => poll.wait(events, timeout),
+        }
     }
-    // ANCHOR_END: wait
 }
 
 /// Room for the events of one wait, allocated once and reused.
 #[derive(Debug)]
 pub struct Events {
-    buffer: Vec<EpollEvent>,
-    len: usize,
+    list: Vec<Event>,
+    capacity: usize,
 }
 
 impl Events {
@@ -171,21 +170,23 @@ impl Events {
     /// than that are not lost: the next wait reports them.
     pub fn with_capacity(capacity: usize) -> Events {
         Events {
-            buffer: vec![EpollEvent::empty(); capacity],
-            len: 0,
+            list: Vec::with_capacity(capacity),
+            capacity,
         }
     }
 
     /// The events of the last wait.
     pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
-        self.buffer[..self.len].iter().map(|e| {
-            let flags = e.events();
-            Event {
-                token: e.data(),
-                readable: flags.contains(EpollFlags::EPOLLIN),
-                failed: flags
-                    .intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP),
-            }
-        })
+        self.list.iter().copied()
     }
+}
+
+/// A wait's timeout in whole milliseconds, as both system calls take it:
+/// -1 for none, at most `i32::MAX`. Rounded up: waking a millisecond
+/// early would find the timer not yet due and wait again with a zero
+/// timeout, a short spin.
+fn timeout_ms(timeout: Option<Duration>) -> i32 {
+    timeout.map_or(-1, |t| {
+        i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+    })
 }

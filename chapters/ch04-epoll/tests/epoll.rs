@@ -24,6 +24,11 @@ const SERVER: &str = env!("CARGO_BIN_EXE_ch04-epoll");
 /// Bound on every socket operation: a hung server fails, never hangs.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The two readiness backends, for the tests that run on each: the
+/// default, and poll(2).
+const EPOLL: &[&str] = &["--poller", "epoll"];
+const POLL: &[&str] = &["--poller", "poll"];
+
 fn start(flags: &[&str]) -> ServerProcess {
     ServerProcess::start(SERVER, flags).expect("the server starts")
 }
@@ -123,9 +128,19 @@ fn slow_reader_is_held_back_alone() {
 /// ack arrives.
 #[test]
 fn backpressure_stops_reading_a_client_that_does_not_read() {
+    backpressure_stops_reading(EPOLL);
+}
+
+/// The same with poll(2), whose interest changes live in our array.
+#[test]
+fn backpressure_stops_reading_a_client_that_does_not_read_poll() {
+    backpressure_stops_reading(POLL);
+}
+
+fn backpressure_stops_reading(backend: &[&str]) {
     // No idle limit: draining tens of megabytes of acks must not race it.
     let flags = ["--work-ms", "0", "--idle-timeout-ms", "0", "--quiet"];
-    let server = start(&flags);
+    let server = start(&[backend, &flags].concat());
     let mut slow = server.connect(TIMEOUT).expect("connects");
     slow.set_write_timeout(Some(Duration::from_secs(1)))
         .expect("timeout");
@@ -365,6 +380,17 @@ fn pending_work_of_a_reset_client_does_not_reach_the_next() {
 /// their ack; then each says goodbye and is closed.
 #[test]
 fn ten_thousand_connections() {
+    ten_thousand_connections_on(EPOLL);
+}
+
+/// The same with poll(2): 10,000 entries in the array every wait hands
+/// the kernel, added and removed as clients come and go.
+#[test]
+fn ten_thousand_connections_poll() {
+    ten_thousand_connections_on(POLL);
+}
+
+fn ten_thousand_connections_on(backend: &[&str]) {
     const CLIENTS: usize = 10_000;
     let (_, limit) = raise_open_files().expect("raise the open-file limit");
     // Our 10,000 sockets plus the harness's own descriptors.
@@ -372,7 +398,7 @@ fn ten_thousand_connections() {
         limit >= CLIENTS as u64 + 200,
         "open-file hard limit {limit}"
     );
-    let server = start(&["--work-ms", "0", "--quiet"]);
+    let server = start(&[backend, &["--work-ms", "0", "--quiet"]].concat());
     let started = Instant::now();
     let mut streams = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
@@ -424,11 +450,23 @@ fn got_ack(stream: &mut TcpStream, wait: Duration) -> bool {
 /// others leave.
 #[test]
 fn out_of_descriptors() {
+    out_of_descriptors_on(EPOLL);
+}
+
+/// The same with poll(2): the paused listener stays in the array with no
+/// interest, and is not reported until it is watched again.
+#[test]
+fn out_of_descriptors_poll() {
+    out_of_descriptors_on(POLL);
+}
+
+fn out_of_descriptors_on(backend: &[&str]) {
     const CLIENTS: usize = 80;
     // `ulimit -n` in the shell lowers both limits, then `exec` becomes
     // the server: the limit applies to it alone, not to this test.
     let mut command = Command::new("sh");
     command.args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", SERVER]);
+    command.args(backend);
     command.args(["--addr", "127.0.0.1:0", "--work-ms", "0", "--quiet"]);
     let server = ServerProcess::spawn(command).expect("the server starts");
     // The kernel completes every connect into the listen backlog; only

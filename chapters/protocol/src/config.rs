@@ -22,6 +22,17 @@ pub enum WorkKind {
     Spin,
 }
 
+/// How an event loop asks the kernel which descriptors are ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PollerKind {
+    /// epoll(7): the kernel keeps the interest list, and a wait costs
+    /// what is ready.
+    Epoll,
+    /// poll(2): every wait hands the kernel the whole list, and costs
+    /// what is registered.
+    Poll,
+}
+
 /// The most content bytes `--max-message-bytes` may allow: 16 MiB. The
 /// limit is what bounds a connection's memory; a larger one would let a
 /// few thousand clients that never send ETX take tens of gigabytes.
@@ -79,6 +90,11 @@ pub struct Config {
     /// (so that `goodbye` fits) to 16777216 (16 MiB).
     #[arg(long, default_value_t = 65536, value_parser = message_limit)]
     pub max_message_bytes: usize,
+
+    /// Readiness backend, for the event-loop servers only (chapter 4; the
+    /// others ignore it).
+    #[arg(long, value_enum, default_value_t = PollerKind::Epoll)]
+    pub poller: PollerKind,
 
     /// Close a connection that sends nothing for this long; 0 for never.
     #[arg(long, default_value_t = 30_000)]
@@ -186,6 +202,22 @@ mod tests {
         assert_eq!(config.workers, 5);
         assert_eq!(config.queue, 64);
         assert_eq!(config.max_message_bytes, 65_536);
+        assert_eq!(config.poller, PollerKind::Epoll);
+    }
+
+    /// `--poller` takes the two backends by name and refuses others.
+    #[test]
+    fn poller_takes_its_two_names() {
+        assert_eq!(
+            parse("--poller", "poll").expect("poll").poller,
+            PollerKind::Poll
+        );
+        assert_eq!(
+            parse("--poller", "epoll").expect("epoll").poller,
+            PollerKind::Epoll
+        );
+        let refused = parse("--poller", "select").map(|_| ()).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidValue);
     }
 
     /// A server started with a value past a limit exits 2 before it
