@@ -115,8 +115,12 @@ fn serve(chapter: &str, flags: Vec<OsString>) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    // As from the command line: the program name, then the flags.
-    let args = std::iter::once(OsString::from(model.name)).chain(flags);
+    // As from the command line: the program name, then the flags - a
+    // variant's own first, so that `serve ch04-poll` is chapter 4's server
+    // with `--poller poll`.
+    let args = std::iter::once(OsString::from(model.name))
+        .chain(model.flags.iter().map(OsString::from))
+        .chain(flags);
     protocol::cli::run(model.name, model.about, args, model.serve)
 }
 

@@ -8,8 +8,10 @@ use protocol::cli::Serve;
 /// One server model.
 #[derive(Debug, Clone, Copy)]
 pub struct Model {
-    /// The chapter's package and binary name, e.g. `ch03-threaded`: what
-    /// `server-models serve <name>` and `cargo run -p <name>` run.
+    /// What `server-models serve <name>` runs: the chapter's package and
+    /// binary name, e.g. `ch03-threaded`, as `cargo run -p <name>` would;
+    /// or, for a variant of a chapter's server, a name of its own
+    /// (`ch04-poll` is `ch04-epoll --poller poll`).
     pub name: &'static str,
     /// A short name for the benchmark's tables and plots, e.g. `threaded`.
     pub label: &'static str,
@@ -17,6 +19,9 @@ pub struct Model {
     pub about: &'static str,
     /// Its entry point.
     pub serve: Serve,
+    /// Flags that make this model out of its chapter's server, passed
+    /// before any others: empty but for a variant.
+    pub flags: &'static [&'static str],
     /// How many messages it works on at once with sleep work, in theory.
     pub sleep: Parallelism,
     /// The same with spin work, before the machine's cores cap it:
@@ -105,6 +110,7 @@ pub const MODELS: &[Model] = &[
         label: "single",
         about: ch01_single::ABOUT,
         serve: ch01_single::serve,
+        flags: &[],
         sleep: Parallelism::One,
         spin: Parallelism::One,
         takes_workers: false,
@@ -118,6 +124,7 @@ pub const MODELS: &[Model] = &[
         label: "prefork",
         about: ch02_prefork::ABOUT,
         serve: ch02_prefork::serve,
+        flags: &[],
         sleep: Parallelism::Workers,
         spin: Parallelism::Workers,
         takes_workers: true,
@@ -131,6 +138,7 @@ pub const MODELS: &[Model] = &[
         label: "threaded",
         about: ch03_threaded::ABOUT,
         serve: ch03_threaded::serve,
+        flags: &[],
         sleep: Parallelism::Workers,
         spin: Parallelism::Workers,
         takes_workers: true,
@@ -144,8 +152,25 @@ pub const MODELS: &[Model] = &[
         label: "epoll",
         about: ch04_epoll::ABOUT,
         serve: ch04_epoll::serve,
+        flags: &[],
         sleep: Parallelism::Clients,
         // Spinning holds the loop's one thread.
+        spin: Parallelism::One,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
+    },
+    Model {
+        name: "ch04-poll",
+        label: "poll",
+        about: ch04_epoll::ABOUT,
+        serve: ch04_epoll::serve,
+        // The same loop, asking for readiness with poll(2): a wait costs
+        // every registered descriptor, not just the ready ones.
+        flags: &["--poller", "poll"],
+        sleep: Parallelism::Clients,
         spin: Parallelism::One,
         takes_workers: false,
         takes_queue: false,
@@ -158,6 +183,7 @@ pub const MODELS: &[Model] = &[
         label: "tokio",
         about: ch05_tokio::ABOUT,
         serve: ch05_tokio::serve,
+        flags: &[],
         sleep: Parallelism::Clients,
         // Spin work goes to tokio's blocking thread pool.
         spin: Parallelism::Clients,
@@ -212,5 +238,17 @@ mod tests {
         let single = find("ch01-single").expect("chapter 1");
         assert!(single.pool_flags(5, Some(64)).is_empty());
         assert_eq!(pool.predicted_sleep(6, 3), 3);
+    }
+
+    /// A variant's flags are ones every server parses: `serve ch04-poll`
+    /// starts chapter 4's server with the poll backend.
+    #[test]
+    fn variant_flags_parse() {
+        use clap::Parser;
+        let poll = find("ch04-poll").expect("the poll variant");
+        let args = std::iter::once(poll.name).chain(poll.flags.iter().copied());
+        let config = protocol::Config::try_parse_from(args).expect("parses");
+        assert_eq!(config.poller, protocol::PollerKind::Poll);
+        assert!(MODELS.iter().filter(|m| m.flags.is_empty()).count() >= 5);
     }
 }

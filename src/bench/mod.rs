@@ -20,6 +20,7 @@
 //! Results go to `--out` as CSV, Markdown tables and SVG plots.
 
 pub mod driver;
+pub mod idle_connections;
 pub mod plot;
 pub mod report;
 pub mod tokio_load;
@@ -86,11 +87,23 @@ pub enum Scenario {
     Check,
     /// Chapter 4 against tokio, alternating rounds, for the goal.
     Goal,
+    /// Server CPU per message for one active client beside 0 to 10,000
+    /// idle connections: poll against epoll (and tokio).
+    IdleConnections,
 }
 
 impl Options {
     fn wants(&self, scenario: Scenario) -> bool {
         self.scenarios.is_empty() || self.scenarios.contains(&scenario)
+    }
+
+    /// Whether any scenario of the main report (written together by
+    /// [`Report::write`]) runs: if not, its files are left as they are.
+    fn wants_report(&self) -> bool {
+        use Scenario::*;
+        [Sleep, Spin, Zero, Idle, Check, Goal]
+            .into_iter()
+            .any(|s| self.wants(s))
     }
 }
 
@@ -198,6 +211,20 @@ pub fn run(options: &Options) -> io::Result<()> {
         })
         .collect();
     let bench = Bench::new(options, &chosen)?;
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if options.quick {
+            QUICK_OUT
+        } else {
+            DEFAULT_OUT
+        })
+    });
+    if options.wants(Scenario::IdleConnections) {
+        idle_connections::run(&bench, &out)?;
+    }
+    if !options.wants_report() {
+        bench.bar.finish_with_message("done");
+        return Ok(());
+    }
     let mut report = Report {
         machine: Machine::describe(options.quick),
         ..Report::default()
@@ -211,13 +238,6 @@ pub fn run(options: &Options) -> io::Result<()> {
     bench.goal(&mut report);
     bench.client_check(&mut report);
     bench.bar.finish_with_message("done");
-    let out = options.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if options.quick {
-            QUICK_OUT
-        } else {
-            DEFAULT_OUT
-        })
-    });
     report.write(&out)?;
     eprintln!("bench: results written to {}", out.display());
     Ok(())
@@ -463,20 +483,27 @@ impl<'o> Bench<'o> {
 
     /// Scenario 3: closed loop at zero work, sampled over the window.
     fn zero_work(&self, model: &Model, connections: usize) -> ZeroRow {
-        let plan = &self.plan;
         let mut row = ZeroRow {
             model: model.label,
             connections,
             ..ZeroRow::default()
         };
         let queue = Some(connections.max(64));
-        let server = match self.start(model, queue, &["--work-ms", "0"]) {
-            Ok(server) => server,
+        match self.start(model, queue, &["--work-ms", "0"]) {
+            Ok(server) => self.closed_loop(&server, row),
             Err(e) => {
                 row.status = Status::Failed(format!("start: {e}"));
-                return row;
+                row
             }
-        };
+        }
+    }
+
+    /// `row.connections` closed-loop connections at `server`, which does
+    /// no work: the client's view of the window, and the server's cost
+    /// over it from `/proc`, filled into `row`.
+    fn closed_loop(&self, server: &ServerProcess, mut row: ZeroRow) -> ZeroRow {
+        let plan = &self.plan;
+        let connections = row.connections;
         let load = Load {
             connections,
             session_messages: plan.session_messages,
@@ -602,9 +629,9 @@ impl<'o> Bench<'o> {
 }
 
 /// The models the goal compares, in chapter order: every event loop (the
-/// book's and the reference).
+/// book's and the reference), but not a variant such as `ch04-poll`.
 fn goal_models() -> impl Iterator<Item = &'static Model> {
-    MODELS.iter().filter(|m| m.event_loop)
+    MODELS.iter().filter(|m| m.event_loop && m.flags.is_empty())
 }
 
 /// One message, one ack, goodbye.

@@ -13,11 +13,12 @@ use crate::models::MODELS;
 const SIZE: (u32, u32) = (720, 420);
 
 /// The models' colours, in the registry's (chapter) order.
-const PALETTE: [RGBColor; 5] = [
+const PALETTE: [RGBColor; 6] = [
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(31, 119, 180),
+    RGBColor(140, 86, 75),
     RGBColor(255, 127, 14),
 ];
 
@@ -94,7 +95,7 @@ fn zero(
 
 /// One line of points per model, in the order the models first appear in
 /// `rows`, each line's points in the rows' order.
-fn lines_by_model<R>(
+pub(super) fn lines_by_model<R>(
     rows: &[&R],
     model: impl Fn(&R) -> &'static str,
     point: impl Fn(&R) -> (f64, f64),
@@ -113,16 +114,17 @@ fn lines_by_model<R>(
 }
 
 /// One line chart.
-struct Chart {
-    title: String,
-    x_desc: &'static str,
-    y_desc: &'static str,
-    lines: Vec<(&'static str, Vec<(f64, f64)>)>,
-    x_log: bool,
-    y_log: bool,
+pub(super) struct Chart {
+    pub(super) title: String,
+    pub(super) x_desc: &'static str,
+    pub(super) y_desc: &'static str,
+    pub(super) lines: Vec<(&'static str, Vec<(f64, f64)>)>,
+    pub(super) x_log: bool,
+    pub(super) y_log: bool,
 }
 
-fn draw(chart: Chart) -> String {
+/// Draws `chart` as an SVG document.
+pub(super) fn draw(chart: Chart) -> String {
     let mut svg = String::new();
     let (x0, x1) = x_range(&chart);
     // Headroom above the highest point, for the legend.

@@ -45,7 +45,8 @@ impl Status {
         Status::Ok
     }
 
-    fn text(&self) -> String {
+    /// The status as a CSV cell: `ok`, or why it failed.
+    pub(super) fn text(&self) -> String {
         match self {
             Status::Ok => "ok".into(),
             // Keep CSV cells simple: no commas or quotes.
