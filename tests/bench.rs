@@ -29,6 +29,7 @@ fn quick_run_writes_every_result() {
         "idle-memory.md",
         "client-check.md",
         "goals.md",
+        "idle-connections.md",
     ] {
         assert!(read(name).starts_with('|'), "{name} is a table");
     }
@@ -37,6 +38,7 @@ fn quick_run_writes_every_result() {
         "sessions-spin.svg",
         "zero-work-cpu.svg",
         "zero-work-throughput.svg",
+        "idle-connections.svg",
     ] {
         assert!(read(name).starts_with("<svg"), "{name} is an SVG");
     }
@@ -49,6 +51,19 @@ fn quick_run_writes_every_result() {
                 .any(|l| l.starts_with(&prefix) && l.ends_with(",ok")),
             "tokio at {connections} connections:\n{zero}"
         );
+    }
+    // The idle-connections experiment: poll and epoll, each measured
+    // with no idle connection and beside 100.
+    let idle = read("idle-connections.csv");
+    for model in ["poll", "epoll"] {
+        for n in [0, 100] {
+            let prefix = format!("{model},{n},");
+            assert!(
+                idle.lines()
+                    .any(|l| l.starts_with(&prefix) && l.ends_with(",ok")),
+                "{model} beside {n} idle connections:\n{idle}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -17,7 +17,9 @@
 //!
 //! Plus two checks: the user-space memory per idle connection of the
 //! event loops, and the driver against a minimal tokio load generator.
-//! Results go to `--out` as CSV, Markdown tables and SVG plots.
+//! Results go to `--out` as CSV, Markdown tables and SVG plots. Apart
+//! from those, with files of its own: chapter 4's poll against its epoll
+//! beside idle connections ([`idle_connections`]).
 
 pub mod driver;
 pub mod idle_connections;
