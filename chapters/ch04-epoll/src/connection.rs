@@ -513,12 +513,17 @@ impl Connection {
         // the kernel, and when the process runs again its first wait may
         // end with EINTR and no events, so the loop comes here before it
         // has read them. Only the socket knows, so ask it: one
-        // non-blocking read, paid only when a limit runs out.
+        // non-blocking read, paid only when a limit runs out. (Likewise
+        // the client may have read our acks meanwhile: try the write.)
+        let phase = self.phase;
         if self.wants_read() {
             self.on_readable(cx);
-            if self.phase != Phase::Open || cx.now < self.last_active + limit {
-                return; // it did send: not idle
-            }
+        }
+        if self.has_output() {
+            self.flush(cx);
+        }
+        if self.phase != phase || cx.now < self.last_active + limit {
+            return; // it sent, read or closed: not idle
         }
         if self.phase == Phase::Open && !self.has_output() {
             self.drain(Ending::IdleTimeout, IDLE_REPLY);
