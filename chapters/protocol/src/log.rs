@@ -204,3 +204,32 @@ macro_rules! warn {
         $crate::log::write_line(format_args!($($arg)*))
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line for a signal handler fits its stack buffer whole, in the
+    /// format of every other line; one that does not fit is cut, and
+    /// still ends with its newline.
+    #[test]
+    fn stack_lines_fit_or_are_cut_with_a_newline() {
+        let mut line = StackLine::default();
+        let text = "SIGHUP received: ignored";
+        format_line(&mut line, 42, "main", format_args!("{text}"))
+            .expect("fits");
+        let got = std::str::from_utf8(&line.buf[..line.len]).expect("text");
+        let tail = " [pid 42 main] SIGHUP received: ignored\n";
+        assert!(got.ends_with(tail), "{got:?}");
+        // Only the time, `12:00:01.250`, comes before.
+        assert_eq!(got.len(), "12:00:01.250".len() + tail.len());
+
+        let mut long = StackLine::default();
+        let x = "x".repeat(300);
+        let fits = format_line(&mut long, 42, "main", format_args!("{x}"));
+        assert!(fits.is_err());
+        long.cut();
+        assert_eq!(long.len, long.buf.len());
+        assert_eq!(long.buf[long.len - 1], b'\n');
+    }
+}
