@@ -131,6 +131,8 @@ macro_rules! __every_model_checks {
         sigterm_with_many_clients,
         /// SIGTERM as soon as `listening on` appears: still exit 0.
         sigterm_right_after_listening,
+        /// SIGTERM while 1,024 workers start: no more start; exit 0 in time.
+        sigterm_while_starting_workers,
         /// A bad flag: one stderr line, non-zero exit, no panic.
         bad_flag,
         /// The largest work and idle limits: no overflow, no panic.
@@ -186,6 +188,8 @@ macro_rules! __event_loop_checks {
 macro_rules! __bounded_queue_checks {
     ($callback:ident, $args:tt) => {
         $crate::$callback! { $args
+        /// A full queue: 20 open clients get `err server busy` at once.
+        busy_reply_is_immediate,
         }
     };
 }
