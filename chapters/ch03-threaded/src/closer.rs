@@ -139,7 +139,7 @@ impl Closer {
             lingering.extend(self.inbox().drain(..).map(|s| (s, deadline)));
             let before = lingering.len();
             let now = Instant::now();
-            lingering.retain_mut(|(stream, until)| {
+            lingering.retain(|(stream, until)| {
                 *until > now && still_sending(stream)
             });
             self.held
