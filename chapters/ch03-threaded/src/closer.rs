@@ -212,3 +212,67 @@ fn still_sending(mut stream: &TcpStream) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+    use std::time::Duration;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A connected pair: (the server's end, the client's end).
+    fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .expect("connect");
+        client.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let (server, _) = listener.accept().expect("accept");
+        (server, client)
+    }
+
+    /// Every turned-away client gets the reply and end of stream at once,
+    /// although none of them closes; the closer holds them until their
+    /// linger is up, then closes them, and returns after `finish`.
+    #[test]
+    fn replies_at_once_and_closes_after_the_linger() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let closer = Closer::new().expect("closer");
+        thread::scope(|scope| {
+            scope.spawn(|| closer.run());
+            let started = Instant::now();
+            let clients: Vec<TcpStream> = (0..20)
+                .map(|_| {
+                    let (server, mut client) = pair(&listener);
+                    closer.turn_away(server, b"err server busy");
+                    let mut got = Vec::new();
+                    client.read_to_end(&mut got).expect("reply, then EOF");
+                    assert_eq!(got, b"err server busy");
+                    client
+                })
+                .collect();
+            // Nowhere near 20 lingers one after another.
+            assert!(started.elapsed() < LINGER * 4, "{:?}", started.elapsed());
+            closer.finish();
+            drop(clients);
+        });
+        assert_eq!(closer.held.load(Ordering::Acquire), 0);
+    }
+
+    /// Past [`MAX_LINGERING`], a turned-away socket still gets its reply
+    /// but is closed at once instead of being held.
+    #[test]
+    fn past_the_cap_closes_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        // Never run: nothing it holds is released, so the cap is reached.
+        let closer = Closer::new().expect("closer");
+        closer.held.store(MAX_LINGERING, Ordering::Release);
+        let (server, mut client) = pair(&listener);
+        closer.turn_away(server, b"err server busy");
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("reply, then EOF");
+        assert_eq!(got, b"err server busy");
+        assert!(closer.inbox().is_empty(), "held past the cap");
+        assert_eq!(closer.held.load(Ordering::Acquire), MAX_LINGERING);
+    }
+}
