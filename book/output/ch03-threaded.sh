@@ -8,7 +8,7 @@
 #                             the busy rejection, the shutdown
 #   ch03-threaded-client.txt  the load's summary (6 clients, 3 workers)
 #   ch03-threaded-busy.txt    the 7th client, turned away
-#   ch03-threaded-threads.txt `ps -L` of the idle server: N+1 threads, asleep
+#   ch03-threaded-threads.txt `ps -L` of the idle server: N+2 threads, asleep
 #   ch03-threaded-panic.txt   a handler panics (test hook); the pool stays
 #   ch03-threaded-memory.txt  threads, virtual and resident memory of idle
 #                             servers with 1, 10 and 1000 workers

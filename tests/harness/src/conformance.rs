@@ -543,6 +543,57 @@ pub fn hangup_and_user_signals_do_not_kill(program: &str, extra: &[&str]) {
     }
 }
 
+/// SIGTERM while the server is still starting its workers (1,024 of
+/// them; a fork each, for prefork): it starts no more once the signal has
+/// come, stops every worker it started, and exits 0 within `--work-ms`
+/// plus one second. A model with one process passes at once: its group
+/// never grows.
+pub fn sigterm_while_starting_workers(program: &str, extra: &[&str]) {
+    /// Workers that may still start after the signal was sent: the one
+    /// being forked when it lands, and those started while the test
+    /// counted the group (a scan of `/proc` takes a few milliseconds).
+    const STARTED_LATE: usize = 64;
+    let extra = without_flags(extra, &["--workers"]);
+    let flags = ["--workers", "1024", "--quiet"];
+    let mut server = start_working(program, &extra, &flags);
+    // Signal once the group has grown (forking has begun), or after a
+    // moment for a model whose group never grows.
+    let waiting = Instant::now();
+    while server.group_pids().len() < 2
+        && waiting.elapsed() < Duration::from_millis(200)
+    {
+        thread::sleep(Duration::from_millis(1));
+    }
+    ok(&server, "signal", server.signal(Signal::SIGTERM));
+    let signalled = Instant::now();
+    let at_signal = server.group_pids().len();
+    // Allowed a little more than the contract's bound: starting and
+    // stopping a thousand processes on a loaded test machine.
+    let limit = Duration::from_millis(WORK_MS + 1500);
+    let mut most = at_signal;
+    while signalled.elapsed() < limit {
+        let exited = server.wait_timeout(Duration::ZERO);
+        if ok(&server, "wait", exited).is_some() {
+            break;
+        }
+        most = most.max(server.group_pids().len());
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_exits_within(&mut server, signalled, limit);
+    assert!(
+        most <= at_signal + STARTED_LATE,
+        "{at_signal} processes when signalled, then {most}: it went on \
+         starting workers{}",
+        context(&server)
+    );
+    let left = server.group_pids();
+    assert!(
+        left.is_empty(),
+        "still running: {left:?}{}",
+        context(&server)
+    );
+}
+
 /// A bad flag, or a bad value for a good one: one line on stderr, a
 /// non-zero exit, no panic, and the server never starts listening.
 ///
@@ -886,6 +937,69 @@ pub fn refused_thread_gets_busy(program: &str, extra: &[&str]) {
         context(&server)
     );
     assert_serves(&server);
+}
+
+// --- Servers with a bounded accept queue --------------------------------
+
+/// With the one worker busy and the one place in the queue taken, 20
+/// clients that keep their connections open each get `err server busy`
+/// and end of stream at once (all 20 within two seconds; a lingering
+/// close on the accepting thread made each wait for the one before), and
+/// the server then serves an ordinary client.
+pub fn busy_reply_is_immediate(program: &str, extra: &[&str]) {
+    const TURNED_AWAY: usize = 20;
+    let extra = without_flags(extra, &["--workers", "--queue"]);
+    let flags = ["--workers", "1", "--queue", "1", "--work-ms", "0"];
+    let server = start(program, &extra, &flags);
+    // The worker serves `a`, which stays in session without a word...
+    let mut a = connect(&server);
+    ok(&server, "send", a.send(b"a"));
+    ok(&server, "ack", a.read_ack());
+    // ...and `b` takes the only place in the queue, once accepted.
+    let mut b = connect(&server);
+    let deadline = Instant::now() + TIMEOUT;
+    while try_server_fd(&server, &b).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "b never accepted{}",
+            context(&server)
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let mut refused = Vec::new();
+    for _ in 0..TURNED_AWAY {
+        let mut conn = connect(&server);
+        expect_close(&server, &mut conn, b"err server busy", Some(Closed::Eof));
+        // Kept open: the server must not wait for us to close.
+        refused.push(conn);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "{TURNED_AWAY} busy replies took {took:?}{}",
+        context(&server)
+    );
+    for conn in [&mut a, &mut b] {
+        ok(&server, "goodbye", conn.send_goodbye());
+        expect_close(&server, conn, b"", Some(Closed::Eof));
+    }
+    assert_serves(&server);
+}
+
+/// `extra` without the flags in `flags` and their values: for a check that
+/// sets one of them itself (a flag may be given only once).
+fn without_flags<'a>(extra: &[&'a str], flags: &[&str]) -> Vec<&'a str> {
+    let mut kept = Vec::new();
+    let mut args = extra.iter();
+    while let Some(&arg) = args.next() {
+        if flags.contains(&arg) {
+            args.next();
+        } else {
+            kept.push(arg);
+        }
+    }
+    kept
 }
 
 // --- Helpers ---------------------------------------------------------

@@ -135,6 +135,8 @@ macro_rules! __every_model_checks {
         sigterm_right_after_listening,
         /// SIGHUP, SIGUSR1, SIGUSR2 mid-work: logged, ack, still serving.
         hangup_and_user_signals_do_not_kill,
+        /// SIGTERM while 1,024 workers start: no more start; exit 0 in time.
+        sigterm_while_starting_workers,
         /// A bad flag: one stderr line, non-zero exit, no panic.
         bad_flag,
         /// The largest work and idle limits: no overflow, no panic.
@@ -194,6 +196,8 @@ macro_rules! __event_loop_checks {
 macro_rules! __bounded_queue_checks {
     ($callback:ident, $args:tt) => {
         $crate::$callback! { $args
+        /// A full queue: 20 open clients get `err server busy` at once.
+        busy_reply_is_immediate,
         }
     };
 }
