@@ -100,3 +100,20 @@ three_clients_run() {
     save_server_log "$out/$1-server.txt"
     mv "$scratch/client.txt" "$out/$1-client.txt"
 }
+
+# children PID: the child processes of PID, one line (a prefork master's
+# children are its workers; strace's child is the program it runs).
+children() {
+    cat "/proc/$1/task/$1/children" 2>/dev/null || true
+}
+
+# wait_for_children PID N: waits (up to 5 s) until PID has N children;
+# fails the script if it does not.
+wait_for_children() {
+    for _ in $(seq 500); do
+        [ "$(children "$1" | wc -w)" -eq "$2" ] && return 0
+        sleep 0.01
+    done
+    echo "process $1 did not get to $2 children" >&2
+    exit 1
+}
