@@ -13,6 +13,10 @@ source book/output/server.bash
 
 cargo build --quiet -p ch01-single -p client
 
+# Three silent connections, then three ordinary clients: the picture of
+# what slow clients do to this model (ch01-single-slow-clients.svg).
+slow_client_run ch01-single
+
 # Three clients at once, then SIGTERM: the server finishes what it has,
 # logs, and exits 0.
 three_clients_run ch01-single

@@ -24,6 +24,10 @@ MESSAGES=1
 
 cargo build --quiet -p ch02-prefork -p client
 
+# Three silent connections, then three ordinary clients: the picture of
+# what slow clients do to this model (ch02-prefork-slow-clients.svg).
+slow_client_run ch02-prefork --workers 3
+
 # The master's children: its workers (the master has only one thread).
 workers() {
     cat "/proc/$server_pid/task/$server_pid/children" 2>/dev/null || true

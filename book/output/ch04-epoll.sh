@@ -18,6 +18,10 @@ source book/output/server.bash
 cargo build --quiet -p ch04-epoll -p client
 cargo build --quiet --release -p ch04-epoll --examples
 
+# Three silent connections, then three ordinary clients: the picture of
+# what slow clients do to this model (ch04-epoll-slow-clients.svg).
+slow_client_run ch04-epoll
+
 # 1. Three clients, three messages each, 200 ms of sleep work per message:
 # chapter 1's run.
 three_clients_run ch04-epoll

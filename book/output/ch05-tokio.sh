@@ -13,6 +13,10 @@ source book/output/server.bash
 
 cargo build --quiet -p ch05-tokio -p client
 
+# Three silent connections, then three ordinary clients: the picture of
+# what slow clients do to this model (ch05-tokio-slow-clients.svg).
+slow_client_run ch05-tokio
+
 # Three clients at once, then SIGTERM: tokio's signal handler flips the
 # stop switch; the server stops accepting, lets connections finish, and
 # exits 0.

@@ -117,3 +117,34 @@ wait_for_children() {
     echo "process $1 did not get to $2 children" >&2
     exit 1
 }
+
+# slow_client_run NAME FLAGS...: the slow-client run every model chapter
+# draws. The server NAME (with FLAGS, e.g. `--workers 3`) has 200 ms of
+# sleep work per message and a 1 s idle timeout. First this script opens
+# 3 connections that send nothing (bash's /dev/tcp: a connect, no bytes),
+# then 3 ordinary clients x 3 messages run. A model that gives each
+# connection a worker serves the ordinary clients only once the silent
+# ones have timed out; an event loop serves them at once. Writes
+# $out/NAME-slow-clients.svg: the client's timeline, split by the server's
+# own log (the silent connections are not in it: the client draws its own
+# clients only).
+slow_client_run() {
+    local name=$1 fd silent=()
+    shift
+    start_server "$name" --addr 127.0.0.1:0 --work-ms 200 \
+        --idle-timeout-ms 1000 "$@"
+    for _ in 1 2 3; do
+        # The connect returns once the kernel has completed the
+        # handshake: the connection is in the server's backlog (or
+        # accepted) before the ordinary clients come.
+        exec {fd}<>"/dev/tcp/${addr%:*}/${addr##*:}"
+        silent+=("$fd")
+    done
+    run_client "$scratch/slow-client.txt" 3 --addr "$addr" --messages 3 \
+        --work-ms 200 --svg "$out/$name-slow-clients.svg" \
+        --server-log "$scratch/server.txt"
+    for fd in "${silent[@]}"; do
+        exec {fd}>&-
+    done
+    stop_server
+}
