@@ -201,7 +201,7 @@ impl Plan {
             rounds: 1,
             slow_counts: vec![0, 1],
             slow_idle_timeout: Duration::from_millis(100),
-            slow_wait: Duration::from_millis(300),
+            slow_wait: Duration::from_millis(500),
         }
     }
 
