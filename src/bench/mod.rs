@@ -174,14 +174,14 @@ impl Plan {
             goal_connections: vec![100, 1000],
             rounds: 3,
             slow_counts: vec![0, 1, 10, 100, 1000],
-            // Short, so that the scenario takes about a minute. A slow
-            // connection holds a blocking server's worker for the idle
-            // timeout plus the lingering close after `err idle timeout`
-            // (up to `protocol::close::LINGER`, 500 ms, as our slow
-            // clients never close): 1.5 s. The wait lets a blocking
-            // model show two such steps before it runs out.
-            slow_idle_timeout: Duration::from_secs(1),
-            slow_wait: Duration::from_secs(4),
+            // Short, so that the scenario takes well under a minute. A
+            // slow connection holds a blocking server's worker for the
+            // idle timeout plus the lingering close after `err idle
+            // timeout` (up to `protocol::close::LINGER`, 500 ms, used in
+            // full as our slow clients never close): 1 s. The wait lets
+            // a blocking model show two such steps before it runs out.
+            slow_idle_timeout: Duration::from_millis(500),
+            slow_wait: Duration::from_millis(2500),
         }
     }
 
