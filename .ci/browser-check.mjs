@@ -12,9 +12,15 @@
 // - every image has loaded and has a size;
 // - every link that stays in the book leads to a page that answers 200,
 //   and every #anchor exists on the page it points to;
+// - every image has alt text;
+// - each model chapter (chNN-*.html) shows its timeline picture,
+//   images/chNN-*-timeline.svg, and the measuring page all of them at
+//   one scale (images/chNN-*-timeline-scale.svg);
 // and a screenshot of the page's first screen is saved in
 // target/browser-check/ (plus, for pages with a diagram, the diagram in
-// the dark "navy" theme). Finally the search box must find "epoll".
+// the dark "navy" theme, and for pages with a timeline picture, the
+// picture in the light and navy themes). Finally the search box must
+// find "epoll".
 //
 // Driver: playwright-core (no bundled browser), installed by .ci/run into
 // target/ci-tools, driving the system's Chromium ($CHROMIUM, default
@@ -36,6 +42,9 @@ const SEARCH_WORD = "epoll";
 // Generous: two cores shared with a cargo build.
 const TIMEOUT_MS = 30_000;
 
+// A model chapter's page: the name its timeline picture is drawn under.
+const MODEL_PAGE = /^(ch\d\d-[a-z0-9-]+)\.html$/;
+
 const failures = [];
 function fail(page, message) {
   failures.push(`${page}: ${message}`);
@@ -50,6 +59,21 @@ function chapterPages() {
     pages.push(`${match[1]}.html`);
   }
   return pages;
+}
+
+/// The timeline pictures `name` must show, given every page of the book:
+/// its own for a model chapter, every model's at one scale for the
+/// measuring chapter, none elsewhere.
+function expectedTimelines(name, pages) {
+  const models = pages
+    .map((page) => MODEL_PAGE.exec(page)?.[1])
+    .filter(Boolean);
+  const own = MODEL_PAGE.exec(name)?.[1];
+  if (own) return [`images/${own}-timeline.svg`];
+  if (name === "measuring.html") {
+    return models.map((model) => `images/${model}-timeline-scale.svg`);
+  }
+  return [];
 }
 
 /// Starts python3's static file server on a free loopback port.
@@ -80,7 +104,7 @@ function serve(directory) {
   });
 }
 
-async function checkPage(context, origin, name, linkCache) {
+async function checkPage(context, origin, name, linkCache, timelines) {
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (e) => problems.push(`script error: ${e.message}`));
@@ -119,7 +143,8 @@ async function checkPage(context, origin, name, linkCache) {
         .map(([i]) => i),
       images: images.map((img) => ({
         src: img.getAttribute("src"),
-        ok: img.complete && img.naturalWidth > 0,
+        alt: (img.getAttribute("alt") ?? "").trim(),
+        ok: img.complete && img.naturalWidth > 0 && img.naturalHeight > 0,
       })),
       links,
       ids: [...document.querySelectorAll("[id]")].map((e) => e.id),
@@ -129,6 +154,11 @@ async function checkPage(context, origin, name, linkCache) {
   for (const i of facts.empty) problems.push(`code listing #${i} is empty`);
   for (const img of facts.images) {
     if (!img.ok) problems.push(`image did not load: ${img.src}`);
+    if (!img.alt) problems.push(`image has no alt text: ${img.src}`);
+  }
+  const shown = new Set(facts.images.map((img) => img.src));
+  for (const src of timelines) {
+    if (!shown.has(src)) problems.push(`no timeline picture ${src}`);
   }
 
   // Internal links: the target page must answer 200, and its #anchor must
@@ -179,6 +209,25 @@ async function darkScreenshot(context, origin, name) {
   const shot = path.join(shotsDir, name.replace(/\.html$/, "-navy.png"));
   await page.screenshot({ path: shot });
   await page.close();
+}
+
+/// Shows the page's timeline picture in the light and the navy theme and
+/// saves each view, so a person can check that the picture reads on both.
+async function timelineScreenshots(context, origin, name, src) {
+  for (const theme of ["light", "navy"]) {
+    const page = await context.newPage();
+    await page.addInitScript(
+      (t) => localStorage.setItem("mdbook-theme", t),
+      theme,
+    );
+    await page.goto(`${origin}/${name}`, { waitUntil: "load" });
+    const picture = page.locator(`main img[src="${src}"]`).first();
+    await picture.scrollIntoViewIfNeeded();
+    const stem = name.replace(/\.html$/, "");
+    const shot = path.join(shotsDir, `${stem}-timeline-${theme}.png`);
+    await page.screenshot({ path: shot });
+    await page.close();
+  }
 }
 
 /// Types the word in mdBook's search box and counts the results shown.
@@ -236,8 +285,12 @@ async function main() {
     const linkCache = new Map();
     for (const name of pages) {
       try {
-        const t = await checkPage(context, origin, name, linkCache);
+        const timelines = expectedTimelines(name, pages);
+        const t = await checkPage(context, origin, name, linkCache, timelines);
         if (t.images > 0) await darkScreenshot(context, origin, name);
+        if (timelines.length > 0) {
+          await timelineScreenshots(context, origin, name, timelines[0]);
+        }
         totals.listings += t.listings;
         totals.images += t.images;
         totals.links += t.links;

@@ -1,6 +1,7 @@
 //! `cargo run --release`: the tour. Starts every chapter's server, drives
 //! each with the same concurrent load, and prints one table comparing the
-//! parallelism each one showed with what its model predicts.
+//! parallelism each one showed with what its model predicts, each model's
+//! run drawn as text under its row (`--no-timeline`: the table alone).
 //!
 //! `server-models serve <chapter> [flags]` runs one chapter's server, as
 //! `cargo run -p <chapter> -- [flags]` would: the tour and the benchmark
@@ -21,6 +22,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use client::timeline::text;
 
 use tour::Settings;
 
@@ -77,6 +79,11 @@ struct TourArgs {
     #[arg(long, default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     workers: u32,
+
+    /// Print the table alone, without each model's timeline under its
+    /// row.
+    #[arg(long)]
+    no_timeline: bool,
 }
 
 fn main() -> ExitCode {
@@ -160,7 +167,11 @@ fn run_tour(args: &TourArgs) -> ExitCode {
         eprintln!("running {} ...", model.name);
     });
     let mut stdout = io::stdout().lock();
-    if let Err(e) = tour::print_table(&mut stdout, &settings, &rows) {
+    // Blocks in colour on a terminal (unless NO_COLOR), plain ASCII in a
+    // pipe or file, such as the book's copy of this output.
+    let timelines = (!args.no_timeline).then(text::Style::for_stdout);
+    if let Err(e) = tour::print_table(&mut stdout, &settings, &rows, timelines)
+    {
         eprintln!("server-models: {e}");
         return ExitCode::FAILURE;
     }

@@ -6,11 +6,19 @@
 //! <chapter>` would run it, on a port the OS picks. The load is the
 //! `client` binary's: `clients` clients at once, `messages` messages each,
 //! an `ack` awaited after each.
+//!
+//! Under each model's row of the table, the tour draws that model's run
+//! as text (the client's `timeline::text::sketch`): a line per client, on
+//! one time scale for every model, so that the single server draws a
+//! staircase, the pools as many lanes as they have workers, and the event
+//! loops one block.
 
 use std::io;
 use std::time::Duration;
 
 use client::load::{self, Load, Report};
+use client::timeline::text::{self, Style};
+use client::timeline::Timeline;
 use harness::ServerProcess;
 
 use crate::models::{Model, MODELS};
@@ -108,7 +116,16 @@ fn last_line(text: &str) -> String {
         .to_owned()
 }
 
-/// Prints the table to `out`.
+/// Characters per timeline line, after its indent: the table and its
+/// timelines fit an 80-column terminal.
+const TIMELINE_WIDTH: usize = 76;
+/// The indent that sets a timeline under its model's row.
+const TIMELINE_INDENT: &str = "    ";
+/// Client lines per timeline, at most: more clients share lines.
+const TIMELINE_ROWS: usize = 8;
+
+/// Prints the table to `out`, and under each model's row its timeline,
+/// drawn in `timelines`' style, if given.
 ///
 /// # Errors
 ///
@@ -117,6 +134,7 @@ pub fn print_table(
     out: &mut impl io::Write,
     settings: &Settings,
     rows: &[Row],
+    timelines: Option<Style>,
 ) -> io::Result<()> {
     writeln!(
         out,
@@ -131,7 +149,8 @@ pub fn print_table(
         "model", "clients", "messages", "wall", "parallelism", "predicted"
     )?;
     let work = Duration::from_millis(settings.work_ms);
-    for row in rows {
+    let drawings = timelines.map(|style| drawings(rows, work, style));
+    for (i, row) in rows.iter().enumerate() {
         let predicted = row
             .model
             .predicted_sleep(settings.clients, settings.workers);
@@ -148,8 +167,16 @@ pub fn print_table(
             )?,
             Err(e) => writeln!(out, "{:<14} error: {e}", row.model.name)?,
         }
+        if let Some((sketches, _)) = &drawings {
+            for line in sketches[i].lines() {
+                writeln!(out, "{TIMELINE_INDENT}{line}")?;
+            }
+            writeln!(out)?;
+        }
     }
-    writeln!(out)?;
+    if drawings.is_none() {
+        writeln!(out)?;
+    }
     writeln!(
         out,
         "parallelism: messages x work / wall, the messages worked on at once"
@@ -158,5 +185,48 @@ pub fn print_table(
     for model in MODELS {
         writeln!(out, "  {:<14} {}", model.name, model.sleep.rule())?;
     }
+    if let Some((_, legend)) = &drawings {
+        writeln!(out, "timelines: a line per client, one time scale for all")?;
+        write!(out, "{legend}")?;
+    }
     Ok(())
+}
+
+/// Each row's timeline as text (nothing for a model that failed), all on
+/// the longest run's time scale, and the legend that explains them.
+fn drawings(
+    rows: &[Row],
+    work: Duration,
+    style: Style,
+) -> (Vec<String>, String) {
+    let mut timelines: Vec<Option<Timeline>> = rows
+        .iter()
+        .map(|row| {
+            let report = row.outcome.as_ref().ok()?;
+            Some(Timeline::from_report(report, Some(work)))
+        })
+        .collect();
+    let span = timelines.iter().flatten().map(|t| t.span).max();
+    let options = text::Options {
+        width: TIMELINE_WIDTH,
+        max_rows: TIMELINE_ROWS,
+        style,
+    };
+    let sketches = timelines
+        .iter_mut()
+        .map(|timeline| match timeline {
+            Some(timeline) => {
+                timeline.stretch_to(span.unwrap_or_default());
+                text::sketch(timeline, &options)
+            }
+            None => String::new(),
+        })
+        .collect();
+    let legend = timelines
+        .iter()
+        .flatten()
+        .next()
+        .map(|timeline| text::legend(timeline, &options))
+        .unwrap_or_default();
+    (sketches, legend)
 }

@@ -82,6 +82,65 @@ fn tour_table_is_sane() {
     }
 }
 
+/// Under every model's row the tour draws its run: one line per client,
+/// then the time scale, each client's line with served (`#`) time on it,
+/// in plain ASCII since stdout is a pipe. The single server's clients
+/// are served one after another, so their first `#` moves right line by
+/// line: a staircase. `--no-timeline` prints the table alone.
+#[test]
+fn tour_draws_each_models_timeline() {
+    let load = ["--clients", "3", "--messages", "1", "--work-ms", "50"];
+    let (_, text) = run_tour(&load);
+    let lines: Vec<&str> = text.lines().collect();
+    let names = registry_names();
+    for name in &names {
+        let row = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("a row for {name}:\n{text}"));
+        let clients: Vec<&str> = lines[row + 1..]
+            .iter()
+            .take_while(|l| l.trim_start().starts_with("client "))
+            .copied()
+            .collect();
+        assert_eq!(clients.len(), 3, "{name}'s timeline:\n{text}");
+        for line in &clients {
+            assert!(line.starts_with("    client "), "indented:\n{text}");
+            assert!(line.ends_with('|') && line.contains('#'), "{text}");
+            assert!(line.is_ascii(), "plain in a pipe:\n{text}");
+        }
+        assert!(
+            lines[row + 4].trim_start().starts_with('+'),
+            "{name}'s time scale:\n{text}"
+        );
+        if name == "ch01-single" {
+            let first: Vec<usize> = clients
+                .iter()
+                .map(|l| l.find('#').expect("served"))
+                .collect();
+            assert!(
+                first.windows(2).all(|w| w[0] < w[1]),
+                "not a staircase:\n{text}"
+            );
+        }
+    }
+    assert!(text.contains("# served, . waiting"), "a legend:\n{text}");
+
+    let mut args = load.to_vec();
+    args.push("--no-timeline");
+    let (_, table) = run_tour(&args);
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("ch0")).count(),
+        names.len(),
+        "the table is still there:\n{table}"
+    );
+    assert!(
+        !table.lines().any(|l| l.trim_start().starts_with("client ")),
+        "no timeline with --no-timeline:\n{table}"
+    );
+    assert!(!table.contains("# served"), "no legend:\n{table}");
+}
+
 /// The model names `server-models models` lists, in order.
 fn registry_names() -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_server-models"))

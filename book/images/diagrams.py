@@ -229,6 +229,26 @@ def threaded():
     svg.write("ch03-threaded.svg")
 
 
+def many_clients_and_epoll(svg, interest):
+    """The left half of the event-loop pictures (chapters 4 and 5): many
+    clients, and the kernel's epoll instance and socket buffers; `interest`
+    is the two lines that say what the interest list holds."""
+    clients(svg, 20, [60, 115, 170, 225, 280],
+            ["client A", "client B", "client C", "client D", "...10,000"])
+    svg.region(160, 30, 190, 340, "kernel")
+    svg.box(178, 56, 154, 150, [], KERNEL)
+    svg.text(255, 76, "epoll instance", 13, ' font-weight="600"')
+    svg.text(255, 98, "interest list:", 12)
+    svg.text(255, 116, interest[0], 12)
+    svg.text(255, 134, interest[1], 12)
+    svg.text(255, 170, "ready list:", 12, ' font-weight="600"')
+    svg.text(255, 188, "what can proceed now", 12)
+    for y in (78, 133, 188, 243, 298):
+        svg.arrow((130, y), (174, min(max(y, 80), 200)))
+    svg.box(178, 270, 154, 74, ["socket buffers", "bytes in, acks out,",
+                                "one pair per client"], KERNEL, 12)
+
+
 def epoll():
     svg = Svg(
         780,
@@ -241,21 +261,8 @@ def epoll():
         "when its deadline passes. Every connection is a state in a table, "
         "every pending deadline an entry in a heap.",
     )
-    clients(svg, 20, [60, 115, 170, 225, 280],
-            ["client A", "client B", "client C", "client D", "...10,000"])
-    svg.region(160, 30, 190, 340, "kernel")
-    svg.box(178, 56, 154, 150, [], KERNEL)
-    svg.text(255, 76, "epoll instance", 13, ' font-weight="600"')
-    svg.text(255, 98, "interest list:", 12)
-    svg.text(255, 116, "listener", 12)
-    svg.text(255, 134, "every client socket", 12)
-    svg.text(255, 170, "ready list:", 12, ' font-weight="600"')
-    svg.text(255, 188, "what can proceed now", 12)
-    for y in (78, 133, 188, 243, 298):
-        svg.arrow((130, y), (174, min(max(y, 80), 200)))
+    many_clients_and_epoll(svg, ["listener", "every client socket"])
     svg.pill(255, 228, "non-blocking sockets", GREY)
-    svg.box(178, 270, 154, 74, ["socket buffers", "bytes in, acks out,",
-                                "one pair per client"], KERNEL, 12)
     svg.region(380, 30, 380, 340, "one process, one thread")
     svg.box(400, 56, 200, 48, ["epoll_wait()", "until ready or a timer is due"],
             PROCESS, 12)
@@ -277,8 +284,46 @@ def epoll():
     svg.write("ch04-epoll.svg")
 
 
+def tokio():
+    svg = Svg(
+        780,
+        430,
+        "The tokio server",
+        "One runtime thread runs tokio's reactor, scheduler and timer wheel. "
+        "The reactor waits in epoll_wait through mio and wakes the tasks "
+        "whose sockets are ready; the scheduler polls each woken task, one "
+        "per connection, a state machine the compiler wrote from the "
+        "session's async fn; the timer wheel wakes tasks whose sleep or "
+        "idle limit is due. Spin work goes to a separate pool of blocking "
+        "threads.",
+    )
+    many_clients_and_epoll(
+        svg, ["listener, client sockets", "(edge-triggered, mio)"])
+    svg.region(380, 30, 380, 260, "one runtime thread (current-thread)")
+    svg.box(400, 56, 160, 60, ["reactor", "epoll_wait, wakers"],
+            PROCESS, 12)
+    svg.box(580, 56, 160, 60, ["timer wheel", "sleeps, idle limits"],
+            PROCESS, 12)
+    svg.arrow((332, 120), (396, 90))
+    svg.box(400, 150, 340, 120, [], WORKER)
+    svg.text(570, 168, "scheduler: poll each woken task", 13,
+             ' font-weight="600"')
+    svg.text(570, 192, "one task per connection:", 12)
+    svg.text(570, 210, "the session future, a state machine", 12)
+    svg.text(570, 228, "with a state per .await (about 1.8 KB)", 12)
+    svg.text(570, 250, "+ its own 4 KiB read buffer", 12)
+    svg.arrow((480, 116), (480, 146))
+    svg.arrow((660, 116), (660, 146))
+    svg.region(380, 320, 380, 90, "blocking pool (spawn_blocking)")
+    svg.box(400, 340, 340, 50, ["spin work", "threads made for blocking, "
+                                "results awaited"], WARN, 12)
+    svg.arrow((690, 270), (690, 336), dashed=True)
+    svg.write("ch05-tokio.svg")
+
+
 if __name__ == "__main__":
     single()
     prefork()
     threaded()
     epoll()
+    tokio()

@@ -12,6 +12,10 @@
 #   ch02-prefork-shutdown.txt  SIGTERM to the master, and the drain
 # Short work (200 ms per message) keeps the run to a few seconds; the shape
 # of the output is what the chapter discusses, not the exact times or pids.
+#
+# Also draws the chapter's picture (server.bash's timeline_pictures):
+# book/images/ch02-prefork-timeline.svg, and ch02-prefork-timeline-scale.svg
+# on the time axis all five models share.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=server.bash
@@ -22,11 +26,11 @@ WORKERS=3
 CLIENTS=6
 MESSAGES=1
 
-cargo build --quiet -p ch02-prefork -p client
+cargo build --quiet -p ch02-prefork -p client -p server-models
 
-# Three silent connections, then three ordinary clients: the picture of
-# what slow clients do to this model (ch02-prefork-slow-clients.svg).
-slow_client_run ch02-prefork --workers 3
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch02-prefork-slow-clients.svg.
+slow_client_run ch02-prefork
 
 # The master's children: its workers (the master has only one thread).
 workers() {
@@ -125,3 +129,7 @@ wait "$late_pid" || true
 } >"$out/ch02-prefork-server.txt"
 mv "$scratch/ps.txt" "$out/ch02-prefork-ps.txt"
 echo "wrote $out/ch02-prefork-{server,client,ps,kill,shutdown}.txt"
+
+# The picture beside the chapter's diagram.
+timeline_pictures ch02-prefork
+echo "wrote book/images/ch02-prefork-timeline{,-scale}.svg"

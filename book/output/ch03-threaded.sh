@@ -14,6 +14,10 @@
 #                             servers with 1, 10 and 1000 workers
 # Short work (200 ms per message) keeps the run to a few seconds; the shape
 # of the output is what the chapter discusses, not the exact times.
+#
+# Also draws the chapter's picture (server.bash's timeline_pictures):
+# book/images/ch03-threaded-timeline.svg, and ch03-threaded-timeline-scale.svg
+# on the time axis all five models share.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=server.bash
@@ -28,11 +32,11 @@ QUEUE=3
 CLIENTS=6
 MESSAGES=2
 
-cargo build --quiet -p ch03-threaded -p client
+cargo build --quiet -p ch03-threaded -p client -p server-models
 
-# Three silent connections, then three ordinary clients: the picture of
-# what slow clients do to this model (ch03-threaded-slow-clients.svg).
-slow_client_run ch03-threaded --workers 3
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch03-threaded-slow-clients.svg.
+slow_client_run ch03-threaded
 
 # --- 1. Load, a busy rejection, the idle threads -------------------------
 start_server ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS" \
@@ -120,3 +124,7 @@ stop_server
 mv "$scratch/memory.txt" "$out/ch03-threaded-memory.txt"
 
 echo "wrote $out/ch03-threaded-{server,client,busy,threads,panic,memory}.txt"
+
+# The picture beside the chapter's diagram.
+timeline_pictures ch03-threaded
+echo "wrote book/images/ch03-threaded-timeline{,-scale}.svg"

@@ -10,16 +10,20 @@
 #
 # Short work keeps the runs to seconds; the shape of the output is what the
 # chapter discusses, not the exact times.
+#
+# Also draws the chapter's picture (server.bash's timeline_pictures):
+# book/images/ch04-epoll-timeline.svg, and ch04-epoll-timeline-scale.svg
+# on the time axis all five models share.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=server.bash
 source book/output/server.bash
 
-cargo build --quiet -p ch04-epoll -p client
+cargo build --quiet -p ch04-epoll -p client -p server-models
 cargo build --quiet --release -p ch04-epoll --examples
 
-# Three silent connections, then three ordinary clients: the picture of
-# what slow clients do to this model (ch04-epoll-slow-clients.svg).
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch04-epoll-slow-clients.svg.
 slow_client_run ch04-epoll
 
 # 1. Three clients, three messages each, 200 ms of sleep work per message:
@@ -77,3 +81,7 @@ else
 fi
 
 echo "wrote $out/ch04-epoll-{server,client,200,spin,c10k,strace}.txt"
+
+# The picture beside the chapter's diagram.
+timeline_pictures ch04-epoll
+echo "wrote book/images/ch04-epoll-timeline{,-scale}.svg"

@@ -6,15 +6,19 @@
 # ch05-tokio-client.txt (the client's timeline and summary). The run is
 # chapter 1's, so the two outputs compare line for line: same clients,
 # same work, but here every client is served at once, by one thread.
+#
+# Also draws the chapter's picture (server.bash's timeline_pictures):
+# book/images/ch05-tokio-timeline.svg, and ch05-tokio-timeline-scale.svg
+# on the time axis all five models share.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=server.bash
 source book/output/server.bash
 
-cargo build --quiet -p ch05-tokio -p client
+cargo build --quiet -p ch05-tokio -p client -p server-models
 
-# Three silent connections, then three ordinary clients: the picture of
-# what slow clients do to this model (ch05-tokio-slow-clients.svg).
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch05-tokio-slow-clients.svg.
 slow_client_run ch05-tokio
 
 # Three clients at once, then SIGTERM: tokio's signal handler flips the
@@ -22,3 +26,7 @@ slow_client_run ch05-tokio
 # exits 0.
 three_clients_run ch05-tokio
 echo "wrote $out/ch05-tokio-server.txt, ch05-tokio-client.txt"
+
+# The picture beside the chapter's diagram.
+timeline_pictures ch05-tokio
+echo "wrote book/images/ch05-tokio-timeline{,-scale}.svg"

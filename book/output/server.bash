@@ -101,6 +101,57 @@ three_clients_run() {
     mv "$scratch/client.txt" "$out/$1-client.txt"
 }
 
+# timeline_pictures NAME: the picture every model chapter shows beside its
+# diagram, and the same experiment for the five-at-a-glance section of
+# measuring.md. The experiment is the same for every model: 6 clients x 3
+# messages, 200 ms of sleep work per message, and --workers 3 for the
+# models the registry (`server-models models`) says take it. The client
+# draws each run with the server's own log, so that the picture has a row
+# per server worker too. Two runs, two pictures in book/images:
+#
+#   NAME-timeline.svg        the time axis as long as the run
+#   NAME-timeline-scale.svg  a 4 s axis, the same for every model: the
+#                            slowest, one message at a time, needs
+#                            18 x 200 ms = 3.6 s
+#
+# Needs target/debug/server-models, client and NAME built.
+timeline_pictures() {
+    local name=$1 pool
+    pool_of "$name"
+    timeline_run "$name" book/images/"$name"-timeline.svg "${pool[@]}"
+    timeline_run "$name" book/images/"$name"-timeline-scale.svg \
+        --span-ms 4000 "${pool[@]}"
+}
+
+# pool_of NAME: sets the array `pool` to `--workers 3` if the registry
+# (`server-models models`) says NAME takes --workers, else to nothing: the
+# pools run with three workers in every picture. Needs
+# target/debug/server-models built.
+pool_of() {
+    pool=()
+    if target/debug/server-models models | awk -F'\t' -v name="$1" \
+        '$1 == name && $5 ~ /--workers/ { found = 1 } END { exit !found }'
+    then
+        pool=(--workers 3)
+    fi
+}
+
+# timeline_run NAME SVG [--span-ms MS] [SERVER FLAGS...]: one run of
+# timeline_pictures' experiment, drawn to SVG.
+timeline_run() {
+    local name=$1 svg=$2 span=()
+    shift 2
+    if [ "${1:-}" = --span-ms ]; then
+        span=("$1" "$2")
+        shift 2
+    fi
+    start_server "$name" --addr 127.0.0.1:0 --work-ms 200 "$@"
+    target/debug/client 6 --addr "$addr" --messages 3 --work-ms 200 \
+        --quiet --server-log "$scratch/server.txt" --svg "$svg" \
+        --title "$name${*:+ $*}" "${span[@]}" >/dev/null
+    stop_server
+}
+
 # children PID: the child processes of PID, one line (a prefork master's
 # children are its workers; strace's child is the program it runs).
 children() {
@@ -118,21 +169,22 @@ wait_for_children() {
     exit 1
 }
 
-# slow_client_run NAME FLAGS...: the slow-client run every model chapter
-# draws. The server NAME (with FLAGS, e.g. `--workers 3`) has 200 ms of
-# sleep work per message and a 1 s idle timeout. First this script opens
-# 3 connections that send nothing (bash's /dev/tcp: a connect, no bytes),
-# then 3 ordinary clients x 3 messages run. A model that gives each
-# connection a worker serves the ordinary clients only once the silent
-# ones have timed out; an event loop serves them at once. Writes
-# $out/NAME-slow-clients.svg: the client's timeline, split by the server's
-# own log (the silent connections are not in it: the client draws its own
-# clients only).
+# slow_client_run NAME: the slow-client run every model chapter draws.
+# The server NAME (--workers 3 for the pools, as in timeline_pictures) has
+# 200 ms of sleep work per message and a 1 s idle timeout. First this
+# script opens 3 connections that send nothing (bash's /dev/tcp: a
+# connect, no bytes), then 3 ordinary clients x 3 messages run. A model
+# that gives each connection a worker serves the ordinary clients only
+# once the silent ones have timed out; an event loop serves them at once.
+# Writes book/images/NAME-slow-clients.svg: the client's timeline, split
+# by the server's own log (the silent connections are not in it: the
+# client draws its own clients only). Needs target/debug/server-models,
+# client and NAME built.
 slow_client_run() {
-    local name=$1 fd silent=()
-    shift
+    local name=$1 fd silent=() pool
+    pool_of "$name"
     start_server "$name" --addr 127.0.0.1:0 --work-ms 200 \
-        --idle-timeout-ms 1000 "$@"
+        --idle-timeout-ms 1000 "${pool[@]}"
     for _ in 1 2 3; do
         # The connect returns once the kernel has completed the
         # handshake: the connection is in the server's backlog (or
@@ -140,9 +192,11 @@ slow_client_run() {
         exec {fd}<>"/dev/tcp/${addr%:*}/${addr##*:}"
         silent+=("$fd")
     done
-    run_client "$scratch/slow-client.txt" 3 --addr "$addr" --messages 3 \
-        --work-ms 200 --svg "$out/$name-slow-clients.svg" \
-        --server-log "$scratch/server.txt"
+    target/debug/client 3 --addr "$addr" --messages 3 --work-ms 200 \
+        --quiet --server-log "$scratch/server.txt" \
+        --svg book/images/"$name"-slow-clients.svg \
+        --title "$name${pool[*]:+ ${pool[*]}}, behind 3 silent connections" \
+        >/dev/null
     for fd in "${silent[@]}"; do
         exec {fd}>&-
     done

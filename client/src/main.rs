@@ -5,7 +5,7 @@
 //! `--chart` and `--svg`, draws it.
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -78,6 +78,18 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
 
+    /// What was run, e.g. the server's name: the --chart's and --svg's
+    /// title starts with it.
+    #[arg(long)]
+    title: Option<String>,
+
+    /// Draw the --chart's and --svg's time axis at least this long, so
+    /// that pictures of different runs share one scale. A longer run
+    /// keeps its whole, longer axis.
+    #[arg(long, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    span_ms: Option<u64>,
+
     /// The server's stderr from this run, for --chart and --svg: split
     /// each message by the moments the server read it and sent its ack,
     /// and draw a row per server worker, instead of taking the last
@@ -103,8 +115,15 @@ fn main() -> ExitCode {
 /// One load run, printed; the error is the one line to show.
 fn run(args: &Cli) -> Result<(), String> {
     // Said before the run, not after minutes of it.
-    if args.server_log.is_some() && !args.chart && args.svg.is_none() {
+    let drawing = args.chart || args.svg.is_some();
+    if args.server_log.is_some() && !drawing {
         return Err("--server-log is read for --chart or --svg".into());
+    }
+    if args.title.is_some() && !drawing {
+        return Err("--title is the title of --chart or --svg".into());
+    }
+    if args.span_ms.is_some() && !drawing {
+        return Err("--span-ms is the axis of --chart or --svg".into());
     }
     let load = Load {
         addr: resolve(&args.addr)?,
@@ -125,7 +144,7 @@ fn run(args: &Cli) -> Result<(), String> {
     }
     let work = args.work_ms.map(Duration::from_millis);
     println!("{}", report.summary(work));
-    if args.chart || args.svg.is_some() {
+    if drawing {
         draw(args, &report, work)?;
     }
     Ok(())
@@ -137,13 +156,10 @@ fn draw(
     report: &Report,
     work: Option<Duration>,
 ) -> Result<(), String> {
-    let timeline = match &args.server_log {
+    let mut timeline = match &args.server_log {
         None => Timeline::from_report(report, work),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let log = ServerLog::parse(&text);
-            let timeline = Timeline::with_server_log(report, work, &log);
+            let timeline = read_server_log(path, report, work)?;
             // With no message acked there is nothing to find in it.
             let found = matches!(timeline.basis, Basis::ServerLog { .. });
             if report.acked > 0 && !found {
@@ -157,6 +173,19 @@ fn draw(
             timeline
         }
     };
+    if let Some(what) = &args.title {
+        timeline.title = format!("{what}: {}", timeline.title);
+    }
+    if let Some(span) = args.span_ms {
+        timeline.stretch_to(Duration::from_millis(span));
+        if timeline.span > Duration::from_millis(span) {
+            eprintln!(
+                "client: the run took {} ms, longer than --span-ms {span}: \
+                 the axis is as long as the run",
+                timeline.span.as_millis()
+            );
+        }
+    }
     if args.chart {
         let mut style = text::Style::for_stdout();
         if args.ascii {
@@ -175,6 +204,36 @@ fn draw(
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The timeline of `report` split by the server log at `path`. A server
+/// logs `ack sent` just after sending the ack, so the log may lag the
+/// client by a moment: its last lines can still be on their way when the
+/// last ack has arrived. Read again, briefly, until every message is
+/// found.
+fn read_server_log(
+    path: &Path,
+    report: &Report,
+    work: Option<Duration>,
+) -> Result<Timeline, String> {
+    const TRIES: u32 = 10;
+    let mut tried = 1;
+    loop {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let log = ServerLog::parse(&text);
+        let timeline = Timeline::with_server_log(report, work, &log);
+        let complete = match timeline.basis {
+            Basis::ServerLog { matched, total, .. } => matched == total,
+            // Nothing of this run in it: not a lag, another log.
+            _ => true,
+        };
+        if complete || tried == TRIES {
+            return Ok(timeline);
+        }
+        tried += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `--chart-width`, else the terminal's width as the shell exports it,

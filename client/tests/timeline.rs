@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +16,17 @@ use protocol::{ACK, ETX, GOODBYE};
 
 /// The work per message.
 const WORK: Duration = Duration::from_millis(40);
+
+/// Held by each test that times a run: the charts are checked to a few
+/// milliseconds, and two runs at once on two cores skew each other's.
+static TIMING: Mutex<()> = Mutex::new(());
+
+/// Takes [`TIMING`], whether or not a test that held it failed.
+fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    TIMING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// One line as `protocol::log::write_line` formats it, for this process
 /// and a thread named `single`.
@@ -86,6 +98,7 @@ fn serve(mut stream: TcpStream, peer: &str, log: &mut File) {
 /// a staircase split by the server's own moments, and a worker row.
 #[test]
 fn chart_and_svg_from_a_server_log() {
+    let _timing = one_run_at_a_time();
     let dir = std::env::temp_dir()
         .join(format!("client-timeline-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("a temporary directory");
@@ -126,8 +139,14 @@ fn chart_and_svg_from_a_server_log() {
         first_served.windows(2).all(|w| w[0] < w[1]),
         "not a staircase:\n{stdout}"
     );
-    assert!(chart[0].contains("|#"), "{stdout}");
-    assert!(chart[2].contains("|."), "{stdout}");
+    // The first client is served as soon as its message is out, the
+    // last waits first. A character is about 6 ms here, so on a busy
+    // machine the run's start, the client threads' connecting and the
+    // server's reading each take one or two of them: the first client's
+    // service starts within the first few, the last's long after.
+    let plot = |line: &str| line.split('|').nth(1).expect("bars").to_owned();
+    assert!(matches!(plot(chart[0]).find('#'), Some(0..=3)), "{stdout}");
+    assert!(plot(chart[2]).trim_start().starts_with('.'), "{stdout}");
     assert!(stdout.contains("(server log)"), "{stdout}");
     // One worker, serving one client at a time, all along.
     let worker = format!("pid {} single |", std::process::id());
@@ -144,7 +163,62 @@ fn chart_and_svg_from_a_server_log() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// `--server-log` with nothing to draw, or `--ascii` without `--chart`,
+/// `--span-ms` draws a short run on a longer axis, the one other runs
+/// share: the SVG's ticks reach 2 s, and the chart's run of about 240 ms
+/// takes the first part of its line, blank after.
+#[test]
+fn span_sets_one_scale_for_every_run() {
+    let _timing = one_run_at_a_time();
+    let dir = std::env::temp_dir()
+        .join(format!("client-span-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("a temporary directory");
+    let (log, svg) = (dir.join("server.log"), dir.join("run.svg"));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("bound").to_string();
+    let server = {
+        let log = log.clone();
+        thread::spawn(move || serve_one_at_a_time(listener, 2, &log))
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["2", "--addr", &addr, "--messages", "3", "--quiet"])
+        .args(["--work-ms", "40", "--chart", "--chart-width", "60"])
+        .args(["--span-ms", "2000", "--svg"])
+        .arg(&svg)
+        .output()
+        .expect("the client binary runs");
+    server.join().expect("the stand-in server ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+
+    let svg = fs::read_to_string(&svg).expect("the SVG was written");
+    let ticks: Vec<&str> = svg
+        .split("class=\"tick\"")
+        .skip(1)
+        .filter_map(|t| t.split_once('>')?.1.split_once('<'))
+        .map(|(label, _)| label)
+        .collect();
+    assert_eq!(ticks.first(), Some(&"0.0 s"), "{ticks:?}");
+    assert_eq!(ticks.last(), Some(&"2.0 s"), "{ticks:?}");
+    // 6 x 40 ms of work one at a time: well under half of the 2 s axis,
+    // however slow the machine, so each line ends in blanks.
+    let chart: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("client "))
+        .collect();
+    assert_eq!(chart.len(), 2, "{stdout}");
+    for line in chart {
+        let plot = line.split('|').nth(1).expect("a plot between bars");
+        let (used, rest) = plot.split_at(plot.len() / 2);
+        assert!(used.contains('#'), "{stdout}");
+        assert!(rest.trim().is_empty(), "{stdout}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `--server-log` or `--span-ms` with nothing to draw, or `--ascii`
+/// without `--chart`,
 /// is a mistake said in one line before any load runs.
 #[test]
 fn drawing_flags_need_a_drawing() {
@@ -162,6 +236,13 @@ fn drawing_flags_need_a_drawing() {
     assert_eq!(
         stderr.trim(),
         "client: --server-log is read for --chart or --svg"
+    );
+    let out = run(&["--span-ms", "4000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "client: --span-ms is the axis of --chart or --svg"
     );
     for flag in [&["--ascii"][..], &["--chart-width", "60"]] {
         let out = run(flag);

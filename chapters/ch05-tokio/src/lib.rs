@@ -326,3 +326,6 @@ fn watch_shutdown(shutdown: &Shutdown) -> io::Result<Stop> {
     Ok(stop)
 }
 // ANCHOR_END: watch_shutdown
+
+#[cfg(test)]
+mod future_size;

@@ -280,6 +280,14 @@ impl Timeline {
         timeline
     }
 
+    /// Lengthens the time axis to `span` if the run was shorter, so that
+    /// pictures of different runs share one scale: the same distance is
+    /// the same time in each. A longer run keeps its own, longer axis -
+    /// cutting it off would hide the very clients that waited longest.
+    pub fn stretch_to(&mut self, span: Duration) {
+        self.span = self.span.max(span);
+    }
+
     /// How many clients were waiting (a message out and not being
     /// served), from each moment on: the steps of a curve, in time
     /// order, from 0 at the start. Where it is above zero while every
@@ -649,6 +657,22 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(jobs, [(3, span(2, 120), 0), (2, span(121, 250), 0)]);
         assert_eq!(timeline.workers[1].lanes, 1);
+    }
+
+    /// Stretching lengthens a short run's axis and leaves a longer
+    /// run's alone; the bars keep their times.
+    #[test]
+    fn stretch_to_a_common_span() {
+        let report = report(UNIX_EPOCH, &[&[(0, 100)], &[(0, 200)]]);
+        let mut timeline =
+            Timeline::from_report(&report, Some(Duration::from_millis(100)));
+        let rows = timeline.rows.clone();
+        assert_eq!(timeline.span, Duration::from_millis(200));
+        timeline.stretch_to(Duration::from_millis(1000));
+        assert_eq!(timeline.span, Duration::from_millis(1000));
+        assert_eq!(timeline.rows, rows);
+        timeline.stretch_to(Duration::from_millis(500));
+        assert_eq!(timeline.span, Duration::from_millis(1000));
     }
 
     /// The waiting curve counts clients between sending and being

@@ -6,7 +6,9 @@
 //! colour over it. With a server log, a second panel has a row per worker.
 //!
 //! The chart brings its own light background, so it reads the same on
-//! the book's light and dark themes. Rows are 18 px high while they fit;
+//! the book's light and dark themes. Its text is sized for the book too:
+//! a page column is about 750 px, so the 960 px picture is shown at
+//! about four fifths, and 14 px labels still read as 11 px there. Rows are 18 px high while they fit;
 //! past that each panel keeps a fixed height and rows shrink, down to a
 //! fraction of a pixel, where 1,000 clients become a density picture and
 //! per-row labels give way to the first and last client's. Shapes are
@@ -158,7 +160,7 @@ fn workers_panel(
 fn panel_title(out: &mut String, top: f64, title: &str) {
     let _ = writeln!(
         out,
-        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"13\" \
+        "<text class=\"panel\" x=\"16\" y=\"{}\" font-size=\"15\" \
          font-weight=\"bold\" fill=\"{INK}\">{title}</text>",
         num(top - 10.0)
     );
@@ -168,23 +170,23 @@ fn panel_title(out: &mut String, top: f64, title: &str) {
 fn header(out: &mut String, timeline: &Timeline) {
     let _ = writeln!(
         out,
-        "<text class=\"title\" x=\"16\" y=\"28\" font-size=\"17\" \
+        "<text class=\"title\" x=\"16\" y=\"28\" font-size=\"20\" \
          font-weight=\"bold\" fill=\"{INK}\">{}</text>",
         escape(&timeline.title)
     );
     let _ = writeln!(
         out,
-        "<g class=\"legend\" font-size=\"12\" fill=\"{INK}\">\
+        "<g class=\"legend\" font-size=\"14\" fill=\"{INK}\">\
          <rect x=\"16\" y=\"41\" width=\"14\" height=\"12\" \
-         fill=\"{WAITING}\"/><text x=\"36\" y=\"51\">waiting (sent, not \
+         fill=\"{WAITING}\"/><text x=\"36\" y=\"52\">waiting (sent, not \
          being worked on)</text>\
-         <rect x=\"236\" y=\"41\" width=\"14\" height=\"12\" \
-         fill=\"{SERVED}\"/><text x=\"256\" y=\"51\">served (the server \
+         <rect x=\"300\" y=\"41\" width=\"14\" height=\"12\" \
+         fill=\"{SERVED}\"/><text x=\"320\" y=\"52\">served (the server \
          working on it)</text></g>"
     );
     let _ = writeln!(
         out,
-        "<text class=\"basis\" x=\"16\" y=\"71\" font-size=\"11\" \
+        "<text class=\"basis\" x=\"16\" y=\"73\" font-size=\"13\" \
          fill=\"{MUTED}\">{}</text>",
         escape(&timeline.basis.explain())
     );
@@ -240,7 +242,7 @@ fn row_labels(out: &mut String, h: f64, top: f64, labels: &[String]) {
     let label = |out: &mut String, y: f64, text: &str| {
         let _ = writeln!(
             out,
-            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"14\" \
              text-anchor=\"end\" fill=\"{INK}\">{}</text>",
             num(LEFT - 8.0),
             num(y),
@@ -249,7 +251,7 @@ fn row_labels(out: &mut String, h: f64, top: f64, labels: &[String]) {
     };
     if h >= LABEL_MIN {
         for (i, text) in labels.iter().enumerate() {
-            label(out, top + (i as f64 + 0.5) * h + 4.0, text);
+            label(out, top + (i as f64 + 0.5) * h + 5.0, text);
         }
     } else if let (Some(first), Some(last)) = (labels.first(), labels.last()) {
         label(out, top + 9.0, first);
@@ -271,10 +273,10 @@ fn worker_row(
     if block >= 10.0 {
         let _ = write!(
             out,
-            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+            "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"14\" \
              text-anchor=\"end\" fill=\"{INK}\">{}</text>",
             num(LEFT - 8.0),
-            num(y + h.max(10.0) / 2.0 + 4.0),
+            num(y + h.max(10.0) / 2.0 + 5.0),
             escape(&worker.name)
         );
     }
@@ -284,14 +286,14 @@ fn worker_row(
         let x1 = x(job.span.end.as_secs_f64());
         rect(out, "job", x0, x1, top, bar, SERVED);
         let text = job.client.to_string();
-        // About 6.5 px a digit at 10 px, and a margin.
-        if h >= LABEL_MIN && x1 - x0 >= 6.5 * text.len() as f64 + 4.0 {
+        // About 7.8 px a digit at 12 px, and a margin.
+        if h >= LABEL_MIN && x1 - x0 >= 7.8 * text.len() as f64 + 4.0 {
             let _ = write!(
                 out,
-                "<text x=\"{}\" y=\"{}\" font-size=\"10\" \
+                "<text x=\"{}\" y=\"{}\" font-size=\"12\" \
                  text-anchor=\"middle\" fill=\"#ffffff\">{text}</text>",
                 num((x0 + x1) / 2.0),
-                num(top + bar / 2.0 + 3.5)
+                num(top + bar / 2.0 + 4.0)
             );
         }
     }
@@ -327,21 +329,26 @@ fn waiting_strip(
         let next = steps.get(i + 1).map_or(timeline.span, |s| s.0);
         (next - steps[i].0).as_secs_f64() >= pixel
     };
+    // None held that long (an event loop reads every message at once):
+    // the curve is flat, and the label says so rather than count a
+    // spike nobody can see.
     let most = (0..steps.len())
         .filter(|&i| held(i))
         .map(|i| steps[i].1)
         .max()
-        .filter(|&n| n > 0)
-        .or_else(|| steps.iter().map(|s| s.1).max())
         .unwrap_or(0);
     let bottom = top + STRIP;
     let y = |n: usize| bottom - STRIP * n.min(most) as f64 / most.max(1) as f64;
+    let note = match most {
+        0 => "(none)".to_string(),
+        n => format!("(most {n})"),
+    };
     let _ = write!(
         out,
-        "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"11\" \
+        "<text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"14\" \
          text-anchor=\"end\" fill=\"{INK}\">clients waiting</text>\
-         <text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"10\" \
-         text-anchor=\"end\" fill=\"{MUTED}\">(most {most})</text>\
+         <text class=\"label\" x=\"{}\" y=\"{}\" font-size=\"12\" \
+         text-anchor=\"end\" fill=\"{MUTED}\">{note}</text>\
          <path class=\"waiting\" fill=\"{WAITING}\" d=\"M{} {}",
         num(LEFT - 8.0),
         num(top + 14.0),
@@ -392,11 +399,11 @@ fn axis(out: &mut String, ticks: &[Tick], x: &impl Fn(f64) -> f64, y: f64) {
             out,
             "<line x1=\"{x}\" x2=\"{x}\" y1=\"{}\" y2=\"{}\" \
              stroke=\"{MUTED}\"/><text class=\"tick\" x=\"{x}\" y=\"{}\" \
-             font-size=\"11\" text-anchor=\"middle\" \
+             font-size=\"14\" text-anchor=\"middle\" \
              fill=\"{INK}\">{}</text>",
             num(y + 2.0),
             num(y + 7.0),
-            num(y + 20.0),
+            num(y + 22.0),
             escape(&tick.label),
             x = num(x(tick.at))
         );
@@ -568,6 +575,40 @@ mod tests {
                 t = num(top)
             )
         );
+    }
+
+    /// Nobody waiting for as long as a pixel (every client served at
+    /// once): the curve stays flat and says `(none)`, not a count of a
+    /// spike too thin to draw.
+    #[test]
+    fn nobody_waiting() {
+        // Client 2's message was read 1 ms after it was sent: 1 ms of a
+        // 1 s axis is under a pixel.
+        let mut t = timeline(1000, &[&[(0, 0, 500)], &[(0, 1, 500)]]);
+        let job = |client| Job {
+            client,
+            number: 0,
+            span: Span {
+                start: ms(0),
+                end: ms(500),
+            },
+            lane: client - 1,
+        };
+        t.workers = vec![WorkerRow {
+            name: "main".to_string(),
+            jobs: vec![job(1), job(2)],
+            lanes: 2,
+        }];
+        let svg = render(&t);
+        assert!(svg.contains(">(none)</text>"), "{svg}");
+        let path = svg.split("class=\"waiting\"").nth(1).unwrap();
+        let d = path.split(" d=\"").nth(1).unwrap().split('"').next();
+        let heights: Vec<&str> = d
+            .unwrap()
+            .split(' ')
+            .filter_map(|step| step.strip_prefix('V'))
+            .collect();
+        assert!(heights.windows(2).all(|w| w[0] == w[1]), "{heights:?}");
     }
 
     /// The top of the waiting curve: 8 px under the last worker lane.

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use super::scale;
 use super::{Row, Timeline};
-use crate::load::Report;
 
 /// Which characters to draw with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,25 +119,24 @@ pub struct Options {
 /// scale, and a legend saying what the characters mean.
 pub fn render(timeline: &Timeline, options: &Options) -> String {
     let mut out = format!("{}\n", timeline.title);
-    for line in chart(timeline, options) {
-        out.push_str(&line);
-        out.push('\n');
-    }
+    out.push_str(&sketch(timeline, options));
+    out.push_str(&legend(timeline, options));
+    out
+}
+
+/// What the characters mean and where the split between served and
+/// waiting comes from, in lines of at most `options.width`: the end of
+/// [`render`], for a caller of [`sketch`] to print once.
+pub fn legend(timeline: &Timeline, options: &Options) -> String {
     let style = &options.style;
+    let glyph = |state| paint(style, state, &style.glyph(state).to_string());
     let legend = format!(
         "{} served, {} waiting: {}",
-        paint(
-            style,
-            State::Served,
-            &style.glyph(State::Served).to_string()
-        ),
-        paint(
-            style,
-            State::Waiting,
-            &style.glyph(State::Waiting).to_string()
-        ),
+        glyph(State::Served),
+        glyph(State::Waiting),
         timeline.basis.explain()
     );
+    let mut out = String::new();
     for line in wrap(&legend, options.width.max(20)) {
         out.push_str(&line);
         out.push('\n');
@@ -146,24 +144,14 @@ pub fn render(timeline: &Timeline, options: &Options) -> String {
     out
 }
 
-/// A few lines for a run's [`Report`]: at most `max_rows` lines of
-/// clients and two of scale, `width` characters wide, plain ASCII, no
-/// title or legend (`#` served, `.` waiting, split by `work`, or by the
-/// smallest latency if unknown).
-pub fn sketch(
-    report: &Report,
-    work: Option<Duration>,
-    width: usize,
-    max_rows: usize,
-) -> String {
-    let timeline = Timeline::from_report(report, work);
-    let options = Options {
-        width,
-        max_rows,
-        style: Style::PLAIN,
-    };
+/// A few lines for a timeline: its client lines (at most
+/// `options.max_rows`, more clients grouped), its worker lines if it has
+/// a server log, and the time scale, without
+/// the title and legend of [`render`]: for a caller that prints several
+/// runs and says once what the characters mean, as the tour does.
+pub fn sketch(timeline: &Timeline, options: &Options) -> String {
     let mut out = String::new();
-    for line in chart(&timeline, &options) {
+    for line in chart(timeline, options) {
         out.push_str(&line);
         out.push('\n');
     }
@@ -534,7 +522,13 @@ the last 100 ms of each latency
             UNIX_EPOCH,
             &[&[(0, 100)], &[(0, 200)], &[(0, 300)], &[(0, 400)]],
         );
-        let text = sketch(&report, Some(ms(100)), 30, 2);
+        let timeline = Timeline::from_report(&report, Some(ms(100)));
+        let options = Options {
+            width: 30,
+            max_rows: 2,
+            style: Style::PLAIN,
+        };
+        let text = sketch(&timeline, &options);
         let expected = "\
 #1-2 |############           |
 #3-4 |............###########|

@@ -1,0 +1,73 @@
+//! What `async`/`await` writes for us, measured: the size of the state
+//! machines the compiler builds from this crate's `async fn`s.
+//!
+//! Calling an `async fn` runs none of its body; it returns a future, a value
+//! that holds the arguments and, for every `.await` the function can stop
+//! at, a state with the local variables live across it - including the
+//! future being awaited. The future's size is that of its largest state,
+//! and a spawned task keeps it inline in its one heap allocation. These
+//! tests print the sizes (the book shows them, from
+//! `book/output/ch05-tokio-future-size.sh`) and hold them under a bound, so
+//! that a change that makes every connection heavier is noticed.
+
+use std::mem::size_of_val;
+use std::net::{TcpListener as StdListener, TcpStream as StdStream};
+use std::sync::Arc;
+
+use protocol::Config;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{close_gracefully, handle_client, perform, session};
+
+/// One connected pair of sockets on loopback: a tokio stream for the
+/// server's side, and the client's side, kept open while the test runs.
+fn connected_stream() -> (TcpStream, StdStream) {
+    let listener = StdListener::bind("127.0.0.1:0").expect("loopback binds");
+    let client = StdStream::connect(listener.local_addr().expect("bound"))
+        .expect("loopback connects");
+    let (server, _) = listener.accept().expect("the connection is queued");
+    server
+        .set_nonblocking(true)
+        .expect("sockets can be non-blocking");
+    let server = TcpStream::from_std(server).expect("inside a runtime");
+    (server, client)
+}
+
+/// A connection's task future is under 2 KiB: the session's largest state
+/// is the one that awaits `close_gracefully`, whose 1 KiB discard buffer
+/// lives across an `.await` and so inside the future; the read buffer and
+/// the decoder's buffer are on the heap, outside it.
+#[tokio::test]
+async fn a_connections_future_is_under_two_kib() {
+    let config = Config::default();
+    let (_switch, stop) = watch::channel(false);
+    let (stream, _client) = connected_stream();
+    let peer = stream.peer_addr().expect("connected");
+    let task = handle_client(stream, peer, Arc::new(config.clone()), stop);
+    let (stream, _client2) = connected_stream();
+    let session = session(stream, peer, &config, watch::channel(false).1);
+    let (stream, _client3) = connected_stream();
+    let close = close_gracefully(stream, b"");
+    let perform = perform(config.work());
+
+    let sizes = [
+        ("handle_client", size_of_val(&task)),
+        ("session", size_of_val(&session)),
+        ("close_gracefully", size_of_val(&close)),
+        ("perform", size_of_val(&perform)),
+    ];
+    for (name, size) in sizes {
+        println!("{name:>16}: {size:5} bytes");
+    }
+    // Each future holds the one it awaits, so none is smaller than the
+    // next one down.
+    assert!(sizes.windows(2).take(2).all(|pair| pair[0].1 >= pair[1].1));
+    // The discard buffer alone is 1 KiB.
+    assert!(sizes[2].1 > 1024);
+    assert!(
+        sizes[0].1 < 2048,
+        "a connection's future is {} bytes",
+        sizes[0].1
+    );
+}
