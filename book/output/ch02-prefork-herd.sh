@@ -53,7 +53,7 @@ awk -v cmd="$server_line" -v clients="$CLIENTS" '
 # record as the calls happen; it ends when the server does, so the server
 # (strace's child), not strace, gets the SIGTERM.
 herd_row() {
-    local workers=$1 load=$2 strace_pid master
+    local workers=$1 load=$2 strace_pid master arriving
     strace -f -e trace=accept4,accept -o "$scratch/trace.txt" \
         target/debug/ch02-prefork --addr 127.0.0.1:0 --workers "$workers" \
         --work-ms 0 --quiet >"$scratch/server.txt" 2>&1 &
@@ -71,6 +71,7 @@ herd_row() {
     sleep 0.3
     case "$load" in
     sequential)
+        arriving="one at a time"
         for _ in $(seq "$HERD_CLIENTS"); do
             target/debug/client 1 --addr "$addr" --messages 1 --quiet \
                 >/dev/null
@@ -79,6 +80,7 @@ herd_row() {
         done
         ;;
     burst)
+        arriving="at once"
         target/debug/client "$HERD_CLIENTS" --addr "$addr" --messages 1 \
             --quiet >/dev/null
         ;;
@@ -89,14 +91,15 @@ herd_row() {
     # A call interrupted by another process's line is split into
     # `accept4(... <unfinished ...>` and `<... accept4 resumed> ...) = R`;
     # only the line with the result counts.
-    awk -v workers="$workers" -v load="$load" -v clients="$HERD_CLIENTS" '
+    awk -v workers="$workers" -v arriving="$arriving" \
+        -v clients="$HERD_CLIENTS" '
         /accept4?\(|<\.\.\. accept4? resumed>/ && !/unfinished/ {
             if (/= -1 EAGAIN/) eagain++
             else if (/\) = [0-9]+$/) accepted++
         }
         END {
             printf "| %d | %d %s | %d | %d | %.1f |\n", workers, clients, \
-                load, accepted, eagain, accepted ? eagain / accepted : 0
+                arriving, accepted, eagain, accepted ? eagain / accepted : 0
         }
     ' "$scratch/trace.txt"
 }
@@ -113,7 +116,8 @@ herd_row() {
     echo
     echo "\`strace -f -e trace=accept4,accept\` on \`ch02-prefork" \
         "--workers N --work-ms 0 --quiet\`; each client sends one" \
-        "message. Sequential: one client at a time, with the server" \
-        "idle in between. Burst: $HERD_CLIENTS clients connecting at once."
+        "message. One at a time: each client connects 50 ms after the" \
+        "last one closed, with every worker back in poll. At once:" \
+        "$HERD_CLIENTS clients connecting together."
 } >"$out/ch02-prefork-herd.md"
 echo "wrote $out/ch02-prefork-workers.md, ch02-prefork-herd.md"

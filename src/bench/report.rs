@@ -784,20 +784,29 @@ impl Report {
                 self.machine.load_average
             );
         }
-        for r in &rows {
-            if r.backlog_full {
-                let _ = writeln!(
-                    out,
-                    "\n- {} at K = {}: {} of {} slow connections got \
-                     through the handshake; then the listen backlog of a \
-                     server that was not accepting stayed full (the kernel \
-                     drops new handshakes), and connecting stopped there.",
+        let cut_short: Vec<String> = rows
+            .iter()
+            .filter(|r| r.backlog_full)
+            .map(|r| {
+                format!(
+                    "{} at K = {}: {} of {}",
                     r.model,
                     r.k,
                     r.slow_open,
                     2 * r.k
-                );
-            }
+                )
+            })
+            .collect();
+        if !cut_short.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nSlow connections opened where the listen backlog of a \
+                 server that was not accepting stayed full (the kernel then \
+                 drops new handshakes, and the crowd stopped growing): {}.",
+                cut_short.join("; ")
+            );
+        }
+        for r in &rows {
             if let FirstAck::Failed(why) = &r.first_ack {
                 let _ = writeln!(out, "\n- {} at K = {}: {why}", r.model, r.k);
             }
