@@ -20,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source book/output/server.bash
 
 cargo build --quiet -p ch04-epoll -p client -p server-models
-cargo build --quiet --release -p ch04-epoll --examples
+cargo build --quiet --release -p ch04-epoll --bins --examples
 
 # What slow clients do to this model: three silent connections, then
 # three ordinary clients, drawn to book/images/ch04-epoll-slow-clients.svg.
