@@ -431,6 +431,15 @@ impl<'o> Bench<'o> {
     /// K, so that no slow connection of one point is still being timed
     /// out during the next.
     fn slow_clients(&self, model: &Model, report: &mut Report) {
+        // The sweep found it unavailable and said why.
+        if report
+            .unavailable
+            .iter()
+            .any(|(label, _)| *label == model.label)
+        {
+            self.bar.inc(self.crowds.len() as u64);
+            return;
+        }
         for &k in &self.crowds {
             if self.options.wants(Scenario::SlowClients) {
                 self.step(format!("{}: slow clients, K = {k}", model.name));
@@ -472,8 +481,7 @@ impl<'o> Bench<'o> {
         row.slow_open = crowd.len();
         row.backlog_full = crowd.backlog_full;
         row.first_ack = slow_clients::first_ack(server.addr(), plan.slow_wait);
-        // The crowd closes before the server is killed, when both drop.
-        drop(crowd);
+        // The crowd drops (closes) here, then the server (killed).
         row
     }
 

@@ -7,8 +7,9 @@
 //! with a short idle timeout, so the slow connections are closed in the
 //! end and a blocked ordinary client is eventually served, or the wait
 //! runs out first. How long that one `ack` takes is the whole result:
-//! nothing for the event loops, the idle timeout times the queue ahead of
-//! it for the blocking models.
+//! next to nothing for the event loops; for the blocking models, a step
+//! of the idle timeout (plus the lingering close after its `err` reply)
+//! for every round of slow connections ahead of it.
 
 use std::io::{self, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -46,7 +47,7 @@ pub fn crowd_sizes(
     let mut sizes: Vec<usize> = counts
         .iter()
         .copied()
-        .chain([workers as usize - 1, workers as usize])
+        .chain([(workers as usize).saturating_sub(1), workers as usize])
         .map(|k| k.min(usize::try_from(most).unwrap_or(usize::MAX)))
         .collect();
     sizes.sort_unstable();
