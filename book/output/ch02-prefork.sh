@@ -30,6 +30,10 @@ MESSAGES=1
 
 cargo build --quiet -p ch02-prefork -p client -p server-models
 
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch02-prefork-slow-clients.svg.
+slow_client_run ch02-prefork
+
 # The master's children: its workers (the master has only one thread).
 workers() {
     cat "/proc/$server_pid/task/$server_pid/children" 2>/dev/null || true

@@ -34,6 +34,10 @@ MESSAGES=2
 
 cargo build --quiet -p ch03-threaded -p client -p server-models
 
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch03-threaded-slow-clients.svg.
+slow_client_run ch03-threaded
+
 # --- 1. Load, a busy rejection, the idle threads -------------------------
 start_server ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS" \
     --workers "$WORKERS" --queue "$QUEUE"
