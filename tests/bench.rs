@@ -30,6 +30,8 @@ fn quick_run_writes_every_result() {
         "client-check.md",
         "goals.md",
         "idle-connections.md",
+        "slow-clients.md",
+        "slow-clients-tokio.md",
     ] {
         assert!(read(name).starts_with('|'), "{name} is a table");
     }
@@ -39,6 +41,7 @@ fn quick_run_writes_every_result() {
         "zero-work-cpu.svg",
         "zero-work-throughput.svg",
         "idle-connections.svg",
+        "slow-clients.svg",
     ] {
         assert!(read(name).starts_with("<svg"), "{name} is an SVG");
     }
@@ -65,5 +68,58 @@ fn quick_run_writes_every_result() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `--scenarios slow-clients` writes the slow-clients results and leaves
+/// the other scenarios' files as they were; behind slow clients, the
+/// reference event loop still acks at every K, and the single server
+/// acks only with no slow client ahead (the quick plan's wait is shorter
+/// than one idle timeout plus the linger after it).
+#[test]
+fn one_scenario_writes_only_its_own_results() {
+    let out =
+        std::env::temp_dir().join(format!("bench-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("the temp dir is writable");
+    let earlier = "| an earlier run's table |\n";
+    std::fs::write(out.join("sessions-sleep.md"), earlier).expect("write");
+    let status = Command::new(env!("CARGO_BIN_EXE_server-models"))
+        .args(["bench", "--quick", "--scenarios", "slow-clients"])
+        .args(["--models", "ch01-single,ch05-tokio", "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("server-models runs");
+    assert!(status.success(), "bench --quick failed: {status}");
+    let read = |name: &str| {
+        std::fs::read_to_string(out.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    assert_eq!(read("sessions-sleep.md"), earlier);
+    assert!(!out.join("machine.md").exists(), "machine.md was written");
+    assert!(
+        !out.join("zero-work.csv").exists(),
+        "zero-work.csv was written"
+    );
+    let csv = read("slow-clients.csv");
+    // model,k,slow_connections_open,backlog_full,idle_timeout_ms,wait_ms,
+    // first_ack_ms,result
+    let result = |model: &str, k: usize| {
+        let prefix = format!("{model},{k},");
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {model} at K = {k}:\n{csv}"));
+        line.rsplit(',').next().unwrap_or_default().to_owned()
+    };
+    for k in [0, 1, 4, 5] {
+        assert_eq!(result("tokio", k), "ack", "tokio at K = {k}:\n{csv}");
+    }
+    assert_eq!(result("single", 0), "ack", "{csv}");
+    for k in [1, 4, 5] {
+        assert_eq!(result("single", k), "no ack", "single at {k}:\n{csv}");
+    }
+    assert!(read("slow-clients-single.md").starts_with("| K | single |"));
     let _ = std::fs::remove_dir_all(&out);
 }

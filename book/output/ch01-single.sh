@@ -17,6 +17,10 @@ source book/output/server.bash
 
 cargo build --quiet -p ch01-single -p client -p server-models
 
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch01-single-slow-clients.svg.
+slow_client_run ch01-single
+
 # Three clients at once, then SIGTERM: the server finishes what it has,
 # logs, and exits 0.
 three_clients_run ch01-single

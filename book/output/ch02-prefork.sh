@@ -2,13 +2,15 @@
 # Regenerates the program output shown in chapter 2 (book/ch02-prefork.md):
 # the prefork server with 3 workers under 6 concurrent clients, the
 # processes as `ps` and /proc see them, a worker killed with SIGKILL and
-# replaced, and the shutdown.
+# replaced, the workers replaced on SIGHUP, and the shutdown.
 #
 # Writes:
 #   ch02-prefork-server.txt    the server's output while it serves 6 clients
 #   ch02-prefork-client.txt    the client's summary
 #   ch02-prefork-ps.txt        ps and the memory of each process
 #   ch02-prefork-kill.txt      kill -9 of a worker, and what the master did
+#   ch02-prefork-hangup.txt    SIGHUP mid-session: new workers, the old one
+#                              finishes its client's session, then exits
 #   ch02-prefork-shutdown.txt  SIGTERM to the master, and the drain
 # Short work (200 ms per message) keeps the run to a few seconds; the shape
 # of the output is what the chapter discusses, not the exact times or pids.
@@ -27,6 +29,10 @@ CLIENTS=6
 MESSAGES=1
 
 cargo build --quiet -p ch02-prefork -p client -p server-models
+
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch02-prefork-slow-clients.svg.
+slow_client_run ch02-prefork
 
 # The master's children: its workers (the master has only one thread).
 workers() {
@@ -49,6 +55,19 @@ wait_for_workers() {
 # The server's output from line $1 on.
 log_from() { tail -n "+$1" "$scratch/server.txt"; }
 log_lines() { wc -l <"$scratch/server.txt"; }
+# Runs the command line $2... (`client ARGS`) in the background, its output
+# into the file $1; sets client_pid.
+client_in_background() {
+    target/debug/"$2" "${@:3}" >"$1" 2>&1 &
+    client_pid=$!
+}
+# Waits until the server's log from line $1 on has `message "$2"`.
+wait_for_message() {
+    for _ in $(seq 200); do
+        log_from "$1" | grep -q "message \"$2\"" && return 0
+        sleep 0.01
+    done
+}
 
 start_server ch02-prefork --addr 127.0.0.1:0 --workers "$WORKERS" \
     --work-ms "$WORK_MS"
@@ -96,23 +115,52 @@ killed=$(log_lines)
     "${ps_cmd[@]}"
 } >"$out/ch02-prefork-kill.txt"
 
-# 3. SIGTERM while a client is in the middle of a message: the master
+# 3. SIGHUP while a client is in the middle of its session: the master
+# retires every worker and forks new ones; the busy worker serves the rest
+# of the session, then exits; the client gets every ack.
+workers_cmd=(ps -o pid,ppid,stat,args --ppid "$server_pid")
+before_hup=$("${workers_cmd[@]}")
+hup_cmd=(client 1 --addr "$addr" --messages 5 --work-ms "$WORK_MS")
+client_in_background "$scratch/hup.txt" "${hup_cmd[@]}"
+wait_for_message $((killed + 1)) "package 1"
+busy=$(log_from $((killed + 1)) | grep -m1 'message "package 1"' |
+    sed -n 's/.*\[pid \([0-9]*\) .*/\1/p')
+kill -HUP "$server_pid"
+# Three new workers and the busy old one, still in its session.
+wait_for_workers $((WORKERS + 1))
+during_hup=$("${workers_cmd[@]}")
+wait "$client_pid"
+wait_for_workers "$WORKERS" "$busy"
+sleep 0.1
+rotated=$(log_lines)
+{
+    echo "\$ ${workers_cmd[*]}"
+    echo "$before_hup"
+    echo "\$ ${hup_cmd[*]} &"
+    echo "\$ kill -HUP $server_pid    # the master, during package 1"
+    echo "\$ ${workers_cmd[*]}"
+    echo "$during_hup"
+    echo "\$ # the server's log:"
+    log_from $((killed + 1)) | head -n $((rotated - killed))
+    echo "\$ ${workers_cmd[*]}    # once the client has left"
+    "${workers_cmd[@]}"
+    echo "\$ # meanwhile, the client:"
+    cat "$scratch/hup.txt"
+} >"$out/ch02-prefork-hangup.txt"
+
+# 4. SIGTERM while a client is in the middle of a message: the master
 # passes it on, the busy worker acks that message and closes, every worker
 # exits 0, then the master.
 late_cmd=(client 1 --addr "$addr" --messages 5 --work-ms "$WORK_MS" --quiet)
-target/debug/"${late_cmd[0]}" "${late_cmd[@]:1}" >"$scratch/late.txt" 2>&1 &
-late_pid=$!
-for _ in $(seq 200); do
-    log_from $((killed + 1)) | grep -q 'message "package 0"' && break
-    sleep 0.01
-done
+client_in_background "$scratch/late.txt" "${late_cmd[@]}"
+wait_for_message $((rotated + 1)) "package 0"
 stop_server
-wait "$late_pid" || true
+wait "$client_pid" || true
 {
     echo "\$ ${late_cmd[*]} &"
     echo "\$ kill -TERM $(sed -n 's/.*\[pid \([0-9]*\) .*/\1/p' \
         "$scratch/server.txt" | head -n 1)    # the master"
-    log_from $((killed + 1))
+    log_from $((rotated + 1))
     echo "\$ echo \$?    # the master's exit status"
     echo "$server_status"
     echo "\$ # meanwhile, the client:"
@@ -124,7 +172,7 @@ wait "$late_pid" || true
     head -n "$served" "$scratch/server.txt"
 } >"$out/ch02-prefork-server.txt"
 mv "$scratch/ps.txt" "$out/ch02-prefork-ps.txt"
-echo "wrote $out/ch02-prefork-{server,client,ps,kill,shutdown}.txt"
+echo "wrote $out/ch02-prefork-{server,client,ps,kill,hangup,shutdown}.txt"
 
 # The picture beside the chapter's diagram.
 timeline_pictures ch02-prefork

@@ -8,7 +8,7 @@
 #                             the busy rejection, the shutdown
 #   ch03-threaded-client.txt  the load's summary (6 clients, 3 workers)
 #   ch03-threaded-busy.txt    the 7th client, turned away
-#   ch03-threaded-threads.txt `ps -L` of the idle server: N+1 threads, asleep
+#   ch03-threaded-threads.txt `ps -L` of the idle server: N+2 threads, asleep
 #   ch03-threaded-panic.txt   a handler panics (test hook); the pool stays
 #   ch03-threaded-memory.txt  threads, virtual and resident memory of idle
 #                             servers with 1, 10 and 1000 workers
@@ -33,6 +33,10 @@ CLIENTS=6
 MESSAGES=2
 
 cargo build --quiet -p ch03-threaded -p client -p server-models
+
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch03-threaded-slow-clients.svg.
+slow_client_run ch03-threaded
 
 # --- 1. Load, a busy rejection, the idle threads -------------------------
 start_server ch03-threaded --addr 127.0.0.1:0 --work-ms "$WORK_MS" \

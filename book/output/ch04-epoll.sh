@@ -20,7 +20,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source book/output/server.bash
 
 cargo build --quiet -p ch04-epoll -p client -p server-models
-cargo build --quiet --release -p ch04-epoll --examples
+cargo build --quiet --release -p ch04-epoll --bins --examples
+
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch04-epoll-slow-clients.svg.
+slow_client_run ch04-epoll
 
 # 1. Three clients, three messages each, 200 ms of sleep work per message:
 # chapter 1's run.

@@ -17,6 +17,10 @@ source book/output/server.bash
 
 cargo build --quiet -p ch05-tokio -p client -p server-models
 
+# What slow clients do to this model: three silent connections, then
+# three ordinary clients, drawn to book/images/ch05-tokio-slow-clients.svg.
+slow_client_run ch05-tokio
+
 # Three clients at once, then SIGTERM: tokio's signal handler flips the
 # stop switch; the server stops accepting, lets connections finish, and
 # exits 0.

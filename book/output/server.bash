@@ -116,15 +116,24 @@ three_clients_run() {
 #
 # Needs target/debug/server-models, client and NAME built.
 timeline_pictures() {
-    local name=$1 pool=()
-    if target/debug/server-models models | awk -F'\t' -v name="$name" \
+    local name=$1 pool
+    pool_of "$name"
+    timeline_run "$name" book/images/"$name"-timeline.svg "${pool[@]}"
+    timeline_run "$name" book/images/"$name"-timeline-scale.svg \
+        --span-ms 4000 "${pool[@]}"
+}
+
+# pool_of NAME: sets the array `pool` to `--workers 3` if the registry
+# (`server-models models`) says NAME takes --workers, else to nothing: the
+# pools run with three workers in every picture. Needs
+# target/debug/server-models built.
+pool_of() {
+    pool=()
+    if target/debug/server-models models | awk -F'\t' -v name="$1" \
         '$1 == name && $5 ~ /--workers/ { found = 1 } END { exit !found }'
     then
         pool=(--workers 3)
     fi
-    timeline_run "$name" book/images/"$name"-timeline.svg "${pool[@]}"
-    timeline_run "$name" book/images/"$name"-timeline-scale.svg \
-        --span-ms 4000 "${pool[@]}"
 }
 
 # timeline_run NAME SVG [--span-ms MS] [SERVER FLAGS...]: one run of
@@ -140,5 +149,56 @@ timeline_run() {
     target/debug/client 6 --addr "$addr" --messages 3 --work-ms 200 \
         --quiet --server-log "$scratch/server.txt" --svg "$svg" \
         --title "$name${*:+ $*}" "${span[@]}" >/dev/null
+    stop_server
+}
+
+# children PID: the child processes of PID, one line (a prefork master's
+# children are its workers; strace's child is the program it runs).
+children() {
+    cat "/proc/$1/task/$1/children" 2>/dev/null || true
+}
+
+# wait_for_children PID N: waits (up to 5 s) until PID has N children;
+# fails the script if it does not.
+wait_for_children() {
+    for _ in $(seq 500); do
+        [ "$(children "$1" | wc -w)" -eq "$2" ] && return 0
+        sleep 0.01
+    done
+    echo "process $1 did not get to $2 children" >&2
+    exit 1
+}
+
+# slow_client_run NAME: the slow-client run every model chapter draws.
+# The server NAME (--workers 3 for the pools, as in timeline_pictures) has
+# 200 ms of sleep work per message and a 1 s idle timeout. First this
+# script opens 3 connections that send nothing (bash's /dev/tcp: a
+# connect, no bytes), then 3 ordinary clients x 3 messages run. A model
+# that gives each connection a worker serves the ordinary clients only
+# once the silent ones have timed out; an event loop serves them at once.
+# Writes book/images/NAME-slow-clients.svg: the client's timeline, split
+# by the server's own log (the silent connections are not in it: the
+# client draws its own clients only). Needs target/debug/server-models,
+# client and NAME built.
+slow_client_run() {
+    local name=$1 fd silent=() pool
+    pool_of "$name"
+    start_server "$name" --addr 127.0.0.1:0 --work-ms 200 \
+        --idle-timeout-ms 1000 "${pool[@]}"
+    for _ in 1 2 3; do
+        # The connect returns once the kernel has completed the
+        # handshake: the connection is in the server's backlog (or
+        # accepted) before the ordinary clients come.
+        exec {fd}<>"/dev/tcp/${addr%:*}/${addr##*:}"
+        silent+=("$fd")
+    done
+    target/debug/client 3 --addr "$addr" --messages 3 --work-ms 200 \
+        --quiet --server-log "$scratch/server.txt" \
+        --svg book/images/"$name"-slow-clients.svg \
+        --title "$name${pool[*]:+ ${pool[*]}}, behind 3 silent connections" \
+        >/dev/null
+    for fd in "${silent[@]}"; do
+        exec {fd}>&-
+    done
     stop_server
 }

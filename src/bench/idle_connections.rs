@@ -20,7 +20,6 @@ use std::io;
 use std::path::Path;
 
 use client::Connection;
-use nix::sys::resource::{getrlimit, Resource};
 
 use super::plot::{self, Chart};
 use super::report::{distinct, median, Status, ZeroRow};
@@ -52,12 +51,16 @@ pub struct Row {
 }
 
 /// Runs the experiment and writes `idle-connections.{csv,md,svg}` into
-/// `out`.
+/// `out`, with N capped by `open_files`, this process's open-file limit.
 ///
 /// # Errors
 ///
 /// If a file cannot be written. A server that fails is a failed row.
-pub(super) fn run(bench: &Bench<'_>, out: &Path) -> io::Result<()> {
+pub(super) fn run(
+    bench: &Bench<'_>,
+    out: &Path,
+    open_files: u64,
+) -> io::Result<()> {
     let options = bench.options;
     let chosen: Vec<&Model> = MODELS
         .iter()
@@ -74,11 +77,9 @@ pub(super) fn run(bench: &Bench<'_>, out: &Path) -> io::Result<()> {
     // Each idle connection is a descriptor here and one in the server;
     // the bench raised this process's limit, and the server raises its
     // own to the same hard limit.
-    let limit =
-        getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
     let (fit, too_many): (Vec<usize>, Vec<usize>) = idle
         .into_iter()
-        .partition(|&n| n as u64 + SPARE_DESCRIPTORS <= limit);
+        .partition(|&n| n as u64 + SPARE_DESCRIPTORS <= open_files);
     bench
         .bar
         .inc_length((rounds * fit.len() * chosen.len()) as u64);

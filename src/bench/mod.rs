@@ -16,15 +16,18 @@
 //!    and memory (from `/proc`), and the client's own CPU.
 //!
 //! Plus two checks: the user-space memory per idle connection of the
-//! event loops, and the driver against a minimal tokio load generator.
-//! Results go to `--out` as CSV, Markdown tables and SVG plots. Apart
-//! from those, with files of its own: chapter 4's poll against its epoll
-//! beside idle connections ([`idle_connections`]).
+//! event loops, and the driver against a minimal tokio load generator;
+//! the [`slow_clients`] scenario: one ordinary client behind K
+//! connections that send nothing and K that send half a message; and the
+//! [`idle_connections`] scenario: chapter 4's poll against its epoll, one
+//! active client beside 0 to 10,000 idle connections.
+//! Results go to `--out` as CSV, Markdown tables and SVG plots.
 
 pub mod driver;
 pub mod idle_connections;
 pub mod plot;
 pub mod report;
+pub mod slow_clients;
 pub mod tokio_load;
 
 use std::io;
@@ -39,7 +42,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::models::{self, Model, MODELS};
 use driver::{Load, Outcome, Percentiles, Until};
-use report::{CheckRow, IdleRow, Machine, Report, SessionRow, Status, ZeroRow};
+use report::{
+    CheckRow, IdleRow, Machine, Report, SessionRow, SlowRow, Status, ZeroRow,
+};
+use slow_clients::{Crowd, FirstAck};
 
 /// Where a full run's results go by default: the book's source tree.
 pub const DEFAULT_OUT: &str =
@@ -53,6 +59,11 @@ pub const QUICK_OUT: &str =
 /// Workers (processes or threads) for the models that have them: the
 /// servers' default, so the book's "steps of N" read with N = 5.
 pub const WORKERS: u32 = 5;
+
+/// Slow-clients scenario: the longest time spent opening one crowd.
+/// Past the backlog of a server that accepts one connection now and then,
+/// each further connect waits about a second for its SYN to be sent again.
+const CROWD_BUDGET: Duration = Duration::from_secs(2);
 
 /// The flags of `server-models bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,23 +100,30 @@ pub enum Scenario {
     Check,
     /// Chapter 4 against tokio, alternating rounds, for the goal.
     Goal,
+    /// One ordinary client behind K silent and K half-message ones.
+    SlowClients,
     /// Server CPU per message for one active client beside 0 to 10,000
     /// idle connections: poll against epoll (and tokio).
     IdleConnections,
 }
 
+impl Scenario {
+    /// Every scenario, for a run that names none.
+    pub const ALL: [Scenario; 8] = [
+        Scenario::Sleep,
+        Scenario::Spin,
+        Scenario::Zero,
+        Scenario::Idle,
+        Scenario::Check,
+        Scenario::Goal,
+        Scenario::SlowClients,
+        Scenario::IdleConnections,
+    ];
+}
+
 impl Options {
     fn wants(&self, scenario: Scenario) -> bool {
         self.scenarios.is_empty() || self.scenarios.contains(&scenario)
-    }
-
-    /// Whether any scenario of the main report (written together by
-    /// [`Report::write`]) runs: if not, its files are left as they are.
-    fn wants_report(&self) -> bool {
-        use Scenario::*;
-        [Sleep, Spin, Zero, Idle, Check, Goal]
-            .into_iter()
-            .any(|s| self.wants(s))
     }
 }
 
@@ -136,6 +154,15 @@ pub struct Plan {
     /// Rounds of the goal comparison and of the client check; the
     /// median counts, so one noisy moment does not decide.
     pub rounds: usize,
+    /// Slow-clients scenario: the values of K (the pool's edges,
+    /// `WORKERS - 1` and `WORKERS`, are added).
+    pub slow_counts: Vec<usize>,
+    /// Slow-clients scenario: the servers' idle timeout, which is what
+    /// ends a blocked case.
+    pub slow_idle_timeout: Duration,
+    /// Slow-clients scenario: how long the ordinary client waits for its
+    /// ack before "no ack" is the answer.
+    pub slow_wait: Duration,
 }
 
 impl Plan {
@@ -153,6 +180,15 @@ impl Plan {
             check_connections: 100,
             goal_connections: vec![100, 1000],
             rounds: 3,
+            slow_counts: vec![0, 1, 10, 100, 1000],
+            // Short, so that the scenario takes well under a minute. A
+            // slow connection holds a blocking server's worker for the
+            // idle timeout plus the lingering close after `err idle
+            // timeout` (up to `protocol::close::LINGER`, 500 ms, used in
+            // full as our slow clients never close): 1 s. The wait lets
+            // a blocking model show two such steps before it runs out.
+            slow_idle_timeout: Duration::from_millis(500),
+            slow_wait: Duration::from_millis(2500),
         }
     }
 
@@ -170,6 +206,9 @@ impl Plan {
             check_connections: 10,
             goal_connections: vec![10],
             rounds: 1,
+            slow_counts: vec![0, 1],
+            slow_idle_timeout: Duration::from_millis(100),
+            slow_wait: Duration::from_millis(500),
         }
     }
 
@@ -202,9 +241,14 @@ impl Plan {
 pub fn run(options: &Options) -> io::Result<()> {
     // 10,000 connections need 10,000 descriptors on our side too; with
     // fewer, the big points fail and say so in the tables.
-    if let Err(e) = protocol::limits::raise_open_files() {
-        eprintln!("bench: cannot raise the open file limit: {e}");
-    }
+    let open_files = match protocol::limits::raise_open_files() {
+        Ok((_, now)) => now,
+        Err(e) => {
+            eprintln!("bench: cannot raise the open file limit: {e}");
+            // The usual default soft limit.
+            1024
+        }
+    };
     let chosen: Vec<&Model> = MODELS
         .iter()
         .filter(|m| {
@@ -212,23 +256,13 @@ pub fn run(options: &Options) -> io::Result<()> {
                 || options.models.iter().any(|n| n == m.name)
         })
         .collect();
-    let bench = Bench::new(options, &chosen)?;
-    let out = options.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if options.quick {
-            QUICK_OUT
-        } else {
-            DEFAULT_OUT
-        })
-    });
-    if options.wants(Scenario::IdleConnections) {
-        idle_connections::run(&bench, &out)?;
-    }
-    if !options.wants_report() {
-        bench.bar.finish_with_message("done");
-        return Ok(());
-    }
+    let bench = Bench::new(options, &chosen, open_files)?;
     let mut report = Report {
         machine: Machine::describe(options.quick),
+        ran: Scenario::ALL
+            .into_iter()
+            .filter(|s| options.wants(*s))
+            .collect(),
         ..Report::default()
     };
     for model in &chosen {
@@ -239,6 +273,19 @@ pub fn run(options: &Options) -> io::Result<()> {
     }
     bench.goal(&mut report);
     bench.client_check(&mut report);
+    for model in &chosen {
+        bench.slow_clients(model, &mut report);
+    }
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if options.quick {
+            QUICK_OUT
+        } else {
+            DEFAULT_OUT
+        })
+    });
+    if options.wants(Scenario::IdleConnections) {
+        idle_connections::run(&bench, &out, open_files)?;
+    }
     bench.bar.finish_with_message("done");
     report.write(&out)?;
     eprintln!("bench: results written to {}", out.display());
@@ -252,13 +299,22 @@ struct Bench<'o> {
     plan: Plan,
     /// This binary, which serves every model as `serve <chapter>`.
     program: PathBuf,
+    /// The slow-clients scenario's values of K, capped by our open-file
+    /// limit.
+    crowds: Vec<usize>,
     bar: ProgressBar,
 }
 
 impl<'o> Bench<'o> {
     /// Prepares a run of `chosen`, with a bar counting every point.
-    fn new(options: &'o Options, chosen: &[&Model]) -> io::Result<Bench<'o>> {
+    fn new(
+        options: &'o Options,
+        chosen: &[&Model],
+        open_files: u64,
+    ) -> io::Result<Bench<'o>> {
         let plan = Plan::for_options(options);
+        let crowds =
+            slow_clients::crowd_sizes(&plan.slow_counts, WORKERS, open_files);
         let program = std::env::current_exe()?;
         let sweeps: usize = chosen
             .iter()
@@ -268,7 +324,7 @@ impl<'o> Bench<'o> {
         let goal =
             goal_models().count() * plan.goal_connections.len() * plan.rounds;
         // The client check counts as two steps, one per generator.
-        let steps = sweeps + idle + goal + 2;
+        let steps = sweeps + idle + goal + 2 + chosen.len() * crowds.len();
         let bar = ProgressBar::new(steps as u64).with_style(
             ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
@@ -280,6 +336,7 @@ impl<'o> Bench<'o> {
             options,
             plan,
             program,
+            crowds,
             bar,
         })
     }
@@ -378,6 +435,64 @@ impl<'o> Bench<'o> {
             report.checks.extend(self.check_generators(reference));
         }
         self.bar.inc(2);
+    }
+
+    /// The slow-clients scenario for one model: a fresh server for each
+    /// K, so that no slow connection of one point is still being timed
+    /// out during the next.
+    fn slow_clients(&self, model: &Model, report: &mut Report) {
+        // The sweep found it unavailable and said why.
+        if report
+            .unavailable
+            .iter()
+            .any(|(label, _)| *label == model.label)
+        {
+            self.bar.inc(self.crowds.len() as u64);
+            return;
+        }
+        for &k in &self.crowds {
+            if self.options.wants(Scenario::SlowClients) {
+                self.step(format!("{}: slow clients, K = {k}", model.name));
+                report.slow.push(self.behind_slow_clients(model, k));
+            }
+            self.bar.inc(1);
+        }
+    }
+
+    /// One point of the slow-clients scenario: K silent and K
+    /// half-message connections, then one ordinary client, timed.
+    fn behind_slow_clients(&self, model: &Model, k: usize) -> SlowRow {
+        let plan = &self.plan;
+        let mut row = SlowRow {
+            model: model.label,
+            k,
+            slow_open: 0,
+            backlog_full: false,
+            idle_timeout_ms: plan.slow_idle_timeout.as_millis() as u64,
+            wait_ms: plan.slow_wait.as_millis() as u64,
+            first_ack: FirstAck::NoAck,
+        };
+        let idle = row.idle_timeout_ms.to_string();
+        let flags = ["--work-ms", "0", "--idle-timeout-ms", &idle];
+        let server = match self.start(model, None, &flags) {
+            Ok(server) => server,
+            Err(e) => {
+                row.first_ack = FirstAck::Failed(format!("start: {e}"));
+                return row;
+            }
+        };
+        let crowd = match Crowd::open(server.addr(), k, CROWD_BUDGET) {
+            Ok(crowd) => crowd,
+            Err(e) => {
+                row.first_ack = FirstAck::Failed(format!("crowd: {e}"));
+                return row;
+            }
+        };
+        row.slow_open = crowd.len();
+        row.backlog_full = crowd.backlog_full;
+        row.first_ack = slow_clients::first_ack(server.addr(), plan.slow_wait);
+        // The crowd drops (closes) here, then the server (killed).
+        row
     }
 
     /// Shows what is being measured: on the bar, or as a log line when

@@ -8,6 +8,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use super::report::{distinct, Report, Status};
+use super::slow_clients::FirstAck;
 use crate::models::MODELS;
 
 const SIZE: (u32, u32) = (720, 420);
@@ -90,6 +91,43 @@ fn zero(
         lines,
         x_log: true,
         y_log,
+    })
+}
+
+/// Time to the ordinary client's first ack against K, one line per
+/// model. A client that got no ack is drawn at the wait it gave up after
+/// (the title says so); a refused or failed one is left out, and K = 0
+/// (nothing to plot on a log axis) is in the table only.
+pub fn slow_clients(report: &Report) -> String {
+    let rows: Vec<_> = report.slow.iter().filter(|r| r.k > 0).collect();
+    let wait_ms = rows.first().map_or(0, |r| r.wait_ms);
+    let points: Vec<_> = rows
+        .iter()
+        .filter_map(|r| {
+            let y = match r.first_ack {
+                FirstAck::Acked(after) => after.as_secs_f64(),
+                FirstAck::NoAck | FirstAck::NotConnected => {
+                    r.wait_ms as f64 / 1000.0
+                }
+                FirstAck::Refused(_) | FirstAck::Failed(_) => return None,
+            };
+            Some((*r, y))
+        })
+        .collect();
+    let points: Vec<_> = points.iter().collect();
+    let lines =
+        lines_by_model(&points, |(r, _)| r.model, |(r, y)| (r.k as f64, *y));
+    draw(Chart {
+        title: format!(
+            "first ack behind K silent + K half-message clients (at {} s: \
+             no ack yet)",
+            wait_ms as f64 / 1000.0
+        ),
+        x_desc: "K",
+        y_desc: "time to first ack (s)",
+        lines,
+        x_log: true,
+        y_log: false,
     })
 }
 

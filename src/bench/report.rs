@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::driver::Outcome;
 use super::plot;
+use super::slow_clients::FirstAck;
+use super::Scenario;
 use crate::models;
 
 /// Whether a measurement worked.
@@ -49,8 +51,7 @@ impl Status {
     pub(super) fn text(&self) -> String {
         match self {
             Status::Ok => "ok".into(),
-            // Keep CSV cells simple: no commas or quotes.
-            Status::Failed(why) => why.replace([',', '"', '\n'], " "),
+            Status::Failed(why) => csv_text(why),
         }
     }
 }
@@ -160,6 +161,59 @@ pub struct CheckRow {
     pub status: Status,
 }
 
+/// One point of the slow-clients scenario.
+#[derive(Debug, Clone)]
+pub struct SlowRow {
+    /// Model label.
+    pub model: &'static str,
+    /// K: silent connections, and as many half-message ones.
+    pub k: usize,
+    /// Slow connections actually open when the ordinary client came:
+    /// `2 K`, or fewer if the server's backlog filled up first.
+    pub slow_open: usize,
+    /// Whether a slow connection's connect timed out: the backlog of a
+    /// server that was not accepting was full.
+    pub backlog_full: bool,
+    /// The servers' `--idle-timeout-ms`.
+    pub idle_timeout_ms: u64,
+    /// How long the ordinary client waited at most.
+    pub wait_ms: u64,
+    /// What it got.
+    pub first_ack: FirstAck,
+}
+
+impl SlowRow {
+    /// The table cell: the time, or why there is none.
+    fn cell(&self) -> String {
+        match &self.first_ack {
+            // Milliseconds while nothing held the client up, seconds
+            // once a timeout did.
+            FirstAck::Acked(after) if after.as_millis() < 10 => {
+                format!("{:.2} ms", after.as_secs_f64() * 1e3)
+            }
+            FirstAck::Acked(after) if after.as_millis() < 1000 => {
+                format!("{} ms", after.as_millis())
+            }
+            FirstAck::Acked(after) => format!("{:.2} s", after.as_secs_f64()),
+            FirstAck::NoAck => format!("no ack in {}", seconds(self.wait_ms)),
+            FirstAck::NotConnected => {
+                format!("not connected in {}", seconds(self.wait_ms))
+            }
+            FirstAck::Refused(reply) => {
+                format!("refused: `{}`", reply.trim().replace('|', "/"))
+            }
+            FirstAck::Failed(_) => "failed".into(),
+        }
+    }
+}
+
+/// Whole milliseconds as seconds, without trailing zeros: `1 s`, `1.5 s`.
+fn seconds(ms: u64) -> String {
+    let text = format!("{:.3}", ms as f64 / 1000.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} s")
+}
+
 /// The machine the numbers come from.
 #[derive(Debug, Clone, Default)]
 pub struct Machine {
@@ -234,6 +288,11 @@ pub struct Report {
     pub checks: Vec<CheckRow>,
     /// Chapter 4 against tokio for the goal, every round.
     pub goal_rounds: Vec<ZeroRow>,
+    /// The slow-clients scenario.
+    pub slow: Vec<SlowRow>,
+    /// The scenarios this run measured: only their files are written,
+    /// so a run of one scenario leaves the others' results as they were.
+    pub ran: Vec<Scenario>,
 }
 
 impl Report {
@@ -243,27 +302,55 @@ impl Report {
     ///
     /// If `dir` cannot be created or a file cannot be written.
     pub fn write(&self, dir: &Path) -> io::Result<()> {
+        use Scenario::{Check, Goal, Idle, Sleep, SlowClients, Spin, Zero};
         fs::create_dir_all(dir)?;
         let put = |name: &str, text: String| fs::write(dir.join(name), text);
-        put("machine.csv", self.machine_csv())?;
-        put("machine.md", self.machine_md())?;
-        put("sessions.csv", self.sessions_csv())?;
-        for kind in ["sleep", "spin"] {
-            put(&format!("sessions-{kind}.md"), self.sessions_md(kind))?;
+        let ran = |s: &[Scenario]| s.iter().any(|s| self.ran.contains(s));
+        // The machine page describes the run of the main scenarios; the
+        // slow-clients table carries its own date line.
+        if ran(&[Sleep, Spin, Zero, Idle, Check, Goal]) {
+            put("machine.csv", self.machine_csv())?;
+            put("machine.md", self.machine_md())?;
         }
-        put("zero-work.csv", zero_csv(&self.zero))?;
-        put("goal-rounds.csv", zero_csv(&self.goal_rounds))?;
-        put("zero-work.md", self.zero_md())?;
-        put("idle-memory.csv", self.idle_csv())?;
-        put("idle-memory.md", self.idle_md())?;
-        put("client-check.csv", self.check_csv())?;
-        put("client-check.md", self.check_md())?;
-        put("goals.md", self.goals_md())?;
-        for kind in ["sleep", "spin"] {
-            put(&format!("sessions-{kind}.svg"), plot::sessions(self, kind))?;
+        if ran(&[Sleep, Spin]) {
+            put("sessions.csv", self.sessions_csv())?;
+            for kind in ["sleep", "spin"] {
+                put(&format!("sessions-{kind}.md"), self.sessions_md(kind))?;
+                let svg = plot::sessions(self, kind);
+                put(&format!("sessions-{kind}.svg"), svg)?;
+            }
         }
-        put("zero-work-cpu.svg", plot::zero_cpu(self))?;
-        put("zero-work-throughput.svg", plot::zero_throughput(self))?;
+        if ran(&[Zero]) {
+            put("zero-work.csv", zero_csv(&self.zero))?;
+            put("zero-work.md", self.zero_md())?;
+            put("zero-work-cpu.svg", plot::zero_cpu(self))?;
+            put("zero-work-throughput.svg", plot::zero_throughput(self))?;
+        }
+        if ran(&[Goal]) {
+            put("goal-rounds.csv", zero_csv(&self.goal_rounds))?;
+        }
+        if ran(&[Idle]) {
+            put("idle-memory.csv", self.idle_csv())?;
+            put("idle-memory.md", self.idle_md())?;
+        }
+        if ran(&[Check]) {
+            put("client-check.csv", self.check_csv())?;
+            put("client-check.md", self.check_md())?;
+        }
+        if ran(&[Zero, Idle, Check, Goal]) {
+            put("goals.md", self.goals_md())?;
+        }
+        if ran(&[SlowClients]) {
+            put("slow-clients.csv", self.slow_csv())?;
+            let models = distinct(self.slow.iter().map(|r| r.model));
+            put("slow-clients.md", self.slow_md(&models))?;
+            // One excerpt per model, for its own chapter.
+            for model in models {
+                let name = format!("slow-clients-{model}.md");
+                put(&name, self.slow_md(&[model]))?;
+            }
+            put("slow-clients.svg", plot::slow_clients(self))?;
+        }
         Ok(())
     }
 
@@ -331,36 +418,16 @@ impl Report {
         let rows: Vec<&SessionRow> =
             self.sessions.iter().filter(|r| r.kind == kind).collect();
         let models = distinct(rows.iter().map(|r| r.model));
-        let mut clients: Vec<usize> = rows.iter().map(|r| r.clients).collect();
-        clients.sort_unstable();
-        clients.dedup();
-        let mut out = String::from("| clients |");
-        for m in &models {
-            let _ = write!(out, " {m} |");
-        }
-        out.push_str("\n| ---: |");
-        out.push_str(&" ---: |".repeat(models.len()));
-        out.push('\n');
-        for c in clients {
-            let _ = write!(out, "| {c} |");
-            for m in &models {
-                let cell = rows
-                    .iter()
-                    .find(|r| r.model == *m && r.clients == c)
-                    .map_or("-".into(), |r| match &r.status {
-                        Status::Ok if kind == "spin" => format!(
-                            "{:.2} s (x{:.1}, {:.1} cores)",
-                            r.wall_s, r.parallelism, r.cores_busy
-                        ),
-                        Status::Ok => {
-                            format!("{:.2} s (x{:.1})", r.wall_s, r.parallelism)
-                        }
-                        Status::Failed(_) => "failed".into(),
-                    });
-                let _ = write!(out, " {cell} |");
-            }
-            out.push('\n');
-        }
+        let cell = |r: &SessionRow| match &r.status {
+            Status::Ok if kind == "spin" => format!(
+                "{:.2} s (x{:.1}, {:.1} cores)",
+                r.wall_s, r.parallelism, r.cores_busy
+            ),
+            Status::Ok => format!("{:.2} s (x{:.1})", r.wall_s, r.parallelism),
+            Status::Failed(_) => "failed".into(),
+        };
+        let mut out =
+            grid("clients", &rows, &models, |r| (r.model, r.clients), cell);
         if let Some(r) = rows.first() {
             let _ = writeln!(
                 out,
@@ -653,6 +720,101 @@ impl Report {
         }
     }
 
+    fn slow_csv(&self) -> String {
+        let mut out = String::from(
+            "model,k,slow_connections_open,backlog_full,idle_timeout_ms,\
+             wait_ms,first_ack_ms,result\n",
+        );
+        for r in &self.slow {
+            let (ms, result) = match &r.first_ack {
+                FirstAck::Acked(after) => {
+                    (format!("{:.1}", after.as_secs_f64() * 1e3), "ack".into())
+                }
+                FirstAck::NoAck => (String::new(), "no ack".into()),
+                FirstAck::NotConnected => {
+                    (String::new(), "not connected".into())
+                }
+                FirstAck::Refused(reply) => {
+                    (String::new(), format!("refused: {}", reply.trim()))
+                }
+                FirstAck::Failed(why) => {
+                    (String::new(), format!("failed: {why}"))
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{}",
+                r.model,
+                r.k,
+                r.slow_open,
+                r.backlog_full,
+                r.idle_timeout_ms,
+                r.wait_ms,
+                ms,
+                csv_text(&result)
+            );
+        }
+        out
+    }
+
+    /// Time to the ordinary client's first ack: a row per K, a column
+    /// per model in `models`; under it, what the servers ran with and
+    /// the points where the kernel's backlog, not the model, decided.
+    fn slow_md(&self, models: &[&'static str]) -> String {
+        let rows: Vec<&SlowRow> = self
+            .slow
+            .iter()
+            .filter(|r| models.contains(&r.model))
+            .collect();
+        let mut out =
+            grid("K", &rows, models, |r| (r.model, r.k), SlowRow::cell);
+        if let Some(r) = rows.first() {
+            let _ = writeln!(
+                out,
+                "\nTime from the ordinary client's connect to its first \
+                 `ack`, behind K connections that send nothing and K that \
+                 send half a message. The servers ran with \
+                 `--idle-timeout-ms {}` and `--work-ms 0` (the pools with \
+                 {} workers); the client waited at most {}. Measured {} \
+                 UTC on {} CPUs, load average {} at the start.",
+                r.idle_timeout_ms,
+                super::WORKERS,
+                seconds(r.wait_ms),
+                self.machine.date,
+                self.machine.cores,
+                self.machine.load_average
+            );
+        }
+        let cut_short: Vec<String> = rows
+            .iter()
+            .filter(|r| r.backlog_full)
+            .map(|r| {
+                format!(
+                    "{} at K = {}: {} of {}",
+                    r.model,
+                    r.k,
+                    r.slow_open,
+                    2 * r.k
+                )
+            })
+            .collect();
+        if !cut_short.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nSlow connections opened where the listen backlog of a \
+                 server that was not accepting stayed full (the kernel then \
+                 drops new handshakes, and the crowd stopped growing): {}.",
+                cut_short.join("; ")
+            );
+        }
+        for r in &rows {
+            if let FirstAck::Failed(why) = &r.first_ack {
+                let _ = writeln!(out, "\n- {} at K = {}: {why}", r.model, r.k);
+            }
+        }
+        out
+    }
+
     /// A list of failed points under a table, if any.
     fn failures<'a>(
         &self,
@@ -666,6 +828,40 @@ impl Report {
         }
         out
     }
+}
+
+/// A Markdown table of `rows`: a line per key (in increasing order), a
+/// column per model in `models`, each cell `cell` of the row that `at`
+/// places there, `-` where no row does.
+fn grid<R>(
+    corner: &str,
+    rows: &[&R],
+    models: &[&'static str],
+    at: impl Fn(&R) -> (&'static str, usize),
+    cell: impl Fn(&R) -> String,
+) -> String {
+    let mut keys: Vec<usize> = rows.iter().map(|r| at(r).1).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut out = format!("| {corner} |");
+    for m in models {
+        let _ = write!(out, " {m} |");
+    }
+    out.push_str("\n| ---: |");
+    out.push_str(&" ---: |".repeat(models.len()));
+    out.push('\n');
+    for key in keys {
+        let _ = write!(out, "| {key} |");
+        for m in models {
+            let text = rows
+                .iter()
+                .find(|r| at(r) == (*m, key))
+                .map_or("-".into(), |r| cell(r));
+            let _ = write!(out, " {text} |");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Scenario 3 rows as CSV.
@@ -704,6 +900,11 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
         );
     }
     out
+}
+
+/// `text` as a CSV cell: kept simple, with no commas or quotes.
+fn csv_text(text: &str) -> String {
+    text.replace([',', '"', '\n'], " ")
 }
 
 fn yes_no(met: bool) -> &'static str {

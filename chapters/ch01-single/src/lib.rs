@@ -80,7 +80,9 @@ pub fn accept_loop(
 
 // ANCHOR: handle_client
 /// Serves one client's whole session and logs how it ended.
-fn handle_client(
+///
+/// Chapter 2's workers call it from their own accept loop.
+pub fn handle_client(
     stream: TcpStream,
     peer: SocketAddr,
     config: &Config,

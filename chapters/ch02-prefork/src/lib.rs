@@ -6,8 +6,8 @@
 //! kernel hands each new connection to one of the workers waiting for
 //! one, so N clients are served at once; client N+1 waits in the
 //! listen backlog. The master serves nobody: it supervises (see
-//! [`supervisor`]), replacing workers that die and passing SIGINT/SIGTERM
-//! on to them.
+//! [`supervisor`]), replacing workers that die, passing SIGINT/SIGTERM
+//! on to them, and replacing them all, gracefully, on SIGHUP.
 //!
 //! What it costs: a whole process per concurrent client (its own memory
 //! map, page tables, stack and heap), a context switch between processes
@@ -15,9 +15,11 @@
 //! idle the first N are. What it buys: isolation. A worker that crashes
 //! takes one client with it, and the master starts another.
 //!
-//! Since chapter 1: nothing in the serving changed - each worker calls
-//! chapter 1's own `accept_loop` (not a copy of it). What is new is who
-//! runs it (N forked processes) and the master that watches over them.
+//! Since chapter 1: nothing in the serving changed - each worker runs
+//! chapter 1's `next_client` and `handle_client`. What is new is who runs
+//! them (N forked processes), the master that watches over them, and a
+//! second way for a worker to stop: retiring (accept nobody new, finish
+//! the session in progress) besides draining.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -26,7 +28,7 @@ pub mod supervisor;
 use std::io;
 use std::net::TcpListener;
 
-use ch01_single::accept_loop;
+use ch01_single::{handle_client, next_client};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
@@ -39,8 +41,9 @@ pub const ABOUT: &str = "Chapter 2: a master process and N forked workers";
 
 // ANCHOR: serve
 /// Forks `--workers` worker processes that serve clients on `listener`,
-/// then supervises them until SIGINT or SIGTERM, and returns once every
-/// worker has drained and exited.
+/// then supervises them until SIGINT or SIGTERM (which may come while
+/// the workers are still being forked), and returns once every worker
+/// has drained and exited.
 ///
 /// Runs in the master. Only the master ever returns from here: a worker
 /// process ends inside [`spawn_worker`]. `shutdown` must be the switch
@@ -67,31 +70,11 @@ pub fn serve(
         event!("stopped before starting any worker");
         return Ok(());
     }
-    let workers = spawn_workers(&listener, config, &signals, &shutdown)?;
-    Supervisor::new(&listener, config, signals, &shutdown, workers).run()?;
+    Supervisor::new(&listener, config, signals, &shutdown).run()?;
     event!("shut down");
     Ok(())
 }
 // ANCHOR_END: serve
-
-// ANCHOR: spawn_workers
-/// Forks the first `--workers` workers; returns their process ids.
-///
-/// # Errors
-///
-/// If a fork fails (out of memory or over the process limit). The workers
-/// already forked notice the master's exit and leave too.
-pub fn spawn_workers(
-    listener: &TcpListener,
-    config: &Config,
-    signals: &Signals,
-    shutdown: &Shutdown,
-) -> io::Result<Vec<Pid>> {
-    (0..config.workers)
-        .map(|_| spawn_worker(listener, config, signals, shutdown))
-        .collect()
-}
-// ANCHOR_END: spawn_workers
 
 // ANCHOR: spawn_worker
 /// Forks one worker process. Returns its pid in the master; never returns
@@ -99,7 +82,8 @@ pub fn spawn_workers(
 ///
 /// The worker gets everything it needs from the master, explicitly: the
 /// listener, the flags, the blocked signals, and the master's shutdown
-/// switch, to trade for one of its own.
+/// switch, to trade for one of its own. [`supervisor::Supervisor`] calls
+/// it for the first workers and for every replacement.
 ///
 /// # Errors
 ///
@@ -162,17 +146,76 @@ fn worker(
     }
     // Signals are still blocked (the mask survives fork), so a SIGTERM
     // sent since the fork is pending, not lost. Trade the master's switch
-    // (and the handlers we inherited with it) for our own first, then
-    // unblock: the pending signal lands in our `shutdown`.
+    // (and the handlers we inherited with it) for our own first, add the
+    // switch that stops accepting, then unblock: a pending signal lands
+    // in our switches.
     let shutdown = masters_switch.renew_after_fork()?;
+    let accepting = stop_accepting_on_signals()?;
     signals.unblock()?;
     // From here on, a worker is chapter 1's server: the same loop, run by
     // each of N processes on one shared listener.
-    accept_loop(listener, config, &shutdown)?;
-    event!("worker drained, exiting");
+    accept_loop(listener, config, &accepting, &shutdown)?;
+    if shutdown.is_triggered() {
+        event!("worker drained, exiting");
+    } else {
+        event!("worker retired, exiting");
+    }
     Ok(())
 }
 // ANCHOR_END: worker
+
+// ANCHOR: accept_loop
+/// Chapter 1's `accept_loop`, with the two ways a worker stops kept
+/// apart: `accepting` ends the loop between sessions (SIGHUP: retire,
+/// the session in progress goes on to its end), `shutdown` also ends the
+/// session in progress after the message being worked on (SIGINT,
+/// SIGTERM: drain). Both are on after a stop signal.
+///
+/// # Errors
+///
+/// Only errors of the listener itself.
+fn accept_loop(
+    listener: &TcpListener,
+    config: &Config,
+    accepting: &Shutdown,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    while let Some((stream, peer)) = next_client(listener, accepting)? {
+        handle_client(stream, peer, config, shutdown);
+    }
+    Ok(())
+}
+// ANCHOR_END: accept_loop
+
+// ANCHOR: stop_accepting
+/// A switch that SIGHUP, SIGINT and SIGTERM sent to this worker turn on:
+/// the one its accept loop waits on.
+///
+/// A SIGHUP comes from the master replacing its workers (or from a
+/// hang-up sent to the whole process group): then the worker takes no
+/// new client, finishes the one it has, and exits. The handlers stay for
+/// the life of the process, next to those of the worker's shutdown
+/// switch.
+///
+/// # Errors
+///
+/// If the switch cannot be made or a handler installed.
+fn stop_accepting_on_signals() -> io::Result<Shutdown> {
+    let switch = Shutdown::new()?;
+    for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+        let trigger = switch.clone();
+        // SAFETY: the action only calls `Shutdown::trigger`, which is one
+        // `write` of one byte to a non-blocking socket, ignoring the
+        // result: no allocation, no lock, async-signal-safe. It runs
+        // beside the shutdown switch's own handler, which signal-hook
+        // keeps (it chains actions on one signal).
+        unsafe {
+            signal_hook::low_level::register(signal, move || trigger.trigger())
+        }?;
+    }
+    Ok(switch)
+}
+// ANCHOR_END: stop_accepting
 
 /// Fails unless this process has exactly one thread, the condition for a
 /// safe `fork` (see the SAFETY comment in [`spawn_worker`]).

@@ -121,6 +121,15 @@ fn serving_pids(log: &str) -> BTreeSet<u32> {
         .collect()
 }
 
+/// SIGTERM, then the master must exit 0 within a few seconds.
+fn stops_cleanly(server: &mut ServerProcess) {
+    let status = server
+        .terminate(Duration::from_secs(4))
+        .expect("waiting works")
+        .expect("the master exits");
+    assert!(status.success(), "{status}; log:\n{}", server.log());
+}
+
 /// With 3 workers, 6 concurrent clients are served about 3 at a time, by
 /// 3 different processes.
 #[test]
@@ -326,4 +335,75 @@ fn an_idle_server_uses_no_cpu() {
     let used = server.group_cpu_time().saturating_sub(before);
     // 5% of one core, summed over five processes: generous.
     assert!(used < window / 20, "idle server used {used:?} of CPU");
+}
+
+/// SIGHUP replaces every worker gracefully, as Unicorn does: the worker
+/// in the middle of a session acks the message it is working on and
+/// serves the rest of the session, new workers serve new clients
+/// meanwhile (nobody is refused), and the old worker exits once its
+/// client says goodbye.
+#[test]
+fn hangup_rotates_workers() {
+    let mut server = start(&["--workers", "2", "--work-ms", "200"]);
+    let old = wait_for_workers(&server, 2, TIMEOUT, |_| true);
+    let mut stream = connect(&server);
+    exchange(&mut stream, "first").expect("served");
+    stream
+        .write_all(&protocol::encoder::message(b"in flight"))
+        .expect("sent");
+    while !server.log().contains("message \"in flight\"") {
+        thread::sleep(Duration::from_millis(5));
+    }
+    server.signal(Signal::SIGHUP).expect("the master exists");
+    // Two new workers, and the busy old one, still in its session.
+    let new = wait_for_workers(&server, 3, TIMEOUT, |w| {
+        w.difference(&old).count() == 2
+    });
+    let new: BTreeSet<u32> = new.difference(&old).copied().collect();
+    let mut reply = [0; 3];
+    stream.read_exact(&mut reply).expect("the ack in flight");
+    assert_eq!(reply, *protocol::ACK);
+    // New clients meanwhile: served, none refused, by the new workers.
+    let served_before = server.log().len();
+    thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| session(&server, 1).expect("served during rotation"));
+        }
+    });
+    let served = serving_pids(&server.log()[served_before..]);
+    assert!(served.is_subset(&new), "served by {served:?}, new {new:?}");
+    // The old session goes on to its end on the old worker.
+    exchange(&mut stream, "after the hangup").expect("still served");
+    stream
+        .write_all(&protocol::encoder::message(b"goodbye"))
+        .expect("sent");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("a clean close");
+    assert!(rest.is_empty(), "unexpected bytes {rest:?}");
+    wait_for_workers(&server, 2, TIMEOUT, |w| *w == new);
+    let log = server.log();
+    assert!(log.contains("SIGHUP: replacing 2 workers"), "log:\n{log}");
+    assert_eq!(log.matches("worker retired, exiting").count(), 2);
+    stops_cleanly(&mut server);
+}
+
+/// SIGHUP, SIGUSR1 and SIGUSR2 sent to the whole process group (the
+/// master and every worker, as a terminal's hang-up would) kill nobody:
+/// a session in progress is served to its end and new clients are
+/// served.
+#[test]
+fn hangup_and_user_signals_to_the_group_kill_nobody() {
+    let mut server = start(&["--workers", "2", "--work-ms", "100"]);
+    wait_for_workers(&server, 2, TIMEOUT, |_| true);
+    let mut stream = connect(&server);
+    exchange(&mut stream, "first").expect("served");
+    for signal in [Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP] {
+        killpg(pid(server.pid()), signal).expect("the group exists");
+    }
+    exchange(&mut stream, "second").expect("still served");
+    session(&server, 2).expect("a new client is served");
+    let log = server.log();
+    assert!(!log.contains("killed by"), "a process died:\n{log}");
+    assert!(log.contains("SIGUSR1: ignored"), "log:\n{log}");
+    stops_cleanly(&mut server);
 }

@@ -5,8 +5,9 @@
 //! at most `--queue` connections; N worker threads (`worker-1`, ...) pop
 //! one client at a time and serve its whole session, exactly as chapter 1
 //! did. Up to N clients are served at once; up to `--queue` more wait; any
-//! more are told `err server busy` and closed. Idle workers sleep on a
-//! condition variable and cost no CPU.
+//! more are told `err server busy` at once, and a [`Closer`] thread does
+//! their lingering close, so that turning one away never delays the next
+//! accept. Idle workers sleep on a condition variable and cost no CPU.
 //!
 //! Compared with chapter 2, workers are threads of one process: cheaper to
 //! start and to switch between, sharing one address space - so one worker's
@@ -16,6 +17,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod closer;
 pub mod queue;
 
 use std::any::Any;
@@ -27,13 +29,12 @@ use std::time::Instant;
 use std::{env, io};
 
 use ch01_single::next_client;
-use ch01_single::session::{
-    close_gracefully, discard_until_closed, serve_session,
-};
+use ch01_single::session::{discard_until_closed, serve_session};
 use ch01_single::wait::{wait_readable, Wait};
 use protocol::close::LINGER;
 use protocol::{event, warn, Config, Shutdown, ETX};
 
+pub use closer::Closer;
 pub use queue::{Full, Queue};
 
 /// What `--help` says about this server.
@@ -73,15 +74,20 @@ pub fn serve(
         warn!("test hook {PANIC_HOOK_VAR} armed: panics on {text:?}");
     }
     let queue = Queue::new(config.queue as usize);
-    // Scoped threads may borrow `queue`, `config` and `shutdown` from this
-    // frame, and the scope joins every one of them before it returns.
+    let closer = Closer::new()?;
+    // Scoped threads may borrow `queue`, `closer`, `config` and `shutdown`
+    // from this frame, and the scope joins every one of them before it
+    // returns.
     let accepted = thread::scope(|scope| {
-        let accepted = spawn_workers(scope, &queue, config, &shutdown)
-            .and_then(|()| accept_loop(&listener, &queue, &shutdown));
+        let accepted = spawn_closer(scope, &closer)
+            .and_then(|()| spawn_workers(scope, &queue, config, &shutdown))
+            .and_then(|()| accept_loop(&listener, &queue, &closer, &shutdown));
         // However the loop ended (a signal, or a listener error), stop the
         // workers the same way: sessions in progress ack what they have
         // read and close; idle workers see the closed queue and return.
+        // The closer finishes the lingering closes it holds, meanwhile.
         shutdown.trigger();
+        closer.finish();
         close_unserved(queue.close());
         accepted
     });
@@ -96,6 +102,7 @@ pub fn serve(
 fn accept_loop(
     listener: &TcpListener,
     queue: &Queue<Client>,
+    closer: &Closer,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
     while let Some((stream, peer)) = next_client(listener, shutdown)? {
@@ -111,15 +118,32 @@ fn accept_loop(
             Err(Full(client)) => {
                 // Backpressure: every worker is busy and `--queue` more
                 // clients already wait. Saying so at once beats letting
-                // this one wait for minutes without a word.
+                // this one wait for minutes without a word. The reply
+                // goes out now; the lingering close that keeps a reset
+                // from destroying it happens on the closer's thread, so
+                // the next client is accepted at once.
                 warn!("busy: turned {peer} away, queue full");
-                close_gracefully(client.stream, BUSY);
+                closer.turn_away(client.stream, BUSY);
             }
         }
     }
     Ok(())
 }
 // ANCHOR_END: accept_loop
+
+// ANCHOR: spawn_closer
+/// Starts the thread named `closer` that does the lingering close of
+/// every client turned away (see [`Closer::run`]).
+fn spawn_closer<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    closer: &'scope Closer,
+) -> io::Result<()> {
+    thread::Builder::new()
+        .name("closer".into())
+        .spawn_scoped(scope, move || closer.run())?;
+    Ok(())
+}
+// ANCHOR_END: spawn_closer
 
 // ANCHOR: spawn_workers
 /// Starts `--workers` threads named `worker-1`, `worker-2`, ..., each

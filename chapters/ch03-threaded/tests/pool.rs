@@ -104,7 +104,7 @@ fn a_burst_goes_to_idle_workers_before_the_queue() {
 }
 
 /// Handlers that panic (forced by the test hook) cost their connection
-/// only: afterwards the pool still has its 3 workers (3 + main threads),
+/// only: afterwards the pool still has its 3 workers (and main, closer),
 /// serves 3 clients at once, and the log names each panic.
 #[test]
 fn a_panicking_handler_does_not_shrink_the_pool() {
@@ -112,7 +112,7 @@ fn a_panicking_handler_does_not_shrink_the_pool() {
     let server =
         start_with_panic_hook("boom", &["--workers", "3", "--work-ms", "300"]);
     wait_ready(&server, 3);
-    assert_eq!(thread_count(server.pid()), 4, "main + 3 workers");
+    assert_eq!(thread_count(server.pid()), 5, "main, closer, 3 workers");
     // Twice as many panics as workers: a pool that lost a thread per
     // panic would have none left.
     for _ in 0..6 {
@@ -124,12 +124,12 @@ fn a_panicking_handler_does_not_shrink_the_pool() {
     wait_until(&server, |log| {
         log.matches("panic while serving").count() == 6
     });
-    assert_eq!(thread_count(server.pid()), 4, "main + 3 workers");
+    assert_eq!(thread_count(server.pid()), 5, "main, closer, 3 workers");
     let took = run_clients(&server, clients, messages);
     let observed = observed(clients, messages, work_ms, took);
     println!("after 6 panics: parallelism {observed:.2} in {took:?}");
     assert!(observed >= 2.0, "pool shrank: parallelism {observed:.2}");
-    assert_eq!(thread_count(server.pid()), 4, "main + 3 workers");
+    assert_eq!(thread_count(server.pid()), 5, "main, closer, 3 workers");
 }
 
 /// A server with 8 idle workers, before and after serving clients, uses
@@ -152,7 +152,7 @@ fn an_idle_server_uses_no_cpu() {
         used < window / 20,
         "idle server used {used:?} in {window:?}"
     );
-    assert_eq!(thread_count(pid), 9, "main + 8 workers");
+    assert_eq!(thread_count(pid), 10, "main, closer, 8 workers");
 }
 
 /// SIGTERM while one client is being worked on and another waits in the

@@ -506,6 +506,25 @@ impl Connection {
         if !waiting_for_client || cx.now < self.last_active + limit {
             return; // `advance` arms the next check
         }
+        // `last_active` says when we last *read* a byte, not when the
+        // client last sent one. The two differ when the process was
+        // stopped (a debugger, `docker pause`, the cgroup freezer,
+        // `strace -p`, SIGSTOP): bytes that arrived meanwhile wait in
+        // the kernel, and when the process runs again its first wait may
+        // end with EINTR and no events, so the loop comes here before it
+        // has read them. Only the socket knows, so ask it: one
+        // non-blocking read, paid only when a limit runs out. (Likewise
+        // the client may have read our acks meanwhile: try the write.)
+        let phase = self.phase;
+        if self.wants_read() {
+            self.on_readable(cx);
+        }
+        if self.has_output() {
+            self.flush(cx);
+        }
+        if self.phase != phase || cx.now < self.last_active + limit {
+            return; // it sent, read or closed: not idle
+        }
         if self.phase == Phase::Open && !self.has_output() {
             self.drain(Ending::IdleTimeout, IDLE_REPLY);
         } else if matches!(self.phase, Phase::Open | Phase::Draining) {

@@ -10,21 +10,21 @@
 //!
 //! The runtime is tokio's *current-thread* runtime: one thread runs every
 //! task, exactly like chapter 4's loop, so the two compare like for like.
-//! CPU-bound work (`--work-kind spin`) goes to tokio's blocking thread
-//! pool with `spawn_blocking`, as production code must: a task that spins
-//! in place stalls every other connection on the thread. `--workers` does
-//! not apply (as in chapter 4).
+//! CPU-bound work (`--work-kind spin`) goes to a thread of its own, as
+//! production code must: a task that spins in place stalls every other
+//! connection on the thread. `--workers` does not apply (as in chapter 4).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
-use nix::sys::socket::{listen, Backlog};
+use nix::sys::socket::{listen, recv, Backlog, MsgFlags};
 use protocol::close::{Ending, LINGER};
 use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::log::Preview;
@@ -33,13 +33,16 @@ use protocol::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout};
 
 /// What `--help` says about this server.
 pub const ABOUT: &str =
     "Chapter 5: the production reference, on tokio (one thread, many tasks)";
+
+/// The reply to a client whose work cannot start: no thread for it.
+const BUSY: &[u8] = b"err server busy";
 
 /// Bytes read from a socket at a time. Each task owns one such buffer,
 /// which is most of what an idle connection costs in user space.
@@ -76,9 +79,9 @@ pub fn serve(
         .build()?;
     let config = Arc::new(config.clone());
     runtime.block_on(accept_loop(listener, config, shutdown))?;
-    // Only `spawn_blocking` spinners of abandoned tasks can still be
-    // running here; nobody waits for their result, and returning ends the
-    // process under them.
+    // Only spinner threads of abandoned tasks can still be running here;
+    // nobody waits for their result, and returning ends the process under
+    // them.
     runtime.shutdown_timeout(Duration::from_millis(100));
     event!("shut down");
     Ok(())
@@ -173,24 +176,32 @@ async fn session(
     let mut buffer = vec![0; READ_BUFFER];
     loop {
         // Idle time is time spent here, waiting for the client.
-        let n = tokio::select! {
+        let read = tokio::select! {
             biased;
             _ = stop.changed() => {
                 close_gracefully(stream, b"").await;
                 return Ending::Shutdown;
             }
-            read = timeout(idle, stream.read(&mut buffer)) => match read {
-                Err(_elapsed) => {
+            read = timeout(idle, stream.read(&mut buffer)) => read,
+        };
+        let read = match read {
+            Ok(read) => read,
+            // The clock says idle; the socket may not agree.
+            Err(_elapsed) => match read_waiting(&stream, &mut buffer) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     close_gracefully(stream, b"err idle timeout").await;
                     return Ending::IdleTimeout;
                 }
-                Ok(Ok(0)) => {
-                    let dropped = decoder.pending_bytes();
-                    return Ending::EndOfStream { dropped };
-                }
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Ending::Vanished(e),
+                read => read,
             },
+        };
+        let n = match read {
+            Ok(0) => {
+                let dropped = decoder.pending_bytes();
+                return Ending::EndOfStream { dropped };
+            }
+            Ok(n) => n,
+            Err(e) => return Ending::Vanished(e),
         };
         let mut input = &buffer[..n];
         loop {
@@ -202,7 +213,11 @@ async fn session(
                 }
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {} from {peer}", Preview(text));
-                    perform(work).await;
+                    if let Err(e) = perform(work).await {
+                        warn!("busy: no thread for {peer}'s work: {e}");
+                        close_gracefully(stream, BUSY).await;
+                        return Ending::Busy(e);
+                    }
                     // A client that stops reading cannot hold the task
                     // (and its memory) forever, nor hold up a shutdown.
                     let sent = tokio::select! {
@@ -245,6 +260,22 @@ async fn session(
     }
 }
 
+/// Reads what is waiting in the kernel for `stream` now, without
+/// blocking and without asking tokio: `WouldBlock` if nothing is.
+///
+/// Called when the idle limit has run out, because tokio's clock and its
+/// view of the socket can disagree. When the process was stopped (a
+/// debugger, `docker pause`, the cgroup freezer, `strace -p`, SIGSTOP)
+/// the client's bytes may have arrived meanwhile, and when it runs again
+/// the timer can be found due before the reactor has reported the socket
+/// readable: tokio's own `read` would then not even look. The kernel
+/// knows, so we ask it. Reading behind tokio's back is safe: tokio only
+/// ever finds out that there is less to read than it thought.
+fn read_waiting(stream: &TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
+    let fd = stream.as_fd().as_raw_fd();
+    Ok(recv(fd, buffer, MsgFlags::MSG_DONTWAIT)?)
+}
+
 /// Returns once the stop switch is on (at once if it is already).
 async fn stopped(stop: &mut Stop) {
     // An error means the switch is gone, which happens only after it was
@@ -257,25 +288,55 @@ async fn stopped(stop: &mut Stop) {
 /// The simulated work, without blocking the runtime's thread.
 ///
 /// Sleep work is a timer: the task waits, the thread serves others.
-/// Spin work burns a CPU, so it runs on tokio's blocking pool (threads
-/// made for this); spinning here would stall every connection, which is
-/// exactly what chapter 4's single thread does.
-async fn perform(work: Work) {
+/// Spin work burns a CPU, so it runs on a thread of its own; spinning
+/// here would stall every connection, which is exactly what chapter 4's
+/// single thread does.
+///
+/// # Errors
+///
+/// When the OS refuses a thread for spin work (a thread or memory
+/// limit): the caller tells its client the server is busy.
+async fn perform(work: Work) -> io::Result<()> {
     if work.duration.is_zero() {
         // Not even a timer: a zero sleep still goes through the timer
         // wheel, which rounds deadlines up to the next millisecond.
-        return;
+        return Ok(());
     }
     match work.kind {
         WorkKind::Sleep => sleep(work.duration).await,
         WorkKind::Spin => {
-            let spin = tokio::task::spawn_blocking(move || work.perform());
-            // The closure cannot panic short of a bug in `spin_for`; a
-            // cancelled join only happens when the runtime shuts down.
-            let _ = spin.await;
+            // At most SPINNERS threads at once; the others wait their
+            // turn here, as tokio's blocking pool would queue them.
+            let permit = SPINNERS
+                .acquire()
+                .await
+                .expect("SPINNERS is never closed, so acquire cannot fail");
+            let (done, finished) = oneshot::channel();
+            // Not `spawn_blocking`: it starts its threads lazily, and when
+            // the OS refuses one it panics in the caller - this task -
+            // and the client sees a bare close. `Builder::spawn` returns
+            // the refusal as an error we can answer.
+            thread::Builder::new()
+                .name("spinner".into())
+                .spawn(move || {
+                    work.perform();
+                    drop(permit);
+                    // Nobody listens if the task was cancelled meanwhile.
+                    let _ = done.send(());
+                })?;
+            // An error only if the thread died without sending, which
+            // `perform` cannot do short of a bug in `spin_for`.
+            let _ = finished.await;
         }
     }
+    Ok(())
 }
+
+/// Threads that may spin at once: tokio's own default bound for its
+/// blocking pool. Spin work is CPU-bound, so more threads than cores only
+/// share the cores; the bound keeps a flood of clients from asking the
+/// OS for thousands of threads.
+static SPINNERS: Semaphore = Semaphore::const_new(512);
 // ANCHOR_END: perform
 
 // ANCHOR: close_gracefully

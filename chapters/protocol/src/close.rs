@@ -37,6 +37,9 @@ pub enum Ending {
     Shutdown,
     /// The connection failed under us (reset, broken pipe, timeout).
     Vanished(io::Error),
+    /// The server could not serve it (the OS refused a thread, say) and
+    /// told the client `err server busy`.
+    Busy(io::Error),
 }
 
 impl fmt::Display for Ending {
@@ -52,6 +55,7 @@ impl fmt::Display for Ending {
             Ending::IdleTimeout => write!(f, "idle timeout"),
             Ending::Shutdown => write!(f, "server shutting down"),
             Ending::Vanished(e) => write!(f, "connection lost: {e}"),
+            Ending::Busy(e) => write!(f, "server busy: {e}"),
         }
     }
 }

@@ -6,7 +6,8 @@
 //!   only code in the book that frames bytes.
 //! - [`config`] and [`cli`]: the command line every server takes, and the
 //!   steps of every server's `main` (parse, bind, announce, exit code).
-//! - [`shutdown`]: SIGINT/SIGTERM as a switch blocking code can poll.
+//! - [`shutdown`]: SIGINT/SIGTERM as a switch blocking code can poll;
+//!   SIGHUP, SIGUSR1 and SIGUSR2 logged and ignored, or claimed by a model.
 //! - [`close`]: why a connection ended ([`Ending`]), and how long a
 //!   lingering close may take ([`LINGER`](close::LINGER)).
 //! - [`limits`]: running out of descriptors: raising the open-file limit,

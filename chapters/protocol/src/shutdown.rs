@@ -14,20 +14,33 @@
 //! before it prints `listening on`, and hands it to the model's `serve`
 //! as an argument: nothing reaches for a process-wide global, and a test
 //! can hand `serve` a switch of its own and trigger it by hand.
+//!
+//! The same call makes the other signals an operator is likely to send -
+//! SIGHUP (a closed terminal, or "reload"), SIGUSR1, SIGUSR2 - harmless:
+//! their default action kills the process, acks in flight and all, so
+//! each gets a handler that logs one line and carries on
+//! ([`NOTED_SIGNALS`]). A model that has a use for one of them takes it
+//! over with [`Shutdown::claim`] (prefork rotates its workers on SIGHUP).
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use signal_hook::SigId;
 
 use crate::cli::context;
+use crate::log;
 
 /// The signals that stop a server.
 const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// The signals a server notes in its log and otherwise ignores, unless
+/// it claims one ([`Shutdown::claim`]).
+pub const NOTED_SIGNALS: [libc::c_int; 3] =
+    [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
 
 /// A one-way "stop now" switch, shared by cloning.
 #[derive(Debug, Clone)]
@@ -41,9 +54,22 @@ struct Pair {
     read: UnixStream,
     /// One byte written here triggers the switch.
     write: UnixStream,
-    /// The signal handlers that write to `write`, if any. They stay
-    /// installed for the life of the process (see [`Shutdown::on_signals`]).
-    handlers: Vec<SigId>,
+    /// The signal handlers installed with this switch (those that write
+    /// to `write`, those that log a noted signal, and claimed ones), by
+    /// signal. They stay installed for the life of the process (see
+    /// [`Shutdown::on_signals`]). A lock, because [`Shutdown::claim`]
+    /// swaps one; never held while a signal handler could need it (the
+    /// handlers do not look at it).
+    handlers: Mutex<Vec<Handler>>,
+}
+
+/// One installed signal handler.
+#[derive(Debug)]
+struct Handler {
+    signal: libc::c_int,
+    /// Whether it is the one that logs a noted signal and ignores it.
+    noted: bool,
+    id: SigId,
 }
 
 impl Shutdown {
@@ -58,7 +84,9 @@ impl Shutdown {
         })
     }
 
-    /// A new switch that SIGINT and SIGTERM turn on.
+    /// A new switch that SIGINT and SIGTERM turn on; SIGHUP, SIGUSR1 and
+    /// SIGUSR2 ([`NOTED_SIGNALS`]) each log one event line, such as
+    /// `SIGHUP received: ignored`, and change nothing else.
     ///
     /// Call it once per process, before printing `listening on`: from
     /// then on a signal is caught, never fatal, however early it comes.
@@ -79,7 +107,9 @@ impl Shutdown {
 
     /// In a process just forked from the one that installed `self` with
     /// [`Shutdown::on_signals`]: a new switch, which SIGINT and SIGTERM
-    /// sent to *this* process turn on instead of `self`.
+    /// sent to *this* process turn on instead of `self`. The noted
+    /// signals are logged and ignored again, even one that the parent
+    /// claimed ([`Shutdown::claim`]): a claim is the parent's own.
     ///
     /// A child inherits its parent's handlers, and the socket pair they
     /// write to is the same one in both processes: left alone, a signal
@@ -95,12 +125,51 @@ impl Shutdown {
     /// As [`Shutdown::on_signals`].
     pub fn renew_after_fork(&self) -> io::Result<Shutdown> {
         let own = Shutdown::on_signals()?;
-        for &id in &self.inner.handlers {
+        for Handler { id, .. } in self.inner.handlers().drain(..) {
             // Removes the handler from this process only: after fork, the
             // handler table is this process's own copy.
             signal_hook::low_level::unregister(id);
         }
         Ok(own)
+    }
+
+    /// Takes `signal`, one of [`NOTED_SIGNALS`], over from the handler
+    /// that logs and ignores it: from now on each time it arrives, one
+    /// byte is written to the returned stream, which the caller polls
+    /// (or hands its poller) and reads, and nothing is logged. Bytes past
+    /// the socket buffer's room are dropped: many signals before a read
+    /// may read as fewer, never as none.
+    ///
+    /// The new handler goes in before the old one comes out, so a signal
+    /// in between is never fatal; it may be logged and counted both.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a signal that is not noted (SIGINT and SIGTERM
+    /// belong to the switch) or was claimed already; otherwise when the
+    /// socket pair cannot be made or the handler installed.
+    pub fn claim(&self, signal: libc::c_int) -> io::Result<UnixStream> {
+        let mut handlers = self.inner.handlers();
+        let noted = handlers.iter().position(|h| h.noted && h.signal == signal);
+        let Some(noted) = noted else {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a noted signal, or claimed already",
+            );
+            return Err(context("cannot claim the signal", e));
+        };
+        let (read, write) = UnixStream::pair()?;
+        // As for the switch: a full buffer must not block the handler.
+        write.set_nonblocking(true)?;
+        let id = signal_hook::low_level::pipe::register(signal, write)?;
+        let old = handlers.swap_remove(noted);
+        handlers.push(Handler {
+            signal,
+            noted: false,
+            id,
+        });
+        signal_hook::low_level::unregister(old.id);
+        Ok(read)
     }
 
     /// Turns the switch on. Safe to call any number of times.
@@ -141,21 +210,56 @@ impl Pair {
         Ok(Pair {
             read,
             write,
-            handlers: Vec::new(),
+            handlers: Mutex::new(Vec::new()),
         })
     }
 
-    /// Makes SIGINT and SIGTERM write a byte to this pair.
-    fn install_handlers(mut self) -> io::Result<Pair> {
+    /// Makes SIGINT and SIGTERM write a byte to this pair, and the noted
+    /// signals log a line.
+    fn install_handlers(self) -> io::Result<Pair> {
+        let mut handlers = self.handlers();
         for signal in STOP_SIGNALS {
             // signal-hook's handler does only `send` on the descriptor,
             // which is async-signal-safe.
             let write = self.write.try_clone()?;
             let id = signal_hook::low_level::pipe::register(signal, write)?;
-            self.handlers.push(id);
+            handlers.push(Handler {
+                signal,
+                noted: false,
+                id,
+            });
         }
+        for signal in NOTED_SIGNALS {
+            let id = note(signal)?;
+            handlers.push(Handler {
+                signal,
+                noted: true,
+                id,
+            });
+        }
+        drop(handlers);
         Ok(self)
     }
+
+    /// The handler list. A panic while it was held left it whole (every
+    /// change is one push or swap), so a poisoned lock is used as is.
+    fn handlers(&self) -> std::sync::MutexGuard<'_, Vec<Handler>> {
+        self.handlers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Installs the handler that logs `signal` and ignores it otherwise.
+fn note(signal: libc::c_int) -> io::Result<SigId> {
+    let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
+    let log = move || {
+        log::write_event_from_signal_handler(format_args!(
+            "{name} received: ignored"
+        ));
+    };
+    // SAFETY: `register` requires an async-signal-safe action: `log`
+    // formats into a stack buffer and writes with write(2), allocating
+    // nothing and taking no lock (see `write_event_from_signal_handler`).
+    unsafe { signal_hook::low_level::register(signal, log) }
 }
 
 #[cfg(test)]
@@ -165,12 +269,22 @@ mod tests {
 
     const PATIENCE: Duration = Duration::from_secs(5);
 
+    /// Held by each test that raises signals: every switch that
+    /// `on_signals` made gets them, so tests running at once would turn
+    /// on each other's.
+    static RAISING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn raising() -> std::sync::MutexGuard<'static, ()> {
+        RAISING.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A switch made by `on_signals` turns on at SIGTERM; after
     /// `renew_after_fork` (here without a fork: the handler table is this
     /// process's either way), SIGINT turns on the new switch and no longer
     /// reaches the old one.
     #[test]
     fn signals_trigger_the_switch_and_renewing_moves_them() {
+        let _serial = raising();
         let first = Shutdown::on_signals().expect("handlers");
         assert!(!first.is_triggered());
         raise(Signal::SIGTERM).expect("raise SIGTERM");
@@ -181,6 +295,30 @@ mod tests {
         raise(Signal::SIGINT).expect("raise SIGINT");
         assert!(renewed.wait(PATIENCE), "SIGINT missed the new switch");
         assert!(!old.is_triggered(), "the old switch still gets signals");
+    }
+
+    /// SIGHUP, SIGUSR1 and SIGUSR2 no longer kill the process (this test
+    /// would die), nor trigger the switch. A claimed SIGHUP writes to
+    /// the claimer's stream instead; SIGINT cannot be claimed, nor SIGHUP
+    /// twice.
+    #[test]
+    fn noted_signals_are_harmless_and_claimable() {
+        use std::io::Read;
+        let _serial = raising();
+        let switch = Shutdown::on_signals().expect("handlers");
+        for signal in [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
+            raise(signal).expect("raise");
+        }
+        assert!(!switch.wait(Duration::from_millis(100)), "switch on");
+
+        let mut claimed = switch.claim(libc::SIGHUP).expect("claim SIGHUP");
+        assert!(switch.claim(libc::SIGHUP).is_err(), "claimed twice");
+        assert!(switch.claim(libc::SIGINT).is_err(), "claimed SIGINT");
+        raise(Signal::SIGHUP).expect("raise SIGHUP");
+        claimed.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut byte = [0];
+        assert_eq!(claimed.read(&mut byte).expect("SIGHUP's byte"), 1);
+        assert!(!switch.is_triggered(), "SIGHUP turned the switch on");
     }
 
     /// A plain switch is off until triggered, then stays on for every

@@ -40,11 +40,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use client::connection::{is_timeout, Closed, Connection};
+use client::connection::{is_timeout, Closed, Connection, ReplyError};
 use protocol::encoder::{encode_message, GOODBYE_FRAME};
 use protocol::AckReader;
 
 use crate::process::ServerProcess;
+use crate::procfs;
 
 /// Bound on every connect, read and write in the suite.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -312,6 +313,32 @@ pub fn work_is_not_idle(program: &str, extra: &[&str]) {
     expect_close(&server, &mut conn, b"ackack", Some(Closed::Eof));
 }
 
+/// A server that was stopped (SIGSTOP to its process group, as a
+/// debugger, `docker pause` or the cgroup freezer do) while a client's
+/// message arrived, and stays stopped past the idle limit, serves that
+/// message when it runs again: the client was not idle, the server was.
+pub fn stopped_process_serves_waiting_bytes(program: &str, extra: &[&str]) {
+    const IDLE: Duration = Duration::from_millis(1000);
+    let flags = ["--idle-timeout-ms", "1000", "--work-ms", "0"];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send(b"a"));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "SIGSTOP", server.signal_group(Signal::SIGSTOP));
+    let deadline = Instant::now() + TIMEOUT;
+    while !procfs::group_stopped(server.pid()) {
+        assert!(Instant::now() < deadline, "SIGSTOP did not stop it");
+        thread::sleep(Duration::from_millis(5));
+    }
+    ok(&server, "send while stopped", conn.send(b"b"));
+    // Not a readiness wait: the point is to stay stopped past the limit.
+    thread::sleep(2 * IDLE);
+    ok(&server, "SIGCONT", server.signal_group(Signal::SIGCONT));
+    ok(&server, "ack of what came while stopped", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
 // --- Signals and lifecycle -------------------------------------------
 
 /// SIGTERM while a message is being worked on: the ack still arrives,
@@ -470,6 +497,101 @@ pub fn sigterm_right_after_listening(program: &str, extra: &[&str]) {
         let limit = Duration::from_millis(WORK_MS + 1000);
         assert_exits_within(&mut server, signalled, limit);
     }
+}
+
+/// SIGHUP, SIGUSR1 and SIGUSR2, whose default action kills a process,
+/// sent while a message is worked on: the server lives, the ack arrives
+/// after the whole work, a new client is served, each signal is named in
+/// the log, and SIGTERM still drains and exits 0. (A model may answer
+/// SIGHUP, as prefork rotates its workers; it must still refuse no
+/// client and drop no ack.)
+pub fn hangup_and_user_signals_do_not_kill(program: &str, extra: &[&str]) {
+    const WORK: Duration = Duration::from_millis(500);
+    const SIGNALS: [Signal; 3] =
+        [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2];
+    let mut server = start(program, extra, &["--work-ms", "500"]);
+    let mut busy = connect(&server);
+    let sent = Instant::now();
+    ok(&server, "send", busy.send(b"package 0"));
+    wait_until_read(&server, &busy);
+    for signal in SIGNALS {
+        ok(&server, "signal", server.signal(signal));
+    }
+    ok(&server, "ack after the signals", busy.read_ack());
+    let took = sent.elapsed();
+    assert!(
+        took >= WORK,
+        "ack after {took:?}: a signal cut the work short{}",
+        context(&server)
+    );
+    // Closed first: a one-client-at-a-time model serves the next only
+    // then.
+    ok(&server, "goodbye", busy.send_goodbye());
+    expect_close(&server, &mut busy, b"", Some(Closed::Eof));
+    assert_serves(&server);
+    let signalled = Instant::now();
+    ok(&server, "SIGTERM", server.signal(Signal::SIGTERM));
+    assert_exits_within(&mut server, signalled, WORK + Duration::from_secs(1));
+    assert!(server.wait_log_end(TIMEOUT), "stderr stays open");
+    let log = server.log();
+    for signal in SIGNALS {
+        assert!(
+            log.contains(signal.as_str()),
+            "the log does not name {signal}{}",
+            context(&server)
+        );
+    }
+}
+
+/// SIGTERM while the server is still starting its workers (1,024 of
+/// them; a fork each, for prefork): it starts no more once the signal has
+/// come, stops every worker it started, and exits 0 within `--work-ms`
+/// plus one second. A model with one process passes at once: its group
+/// never grows.
+pub fn sigterm_while_starting_workers(program: &str, extra: &[&str]) {
+    /// Workers that may still start after the signal was sent: the one
+    /// being forked when it lands, and those started while the test
+    /// counted the group (a scan of `/proc` takes a few milliseconds).
+    const STARTED_LATE: usize = 64;
+    let extra = without_flags(extra, &["--workers"]);
+    let flags = ["--workers", "1024", "--quiet"];
+    let mut server = start_working(program, &extra, &flags);
+    // Signal once the group has grown (forking has begun), or after a
+    // moment for a model whose group never grows.
+    let waiting = Instant::now();
+    while server.group_pids().len() < 2
+        && waiting.elapsed() < Duration::from_millis(200)
+    {
+        thread::sleep(Duration::from_millis(1));
+    }
+    ok(&server, "signal", server.signal(Signal::SIGTERM));
+    let signalled = Instant::now();
+    let at_signal = server.group_pids().len();
+    // Allowed a little more than the contract's bound: starting and
+    // stopping a thousand processes on a loaded test machine.
+    let limit = Duration::from_millis(WORK_MS + 1500);
+    let mut most = at_signal;
+    while signalled.elapsed() < limit {
+        let exited = server.wait_timeout(Duration::ZERO);
+        if ok(&server, "wait", exited).is_some() {
+            break;
+        }
+        most = most.max(server.group_pids().len());
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_exits_within(&mut server, signalled, limit);
+    assert!(
+        most <= at_signal + STARTED_LATE,
+        "{at_signal} processes when signalled, then {most}: it went on \
+         starting workers{}",
+        context(&server)
+    );
+    let left = server.group_pids();
+    assert!(
+        left.is_empty(),
+        "still running: {left:?}{}",
+        context(&server)
+    );
 }
 
 /// A bad flag, or a bad value for a good one: one line on stderr, a
@@ -727,6 +849,159 @@ pub fn accept_failures(program: &str, extra: &[&str]) {
     assert_serves(&server);
 }
 
+// --- Event loops ------------------------------------------------------
+
+/// Connections that each sent one big message and then went quiet cost
+/// what idle connections cost: the buffer that held the message is given
+/// back once it is framed. 500 connections, one 60,000-byte message each,
+/// sent one connection after another and acked, then all left open.
+pub fn big_messages_leave_small_buffers(program: &str, extra: &[&str]) {
+    const CONNECTIONS: usize = 500;
+    const MESSAGE: usize = 60_000;
+    let flags = ["--max-message-bytes", "65536", "--work-ms", "0", "--quiet"];
+    let server = start(program, extra, &flags);
+    let message = vec![b'x'; MESSAGE];
+    let served = |conn: &mut Connection| {
+        ok(&server, "send", conn.send(&message));
+        ok(&server, "ack", conn.read_ack());
+    };
+    // One big message first, so that whatever the server allocates once
+    // (a read buffer, the allocator's arenas) is in the baseline.
+    let mut first = connect(&server);
+    served(&mut first);
+    let before = server.usage().rss_bytes;
+    let mut open = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        let mut conn = connect(&server);
+        served(&mut conn);
+        open.push(conn);
+    }
+    let grew = server.usage().rss_bytes.saturating_sub(before);
+    // Holding each message's buffer would cost 500 x 60 KB = 30 MB (more
+    // with the vector's doubling). An idle connection costs a few KiB:
+    // the decoder keeps at most 4 KiB, chapter 5's task a 4 KiB read
+    // buffer and its own state; 20 KB each leaves room for the
+    // allocator's slack and still catches buffers that are kept.
+    let bound = CONNECTIONS as u64 * 20_000;
+    assert!(
+        grew < bound,
+        "{CONNECTIONS} quiet connections after a {MESSAGE}-byte message \
+         each: resident memory grew {} KiB, over {} KiB{}",
+        grew / 1024,
+        bound / 1024,
+        context(&server)
+    );
+    assert_serves(&server);
+}
+
+/// When the OS refuses the server a thread (here: its address-space limit
+/// is lowered until no thread stack fits), the client whose work needed
+/// one gets `err server busy` and an orderly close - or its ack, if the
+/// model needs no new thread - never a bare close or a panic; with the
+/// limit restored, the server serves as before.
+pub fn refused_thread_gets_busy(program: &str, extra: &[&str]) {
+    let flags = ["--work-kind", "spin", "--work-ms", "50"];
+    let server = start(program, extra, &flags);
+    let mut refused = connect(&server);
+    // Accepted (its socket is among the server's descriptors) before the
+    // limit: accepting needs no thread, and this check is not about it.
+    let deadline = Instant::now() + TIMEOUT;
+    while try_server_fd(&server, &refused).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never accepted{}",
+            context(&server)
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let saved = starve_threads(&server);
+    ok(&server, "send", refused.send(b"package 0"));
+    let reply = refused.read_ack();
+    restore_address_space(&saved);
+    match reply {
+        Ok(()) => {
+            ok(&server, "goodbye", refused.send_goodbye());
+            expect_close(&server, &mut refused, b"", Some(Closed::Eof));
+        }
+        Err(ReplyError::Unexpected(got)) => assert_eq!(
+            String::from_utf8_lossy(&got),
+            "err server busy",
+            "reply without a thread{}",
+            context(&server)
+        ),
+        Err(e) => panic!("without a thread: {e}{}", context(&server)),
+    }
+    assert!(
+        !server.log().contains("panicked"),
+        "panicked{}",
+        context(&server)
+    );
+    assert_serves(&server);
+}
+
+// --- Servers with a bounded accept queue --------------------------------
+
+/// With the one worker busy and the one place in the queue taken, 20
+/// clients that keep their connections open each get `err server busy`
+/// and end of stream at once (all 20 within two seconds; a lingering
+/// close on the accepting thread made each wait for the one before), and
+/// the server then serves an ordinary client.
+pub fn busy_reply_is_immediate(program: &str, extra: &[&str]) {
+    const TURNED_AWAY: usize = 20;
+    let extra = without_flags(extra, &["--workers", "--queue"]);
+    let flags = ["--workers", "1", "--queue", "1", "--work-ms", "0"];
+    let server = start(program, &extra, &flags);
+    // The worker serves `a`, which stays in session without a word...
+    let mut a = connect(&server);
+    ok(&server, "send", a.send(b"a"));
+    ok(&server, "ack", a.read_ack());
+    // ...and `b` takes the only place in the queue, once accepted.
+    let mut b = connect(&server);
+    let deadline = Instant::now() + TIMEOUT;
+    while try_server_fd(&server, &b).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "b never accepted{}",
+            context(&server)
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let mut refused = Vec::new();
+    for _ in 0..TURNED_AWAY {
+        let mut conn = connect(&server);
+        expect_close(&server, &mut conn, b"err server busy", Some(Closed::Eof));
+        // Kept open: the server must not wait for us to close.
+        refused.push(conn);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "{TURNED_AWAY} busy replies took {took:?}{}",
+        context(&server)
+    );
+    for conn in [&mut a, &mut b] {
+        ok(&server, "goodbye", conn.send_goodbye());
+        expect_close(&server, conn, b"", Some(Closed::Eof));
+    }
+    assert_serves(&server);
+}
+
+/// `extra` without the flags in `flags` and their values: for a check that
+/// sets one of them itself (a flag may be given only once).
+fn without_flags<'a>(extra: &[&'a str], flags: &[&str]) -> Vec<&'a str> {
+    let mut kept = Vec::new();
+    let mut args = extra.iter();
+    while let Some(&arg) = args.next() {
+        if flags.contains(&arg) {
+            args.next();
+        } else {
+            kept.push(arg);
+        }
+    }
+    kept
+}
+
 // --- Helpers ---------------------------------------------------------
 
 /// Starts `program` with `extra` then `flags`, on a free port.
@@ -940,8 +1215,20 @@ fn tcp_socket(local: SocketAddr, remote: SocketAddr) -> Option<Vec<String>> {
 /// `conn`, found by the socket's inode (`/proc/net/tcp`, field 10) among
 /// the links in `/proc/PID/fd`.
 fn server_fd(server: &ServerProcess, conn: &Connection) -> (u32, u64) {
+    match try_server_fd(server, conn) {
+        Some(found) => found,
+        None => panic!("cannot find the server's socket{}", context(server)),
+    }
+}
+
+/// [`server_fd`], or `None` while no server process holds the socket
+/// (it has not accepted the connection yet).
+fn try_server_fd(
+    server: &ServerProcess,
+    conn: &Connection,
+) -> Option<(u32, u64)> {
     let stream = conn.stream();
-    let found = stream
+    stream
         .peer_addr()
         .ok()
         .zip(stream.local_addr().ok())
@@ -954,11 +1241,7 @@ fn server_fd(server: &ServerProcess, conn: &Connection) -> (u32, u64) {
                     (target == link).then_some((pid, fd))
                 })
             })
-        });
-    match found {
-        Some(found) => found,
-        None => panic!("cannot find the server's socket{}", context(server)),
-    }
+        })
 }
 
 /// The open descriptors of `pid`, with what each links to.
@@ -991,7 +1274,7 @@ fn starve(server: &ServerProcess, busy: (u32, u64)) -> Saved {
         if pid == busy.0 {
             lowest_free = lowest_free.min(busy.1);
         }
-        match set_open_file_limit(pid, Some(lowest_free)) {
+        match set_limit(pid, libc::RLIMIT_NOFILE, Some(lowest_free)) {
             Ok(old) => saved.push((pid, old)),
             Err(e) => panic!("prlimit {pid}: {e}{}", context(server)),
         }
@@ -1002,14 +1285,15 @@ fn starve(server: &ServerProcess, busy: (u32, u64)) -> Saved {
 /// Puts back the limits [`starve`] lowered.
 fn restore(saved: &Saved) {
     for &(pid, old) in saved {
-        let _ = set_open_file_limit(pid, Some(old.rlim_cur));
+        let _ = set_limit(pid, libc::RLIMIT_NOFILE, Some(old.rlim_cur));
     }
 }
 
-/// Sets the soft `RLIMIT_NOFILE` of another process (ours is not
-/// involved); returns the limit it had.
-fn set_open_file_limit(
+/// Sets the soft limit `resource` (`RLIMIT_NOFILE`, `RLIMIT_AS`) of
+/// another process (ours is not involved); returns the limit it had.
+fn set_limit(
     pid: u32,
+    resource: libc::__rlimit_resource_t,
     soft: Option<u64>,
 ) -> std::io::Result<libc::rlimit> {
     let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
@@ -1019,9 +1303,7 @@ fn set_open_file_limit(
     };
     // SAFETY: prlimit reads no new limit (null) and writes the current
     // one into `old`, a valid, exclusively borrowed rlimit.
-    let r = unsafe {
-        libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old)
-    };
+    let r = unsafe { libc::prlimit(pid, resource, std::ptr::null(), &mut old) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -1032,14 +1314,43 @@ fn set_open_file_limit(
         };
         // SAFETY: `new` is a valid rlimit that outlives the call, and no
         // old limit is asked for (null).
-        let r = unsafe {
-            libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut())
-        };
+        let r =
+            unsafe { libc::prlimit(pid, resource, &new, std::ptr::null_mut()) };
         if r != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
     Ok(old)
+}
+
+/// Lowers the soft address-space limit (`RLIMIT_AS`) of every process in
+/// the server's group to what each has mapped now plus 1 MiB: small
+/// allocations still fit, a new thread's stack (2 MiB and more) does not,
+/// so the OS refuses threads (EAGAIN), whatever the user's privileges.
+/// (`RLIMIT_NPROC`, the obvious limit, does not bind root.)
+fn starve_threads(server: &ServerProcess) -> Vec<(u32, libc::rlimit)> {
+    let mut saved = Vec::new();
+    for pid in server.group_pids() {
+        let status = fs::read_to_string(format!("/proc/{pid}/status"));
+        let mapped = status.ok().and_then(|status| {
+            let kib = status.lines().find_map(|l| l.strip_prefix("VmSize:"))?;
+            kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+        });
+        let Some(mapped) = mapped else { continue };
+        let soft = mapped * 1024 + (1 << 20);
+        match set_limit(pid, libc::RLIMIT_AS, Some(soft)) {
+            Ok(old) => saved.push((pid, old)),
+            Err(e) => panic!("prlimit {pid}: {e}{}", context(server)),
+        }
+    }
+    saved
+}
+
+/// Puts back the limits [`starve_threads`] lowered.
+fn restore_address_space(saved: &[(u32, libc::rlimit)]) {
+    for &(pid, old) in saved {
+        let _ = set_limit(pid, libc::RLIMIT_AS, Some(old.rlim_cur));
+    }
 }
 
 /// The share of one core the server's process group used over `window`.

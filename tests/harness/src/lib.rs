@@ -119,6 +119,8 @@ macro_rules! __every_model_checks {
         idle_timeout_mid_message,
         /// Work longer than the idle limit is not idle time: still acked.
         work_is_not_idle,
+        /// Bytes sent while the server was stopped are served, not idle.
+        stopped_process_serves_waiting_bytes,
         /// SIGTERM mid-work: the ack arrives, exit 0 within work-ms + 1 s.
         sigterm_drains,
         /// SIGINT mid-work: the ack arrives, exit 0 within work-ms + 1 s.
@@ -131,6 +133,10 @@ macro_rules! __every_model_checks {
         sigterm_with_many_clients,
         /// SIGTERM as soon as `listening on` appears: still exit 0.
         sigterm_right_after_listening,
+        /// SIGHUP, SIGUSR1, SIGUSR2 mid-work: logged, ack, still serving.
+        hangup_and_user_signals_do_not_kill,
+        /// SIGTERM while 1,024 workers start: no more start; exit 0 in time.
+        sigterm_while_starting_workers,
         /// A bad flag: one stderr line, non-zero exit, no panic.
         bad_flag,
         /// The largest work and idle limits: no overflow, no panic.
@@ -175,6 +181,10 @@ macro_rules! __conformance_cases {
 macro_rules! __event_loop_checks {
     ($callback:ident, $args:tt) => {
         $crate::$callback! { $args
+        /// 500 quiet connections after a 60 KB message each stay small.
+        big_messages_leave_small_buffers,
+        /// A refused thread: `err server busy`, no panic, serves after.
+        refused_thread_gets_busy,
         }
     };
 }
@@ -186,6 +196,8 @@ macro_rules! __event_loop_checks {
 macro_rules! __bounded_queue_checks {
     ($callback:ident, $args:tt) => {
         $crate::$callback! { $args
+        /// A full queue: 20 open clients get `err server busy` at once.
+        busy_reply_is_immediate,
         }
     };
 }

@@ -259,6 +259,18 @@ impl ServerProcess {
         Ok(())
     }
 
+    /// Sends `signal` to the server's whole process group (a prefork
+    /// master and its workers), as a terminal, `docker pause` or a
+    /// supervisor would.
+    ///
+    /// # Errors
+    ///
+    /// If no process of the group exists any more.
+    pub fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        killpg(pid_of(self.child.id()), signal)?;
+        Ok(())
+    }
+
     /// Stops the server the polite way, as a reader would: SIGTERM, then
     /// up to `timeout` for it to drain and exit. Returns its exit status,
     /// or `None` if it is still running (dropping the handle kills it).

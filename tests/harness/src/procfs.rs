@@ -67,6 +67,14 @@ pub fn group_pids(pgid: u32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// Whether every process of group `pgid` is stopped (state `T`, as after
+/// SIGSTOP), and there is at least one.
+pub fn group_stopped(pgid: u32) -> bool {
+    group_members(pgid).is_ok_and(|members| {
+        !members.is_empty() && members.iter().all(|(_, stat)| stat.stopped)
+    })
+}
+
 /// The number of threads of process `pid` (the `Threads:` line of
 /// `/proc/PID/status`).
 ///
@@ -126,6 +134,8 @@ fn voluntary_switches(pid: u32) -> u64 {
 
 /// The fields of `/proc/PID/stat` we need (see proc(5)).
 struct Stat {
+    /// State `T`: stopped by a signal (SIGSTOP, SIGTSTP).
+    stopped: bool,
     pgrp: u32,
     utime: u64,
     stime: u64,
@@ -143,6 +153,7 @@ impl Stat {
         // `rest` starts at field 3, so field N is at index N - 3.
         let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
         Some(Stat {
+            stopped: *fields.first()? == "T",
             pgrp: u32::try_from(field(5)?).ok()?,
             utime: field(14)?,
             stime: field(15)?,
