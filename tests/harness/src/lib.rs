@@ -75,6 +75,21 @@ macro_rules! bounded_queue_conformance_tests {
     };
 }
 
+/// Like [`conformance_tests!`], for the checks of a server that starts a
+/// thread for every connection.
+#[macro_export]
+macro_rules! thread_per_connection_conformance_tests {
+    ($program:expr $(,)?) => {
+        $crate::thread_per_connection_conformance_tests!($program, &[]);
+    };
+    ($program:expr, $extra:expr $(,)?) => {
+        $crate::__thread_per_connection_checks!(
+            __conformance_cases,
+            ($program, $extra)
+        );
+    };
+}
+
 /// The lists of checks, the only ones, one per group: each hands every
 /// check's name (with its one-line doc) to the macro `$callback`, after
 /// `$args`. Both the test macros and [`CHECKS`] are made from them, so
@@ -202,6 +217,19 @@ macro_rules! __bounded_queue_checks {
     };
 }
 
+/// The checks of a server with a thread per connection (see
+/// [`thread_per_connection_conformance_tests!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __thread_per_connection_checks {
+    ($callback:ident, $args:tt) => {
+        $crate::$callback! { $args
+        /// No thread for a new client: `err server busy`, no panic.
+        refused_connection_thread_gets_busy,
+        }
+    };
+}
+
 /// The body of the group constants: the names, and a compile-time proof
 /// that each names a function of [`conformance`] with a check's signature.
 #[doc(hidden)]
@@ -218,10 +246,16 @@ macro_rules! __check_names {
 __every_model_checks!(__check_names, (EVERY_MODEL));
 __event_loop_checks!(__check_names, (EVENT_LOOP));
 __bounded_queue_checks!(__check_names, (BOUNDED_QUEUE));
+__thread_per_connection_checks!(__check_names, (THREAD_PER_CONNECTION));
 
 /// Every conformance check, group by group: what the contract page
 /// (book/contract.md) must mention, one by one.
-pub const CHECKS: &[&[&str]] = &[EVERY_MODEL, EVENT_LOOP, BOUNDED_QUEUE];
+pub const CHECKS: &[&[&str]] = &[
+    EVERY_MODEL,
+    EVENT_LOOP,
+    BOUNDED_QUEUE,
+    THREAD_PER_CONNECTION,
+];
 
 /// The names in [`CHECKS`], one after another.
 pub fn all_checks() -> impl Iterator<Item = &'static str> {
