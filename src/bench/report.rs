@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::driver::Outcome;
+use super::per_connection;
 use super::plot;
 use super::slow_clients::FirstAck;
 use super::Scenario;
@@ -47,7 +48,8 @@ impl Status {
         Status::Ok
     }
 
-    fn text(&self) -> String {
+    /// The status for a CSV cell: `ok`, or what went wrong.
+    pub fn text(&self) -> String {
         match self {
             Status::Ok => "ok".into(),
             Status::Failed(why) => csv_text(why),
@@ -289,6 +291,10 @@ pub struct Report {
     pub goal_rounds: Vec<ZeroRow>,
     /// The slow-clients scenario.
     pub slow: Vec<SlowRow>,
+    /// The per-connection scenario, every server and count.
+    pub per_connection: Vec<per_connection::Row>,
+    /// The per-connection scenario at the limits.
+    pub per_connection_limits: Vec<per_connection::LimitRow>,
     /// The scenarios this run measured: only their files are written,
     /// so a run of one scenario leaves the others' results as they were.
     pub ran: Vec<Scenario>,
@@ -349,6 +355,17 @@ impl Report {
                 put(&name, self.slow_md(&[model]))?;
             }
             put("slow-clients.svg", plot::slow_clients(self))?;
+        }
+        if ran(&[Scenario::PerConnection]) {
+            let (rows, limits) =
+                (&self.per_connection, &self.per_connection_limits);
+            put("per-connection.csv", per_connection::csv(rows))?;
+            put(
+                "per-connection-limits.csv",
+                per_connection::limits_csv(limits),
+            )?;
+            let md = per_connection::md(rows, limits, &self.machine.date);
+            put("per-connection.md", md)?;
         }
         Ok(())
     }
@@ -902,7 +919,7 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
 }
 
 /// `text` as a CSV cell: kept simple, with no commas or quotes.
-fn csv_text(text: &str) -> String {
+pub fn csv_text(text: &str) -> String {
     text.replace([',', '"', '\n'], " ")
 }
 

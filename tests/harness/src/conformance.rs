@@ -1321,9 +1321,27 @@ fn restore(saved: &Saved) {
     }
 }
 
+/// The address space process `pid` has mapped now (`VmSize`), if it
+/// still runs.
+pub fn mapped_bytes(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmSize:"))?;
+    let kib = kib
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Sets the soft limit `resource` (`RLIMIT_NOFILE`, `RLIMIT_AS`) of
 /// another process (ours is not involved); returns the limit it had.
-fn set_limit(
+///
+/// # Errors
+///
+/// If the process is gone, or we may not change its limits.
+pub fn set_limit(
     pid: u32,
     resource: libc::__rlimit_resource_t,
     soft: Option<u64>,
@@ -1363,13 +1381,10 @@ fn set_limit(
 fn starve_threads(server: &ServerProcess) -> Vec<(u32, libc::rlimit)> {
     let mut saved = Vec::new();
     for pid in server.group_pids() {
-        let status = fs::read_to_string(format!("/proc/{pid}/status"));
-        let mapped = status.ok().and_then(|status| {
-            let kib = status.lines().find_map(|l| l.strip_prefix("VmSize:"))?;
-            kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
-        });
-        let Some(mapped) = mapped else { continue };
-        let soft = mapped * 1024 + (1 << 20);
+        let Some(mapped) = mapped_bytes(pid) else {
+            continue;
+        };
+        let soft = mapped + (1 << 20);
         match set_limit(pid, libc::RLIMIT_AS, Some(soft)) {
             Ok(old) => saved.push((pid, old)),
             Err(e) => panic!("prlimit {pid}: {e}{}", context(server)),
