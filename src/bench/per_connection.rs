@@ -74,10 +74,13 @@ pub struct LimitRow {
     pub clients: usize,
     /// Of them, acked.
     pub acked: u64,
-    /// Of them, turned away or failed.
+    /// Of them, turned away (`err server busy`) or failed (a reset, or
+    /// no answer from a server that died).
     pub refused: u64,
     /// The first refusal, as the client saw it.
     pub first_refusal: String,
+    /// Whether it serves once the burst is over (and its limit lifted).
+    pub afterwards: String,
 }
 
 impl Bench<'_> {
@@ -170,6 +173,7 @@ impl Bench<'_> {
                 return row;
             }
         };
+        let mut capped = None;
         row.limit = if model.takes_queue {
             format!("{} workers, --queue {POOL_QUEUE}", super::WORKERS)
         } else {
@@ -178,17 +182,20 @@ impl Bench<'_> {
             let _ = super::probe(&server);
             let pid = server.pid();
             let budget = BYTES_PER_THREAD * plan.limit_threads as u64;
-            let capped = mapped_bytes(pid)
+            let cap = mapped_bytes(pid)
                 .ok_or_else(|| "no VmSize".to_owned())
                 .and_then(|mapped| {
                     set_limit(pid, libc::RLIMIT_AS, Some(mapped + budget))
                         .map_err(|e| e.to_string())
                 });
-            match capped {
-                Ok(_) => format!(
-                    "address space for about {} more threads",
-                    plan.limit_threads
-                ),
+            match cap {
+                Ok(old) => {
+                    capped = Some(old);
+                    format!(
+                        "address space for about {} more threads",
+                        plan.limit_threads
+                    )
+                }
                 Err(e) => format!("cannot cap its address space: {e}"),
             }
         };
@@ -201,6 +208,33 @@ impl Bench<'_> {
             }
             Err(e) => row.first_refusal = format!("driver: {e}"),
         }
+        // The limit lifted, does it serve as before?
+        if let Some(old) = capped {
+            let _ =
+                set_limit(server.pid(), libc::RLIMIT_AS, Some(old.rlim_cur));
+        }
+        row.afterwards = match super::probe(&server) {
+            Ok(()) => "serves".into(),
+            Err(e) => {
+                // Why it died: an allocation that failed (Rust aborts
+                // then), a panic, or else its last words.
+                let log = server.log();
+                let why = log
+                    .lines()
+                    .find(|l| l.contains("allocation") || l.contains("panic"))
+                    .or_else(|| log.lines().last())
+                    .unwrap_or("");
+                // Without the build's path to std's source.
+                let why = match why.split_once(" at /") {
+                    Some((what, place)) => {
+                        let file = place.rsplit('/').next().unwrap_or(place);
+                        format!("{what} in {}", file.trim_end_matches(':'))
+                    }
+                    None => why.to_owned(),
+                };
+                format!("does not serve ({e}): {why}")
+            }
+        };
         row
     }
 }
@@ -253,17 +287,19 @@ pub fn csv(rows: &[Row]) -> String {
 
 /// The limit rows as CSV.
 pub fn limits_csv(rows: &[LimitRow]) -> String {
-    let mut out = String::from("model,limit,clients,acked,refused,first\n");
+    let mut out =
+        String::from("model,limit,clients,acked,refused,first,afterwards\n");
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{}",
             r.model,
             csv_text(&r.limit),
             r.clients,
             r.acked,
             r.refused,
-            csv_text(&r.first_refusal)
+            csv_text(&r.first_refusal),
+            csv_text(&r.afterwards)
         );
     }
     out
@@ -303,19 +339,21 @@ pub fn md(rows: &[Row], limits: &[LimitRow], date: &str) -> String {
         );
     }
     out.push_str(
-        "\n| model | at its limit | clients | acked | turned away | \
-         first refusal |\n| --- | --- | ---: | ---: | ---: | --- |\n",
+        "\n| model | at its limit | clients | acked | refused or failed | \
+         first refusal | afterwards |\n\
+         | --- | --- | ---: | ---: | ---: | --- | --- |\n",
     );
     for r in limits {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             r.model,
             r.limit,
             r.clients,
             r.acked,
             r.refused,
-            r.first_refusal.replace('|', "/")
+            r.first_refusal.replace('|', "/"),
+            r.afterwards.replace('|', "/")
         );
     }
     out
