@@ -7,9 +7,10 @@
 //!   `/proc`: what the tests and the benchmark measure a server with.
 //! - [`conformance`]: one check per rule of the contract
 //!   (book/contract.md), written once; [`conformance_tests!`] runs them all
-//!   from a chapter crate (with [`event_loop_conformance_tests!`] and
-//!   [`bounded_queue_conformance_tests!`] for the models they fit), and
-//!   [`CHECKS`] names them.
+//!   from a chapter crate (with [`event_loop_conformance_tests!`],
+//!   [`bounded_queue_conformance_tests!`] and
+//!   [`thread_per_connection_conformance_tests!`] for the models they
+//!   fit), and [`CHECKS`] names them.
 //!
 //! Every chapter crate takes this crate as its one dev-dependency for
 //! servers-as-processes, so none of them compiles the benchmark's plots or
