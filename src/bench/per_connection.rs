@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use harness::conformance::{mapped_bytes, set_limit};
 
 use super::driver::{self, Load, Until};
-use super::report::{csv_text, Status};
+use super::report::{csv_text, failed_md_row, Status};
 use super::{Bench, Plan};
 use crate::models::Model;
 
@@ -315,13 +315,7 @@ pub fn md(rows: &[Row], limits: &[LimitRow], date: &str) -> String {
     );
     for r in rows {
         if let Status::Failed(why) = &r.status {
-            let _ = writeln!(
-                out,
-                "| {} | {} | failed: {} | | | | | | |",
-                r.model,
-                r.connections,
-                why.replace('|', "/")
-            );
+            out.push_str(&failed_md_row(r.model, r.connections, why, 6));
             continue;
         }
         let _ = writeln!(

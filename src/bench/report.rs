@@ -48,8 +48,8 @@ impl Status {
         Status::Ok
     }
 
-    /// The status for a CSV cell: `ok`, or what went wrong.
-    pub fn text(&self) -> String {
+    /// The status as a CSV cell: `ok`, or why it failed.
+    pub(super) fn text(&self) -> String {
         match self {
             Status::Ok => "ok".into(),
             Status::Failed(why) => csv_text(why),
@@ -475,13 +475,7 @@ impl Report {
         );
         for r in &self.zero {
             if let Status::Failed(why) = &r.status {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | failed: {} | | | | | | | | | | | |",
-                    r.model,
-                    r.connections,
-                    why.replace('|', "/")
-                );
+                out.push_str(&failed_md_row(r.model, r.connections, why, 11));
                 continue;
             }
             let _ = writeln!(
@@ -918,8 +912,23 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
     out
 }
 
+/// A Markdown row for a point that failed: its model and connections,
+/// `failed: why` in the first measured column, and `blanks` empty ones.
+pub(super) fn failed_md_row(
+    model: &str,
+    connections: usize,
+    why: &str,
+    blanks: usize,
+) -> String {
+    let why = why.replace('|', "/");
+    format!(
+        "| {model} | {connections} | failed: {why} |{}\n",
+        " |".repeat(blanks)
+    )
+}
+
 /// `text` as a CSV cell: kept simple, with no commas or quotes.
-pub fn csv_text(text: &str) -> String {
+pub(super) fn csv_text(text: &str) -> String {
     text.replace([',', '"', '\n'], " ")
 }
 
