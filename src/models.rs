@@ -10,8 +10,10 @@ use protocol::cli::Serve;
 pub struct Model {
     /// What `server-models serve <name>` runs: the chapter's package and
     /// binary name, e.g. `ch03-threaded`, as `cargo run -p <name>` would;
-    /// or, for a variant of a chapter's server, a name of its own
-    /// (`ch04-poll` is `ch04-epoll --poller poll`).
+    /// chapter 3's second binary, `thread-per-connection` (`cargo run -p
+    /// ch03-threaded --bin thread-per-connection`); or, for a variant of a
+    /// chapter's server, a name of its own (`ch04-poll` is `ch04-epoll
+    /// --poller poll`).
     pub name: &'static str,
     /// A short name for the benchmark's tables and plots, e.g. `threaded`.
     pub label: &'static str,
@@ -33,7 +35,8 @@ pub struct Model {
     /// Whether `--queue` changes it (the thread pool's queue bound).
     pub takes_queue: bool,
     /// The most connections the benchmark's zero-work sweep drives it
-    /// with: a thread or process per client stops at 1,000.
+    /// with: a thread or process per client (or a pool of them) stops
+    /// at 1,000.
     pub max_connections: usize,
     /// One thread serves every connection from a readiness loop: the
     /// benchmark measures its memory per idle connection and holds it to
@@ -128,6 +131,21 @@ pub const MODELS: &[Model] = &[
         sleep: Parallelism::Workers,
         spin: Parallelism::Workers,
         takes_workers: true,
+        takes_queue: false,
+        max_connections: 1000,
+        event_loop: false,
+        reference: false,
+    },
+    Model {
+        name: "thread-per-connection",
+        label: "per-connection",
+        about: ch03_threaded::per_connection::ABOUT,
+        serve: ch03_threaded::per_connection::serve,
+        flags: &[],
+        // A thread for every client: nobody waits for a worker.
+        sleep: Parallelism::Clients,
+        spin: Parallelism::Clients,
+        takes_workers: false,
         takes_queue: false,
         max_connections: 1000,
         event_loop: false,

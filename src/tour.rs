@@ -145,7 +145,7 @@ pub fn print_table(
     writeln!(out)?;
     writeln!(
         out,
-        "{:<14} {:>7} {:>8} {:>9} {:>11} {:>9}",
+        "{:<21} {:>7} {:>8} {:>9} {:>11} {:>9}",
         "model", "clients", "messages", "wall", "parallelism", "predicted"
     )?;
     let work = Duration::from_millis(settings.work_ms);
@@ -157,7 +157,7 @@ pub fn print_table(
         match &row.outcome {
             Ok(report) => writeln!(
                 out,
-                "{:<14} {:>7} {:>8} {:>7.2} s {:>11.2} {:>9}",
+                "{:<21} {:>7} {:>8} {:>7.2} s {:>11.2} {:>9}",
                 row.model.name,
                 report.clients,
                 report.acked,
@@ -165,7 +165,7 @@ pub fn print_table(
                 report.parallelism(Some(work)),
                 predicted
             )?,
-            Err(e) => writeln!(out, "{:<14} error: {e}", row.model.name)?,
+            Err(e) => writeln!(out, "{:<21} error: {e}", row.model.name)?,
         }
         if let Some((sketches, _)) = &drawings {
             for line in sketches[i].lines() {
@@ -183,7 +183,7 @@ pub fn print_table(
     )?;
     writeln!(out, "predicted, with sleep work:")?;
     for model in MODELS {
-        writeln!(out, "  {:<14} {}", model.name, model.sleep.rule())?;
+        writeln!(out, "  {:<21} {}", model.name, model.sleep.rule())?;
     }
     if let Some((_, legend)) = &drawings {
         writeln!(out, "timelines: a line per client, one time scale for all")?;

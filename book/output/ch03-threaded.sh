@@ -15,9 +15,10 @@
 # Short work (200 ms per message) keeps the run to a few seconds; the shape
 # of the output is what the chapter discusses, not the exact times.
 #
-# Also draws the chapter's picture (server.bash's timeline_pictures):
+# Also draws the chapter's pictures (server.bash's timeline_pictures):
 # book/images/ch03-threaded-timeline.svg, and ch03-threaded-timeline-scale.svg
-# on the time axis all five models share.
+# on the time axis all the models share; the same two of the chapter's first
+# server, thread-per-connection-timeline{,-scale}.svg.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=server.bash
@@ -128,3 +129,8 @@ echo "wrote $out/ch03-threaded-{server,client,busy,threads,panic,memory}.txt"
 # The picture beside the chapter's diagram.
 timeline_pictures ch03-threaded
 echo "wrote book/images/ch03-threaded-timeline{,-scale}.svg"
+
+# The chapter opens with a thread per connection (the package's second
+# binary): its picture too.
+timeline_pictures thread-per-connection
+echo "wrote book/images/thread-per-connection-timeline{,-scale}.svg"

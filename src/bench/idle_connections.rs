@@ -9,7 +9,7 @@
 //! stays flat.
 //!
 //! The measurement is the zero-work scenario's window
-//! ([`Bench::closed_loop`]) with one connection, taken after the idle
+//! ([`Bench::closed_loop_row`]) with one connection, taken after the idle
 //! ones are open. The models take turns at each N, round after round,
 //! so the figures compared side by side were measured minutes apart at
 //! most.
@@ -135,7 +135,7 @@ fn measure(bench: &Bench<'_>, model: &Model, idle: usize) -> Row {
             }
         }
     }
-    let window = bench.closed_loop(&server, window);
+    let window = bench.closed_loop_row(&server, window);
     drop(held);
     Row { idle, window }
 }

@@ -15,7 +15,9 @@
 //!    event loops; each model's `max_connections`): messages/s, latency, server CPU per message
 //!    and memory (from `/proc`), and the client's own CPU.
 //!
-//! Plus two checks: the user-space memory per idle connection of the
+//! Plus the [`per_connection`] scenario: chapter 3's thread per
+//! connection against its pool, up to 10,000 connections and at their
+//! limits. Plus two checks: the user-space memory per idle connection of the
 //! event loops, and the driver against a minimal tokio load generator;
 //! the [`slow_clients`] scenario: one ordinary client behind K
 //! connections that send nothing and K that send half a message; and the
@@ -25,6 +27,7 @@
 
 pub mod driver;
 pub mod idle_connections;
+pub mod per_connection;
 pub mod plot;
 pub mod report;
 pub mod slow_clients;
@@ -105,11 +108,13 @@ pub enum Scenario {
     /// Server CPU per message for one active client beside 0 to 10,000
     /// idle connections: poll against epoll (and tokio).
     IdleConnections,
+    /// A thread per connection against the pool, and at their limits.
+    PerConnection,
 }
 
 impl Scenario {
     /// Every scenario, for a run that names none.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Sleep,
         Scenario::Spin,
         Scenario::Zero,
@@ -118,6 +123,7 @@ impl Scenario {
         Scenario::Goal,
         Scenario::SlowClients,
         Scenario::IdleConnections,
+        Scenario::PerConnection,
     ];
 }
 
@@ -163,6 +169,13 @@ pub struct Plan {
     /// Slow-clients scenario: how long the ordinary client waits for its
     /// ack before "no ack" is the answer.
     pub slow_wait: Duration,
+    /// Per-connection scenario: the connection counts.
+    pub per_connection: Vec<usize>,
+    /// Per-connection scenario: clients in the burst at the limit.
+    pub limit_burst: usize,
+    /// Per-connection scenario: the threads the capped address space
+    /// leaves room for.
+    pub limit_threads: usize,
 }
 
 impl Plan {
@@ -189,6 +202,9 @@ impl Plan {
             // a blocking model show two such steps before it runs out.
             slow_idle_timeout: Duration::from_millis(500),
             slow_wait: Duration::from_millis(2500),
+            per_connection: vec![100, 1000, 10_000],
+            limit_burst: 1000,
+            limit_threads: 100,
         }
     }
 
@@ -209,6 +225,9 @@ impl Plan {
             slow_counts: vec![0, 1],
             slow_idle_timeout: Duration::from_millis(100),
             slow_wait: Duration::from_millis(500),
+            per_connection: vec![10, 50],
+            limit_burst: 50,
+            limit_threads: 5,
         }
     }
 
@@ -276,6 +295,15 @@ pub fn run(options: &Options) -> io::Result<()> {
     for model in &chosen {
         bench.slow_clients(model, &mut report);
     }
+    if options.wants(Scenario::PerConnection) {
+        for model in per_connection::chosen(&chosen) {
+            bench.per_connection(
+                model,
+                &mut report.per_connection,
+                &mut report.per_connection_limits,
+            );
+        }
+    }
     let out = options.out.clone().unwrap_or_else(|| {
         PathBuf::from(if options.quick {
             QUICK_OUT
@@ -324,7 +352,17 @@ impl<'o> Bench<'o> {
         let goal =
             goal_models().count() * plan.goal_connections.len() * plan.rounds;
         // The client check counts as two steps, one per generator.
-        let steps = sweeps + idle + goal + 2 + chosen.len() * crowds.len();
+        let per_connection = if options.wants(Scenario::PerConnection) {
+            per_connection::steps(&plan, per_connection::chosen(chosen).len())
+        } else {
+            0
+        };
+        let steps = sweeps
+            + idle
+            + goal
+            + 2
+            + chosen.len() * crowds.len()
+            + per_connection;
         let bar = ProgressBar::new(steps as u64).with_style(
             ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
@@ -600,27 +638,54 @@ impl<'o> Bench<'o> {
 
     /// Scenario 3: closed loop at zero work, sampled over the window.
     fn zero_work(&self, model: &Model, connections: usize) -> ZeroRow {
-        let mut row = ZeroRow {
+        let row = ZeroRow {
             model: model.label,
             connections,
             ..ZeroRow::default()
         };
         let queue = Some(connections.max(64));
         match self.start(model, queue, &["--work-ms", "0"]) {
-            Ok(server) => self.closed_loop(&server, row),
-            Err(e) => {
-                row.status = Status::Failed(format!("start: {e}"));
-                row
-            }
+            Ok(server) => self.closed_loop_row(&server, row),
+            Err(e) => ZeroRow {
+                status: Status::Failed(format!("start: {e}")),
+                ..row
+            },
         }
     }
 
-    /// `row.connections` closed-loop connections at `server`, which does
-    /// no work: the client's view of the window, and the server's cost
-    /// over it from `/proc`, filled into `row`.
-    fn closed_loop(&self, server: &ServerProcess, mut row: ZeroRow) -> ZeroRow {
+    /// [`Bench::closed_loop`] of `row.connections` at `server`, the
+    /// client's view and the server's cost over the window filled into
+    /// `row`.
+    fn closed_loop_row(
+        &self,
+        server: &ServerProcess,
+        mut row: ZeroRow,
+    ) -> ZeroRow {
+        let window = self.plan.window;
+        match self.closed_loop(server, row.connections) {
+            Ok(mut seen) => {
+                fill_zero_row(&mut row, &mut seen.outcome, window);
+                fill_server_columns(
+                    &mut row,
+                    &seen.before,
+                    &seen.after,
+                    window,
+                );
+            }
+            Err(why) => row.status = Status::Failed(why),
+        }
+        row
+    }
+
+    /// A closed loop of `connections` at zero work against `server`,
+    /// with the server's usage read at the window's edges and its
+    /// threads counted at the end.
+    fn closed_loop(
+        &self,
+        server: &ServerProcess,
+        connections: usize,
+    ) -> Result<Window, String> {
         let plan = &self.plan;
-        let connections = row.connections;
         let load = Load {
             connections,
             session_messages: plan.session_messages,
@@ -641,20 +706,18 @@ impl<'o> Bench<'o> {
         let before = server.usage();
         at(started + warmup(plan, connections) + plan.window);
         let after = server.usage();
-        let mut outcome = match driver.join() {
+        let threads = procfs::thread_count(server.pid()).unwrap_or(0);
+        let outcome = match driver.join() {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
-                row.status = Status::Failed(format!("driver: {e}"));
-                return row;
-            }
-            Err(_) => {
-                row.status = Status::Failed("driver panicked".into());
-                return row;
-            }
+            Ok(Err(e)) => return Err(format!("driver: {e}")),
+            Err(_) => return Err("driver panicked".into()),
         };
-        fill_zero_row(&mut row, &mut outcome, plan.window);
-        fill_server_columns(&mut row, &before, &after, plan.window);
-        row
+        Ok(Window {
+            outcome,
+            before,
+            after,
+            threads,
+        })
     }
 
     /// User-space memory per idle connection: resident memory before and
@@ -743,6 +806,17 @@ impl<'o> Bench<'o> {
         }
         rows
     }
+}
+
+/// What a closed loop observed (see `Bench::closed_loop`).
+struct Window {
+    /// The driver's side.
+    outcome: Outcome,
+    /// The server's usage at the window's start and end.
+    before: procfs::Usage,
+    after: procfs::Usage,
+    /// The server's threads at the window's end (its main process).
+    threads: usize,
 }
 
 /// The models the goal compares, in chapter order: every event loop (the

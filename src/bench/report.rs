@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::driver::Outcome;
+use super::per_connection;
 use super::plot;
 use super::slow_clients::FirstAck;
 use super::Scenario;
@@ -290,6 +291,10 @@ pub struct Report {
     pub goal_rounds: Vec<ZeroRow>,
     /// The slow-clients scenario.
     pub slow: Vec<SlowRow>,
+    /// The per-connection scenario, every server and count.
+    pub per_connection: Vec<per_connection::Row>,
+    /// The per-connection scenario at the limits.
+    pub per_connection_limits: Vec<per_connection::LimitRow>,
     /// The scenarios this run measured: only their files are written,
     /// so a run of one scenario leaves the others' results as they were.
     pub ran: Vec<Scenario>,
@@ -350,6 +355,17 @@ impl Report {
                 put(&name, self.slow_md(&[model]))?;
             }
             put("slow-clients.svg", plot::slow_clients(self))?;
+        }
+        if ran(&[Scenario::PerConnection]) {
+            let (rows, limits) =
+                (&self.per_connection, &self.per_connection_limits);
+            put("per-connection.csv", per_connection::csv(rows))?;
+            put(
+                "per-connection-limits.csv",
+                per_connection::limits_csv(limits),
+            )?;
+            let md = per_connection::md(rows, limits, &self.machine.date);
+            put("per-connection.md", md)?;
         }
         Ok(())
     }
@@ -459,13 +475,7 @@ impl Report {
         );
         for r in &self.zero {
             if let Status::Failed(why) = &r.status {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | failed: {} | | | | | | | | | | | |",
-                    r.model,
-                    r.connections,
-                    why.replace('|', "/")
-                );
+                out.push_str(&failed_md_row(r.model, r.connections, why, 11));
                 continue;
             }
             let _ = writeln!(
@@ -902,8 +912,23 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
     out
 }
 
+/// A Markdown row for a point that failed: its model and connections,
+/// `failed: why` in the first measured column, and `blanks` empty ones.
+pub(super) fn failed_md_row(
+    model: &str,
+    connections: usize,
+    why: &str,
+    blanks: usize,
+) -> String {
+    let why = why.replace('|', "/");
+    format!(
+        "| {model} | {connections} | failed: {why} |{}\n",
+        " |".repeat(blanks)
+    )
+}
+
 /// `text` as a CSV cell: kept simple, with no commas or quotes.
-fn csv_text(text: &str) -> String {
+pub(super) fn csv_text(text: &str) -> String {
     text.replace([',', '"', '\n'], " ")
 }
 

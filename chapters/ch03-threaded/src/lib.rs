@@ -14,10 +14,15 @@
 //! panic must be caught, or it could take the others down with it.
 //! Compared with chapter 1, `accept_loop` no longer serves anyone: it only
 //! hands clients over, and `handle_client` runs on a worker.
+//!
+//! The chapter opens with the design the pool improves on, in
+//! [`per_connection`] (its own binary, `thread-per-connection`): a thread
+//! for every client, no queue, no bound but the system's.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod closer;
+pub mod per_connection;
 pub mod queue;
 
 use std::any::Any;
@@ -134,7 +139,7 @@ fn accept_loop(
 // ANCHOR: spawn_closer
 /// Starts the thread named `closer` that does the lingering close of
 /// every client turned away (see [`Closer::run`]).
-fn spawn_closer<'scope>(
+pub(crate) fn spawn_closer<'scope>(
     scope: &'scope Scope<'scope, '_>,
     closer: &'scope Closer,
 ) -> io::Result<()> {
@@ -233,7 +238,7 @@ fn close_unserved(clients: Vec<Client>) {
 // ANCHOR_END: close_unserved
 
 /// The text of a panic, if it has one (`panic!` with a message does).
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(text) = payload.downcast_ref::<&str>() {
         text
     } else if let Some(text) = payload.downcast_ref::<String>() {

@@ -931,11 +931,34 @@ pub fn refused_thread_gets_busy(program: &str, extra: &[&str]) {
         ),
         Err(e) => panic!("without a thread: {e}{}", context(&server)),
     }
-    assert!(
-        !server.log().contains("panicked"),
-        "panicked{}",
-        context(&server)
-    );
+    assert_no_panic(&server);
+    assert_serves(&server);
+}
+
+// --- Servers with a thread per connection -------------------------------
+
+/// When the OS refuses the thread a new connection needs (the server's
+/// address-space limit is lowered before the client connects, until no
+/// thread stack fits), that client gets `err server busy` and end of
+/// stream, a client already in session is still served, the server does
+/// not panic, and with the limit restored it serves as before.
+pub fn refused_connection_thread_gets_busy(program: &str, extra: &[&str]) {
+    let server = start(program, extra, &["--work-ms", "0"]);
+    // A client in session first: the server has started every thread it
+    // keeps (`listening on` comes before them), and this one's thread
+    // stays alive, so no finished thread's stack is there for reuse.
+    let mut first = connect(&server);
+    ok(&server, "send", first.send(b"first"));
+    ok(&server, "ack", first.read_ack());
+    let saved = starve_threads(&server);
+    let mut refused = connect(&server);
+    // Read while the limit holds: the server refuses the thread when it
+    // accepts, which may be after the connect has returned.
+    expect_close(&server, &mut refused, b"err server busy", Some(Closed::Eof));
+    restore_address_space(&saved);
+    ok(&server, "goodbye", first.send_goodbye());
+    expect_close(&server, &mut first, b"", Some(Closed::Eof));
+    assert_no_panic(&server);
     assert_serves(&server);
 }
 
@@ -1082,6 +1105,15 @@ fn expect_close(
     if let Some(how) = how {
         assert_eq!(closed, how, "how it closed{}", context(server));
     }
+}
+
+/// Checks that the server's log shows no panic.
+fn assert_no_panic(server: &ServerProcess) {
+    assert!(
+        !server.log().contains("panicked"),
+        "panicked{}",
+        context(server)
+    );
 }
 
 /// Waits until `limit` after `start` (the signal) for the server to
@@ -1289,9 +1321,27 @@ fn restore(saved: &Saved) {
     }
 }
 
+/// The address space process `pid` has mapped now (`VmSize`), if it
+/// still runs.
+pub fn mapped_bytes(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmSize:"))?;
+    let kib = kib
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Sets the soft limit `resource` (`RLIMIT_NOFILE`, `RLIMIT_AS`) of
 /// another process (ours is not involved); returns the limit it had.
-fn set_limit(
+///
+/// # Errors
+///
+/// If the process is gone, or we may not change its limits.
+pub fn set_limit(
     pid: u32,
     resource: libc::__rlimit_resource_t,
     soft: Option<u64>,
@@ -1331,13 +1381,10 @@ fn set_limit(
 fn starve_threads(server: &ServerProcess) -> Vec<(u32, libc::rlimit)> {
     let mut saved = Vec::new();
     for pid in server.group_pids() {
-        let status = fs::read_to_string(format!("/proc/{pid}/status"));
-        let mapped = status.ok().and_then(|status| {
-            let kib = status.lines().find_map(|l| l.strip_prefix("VmSize:"))?;
-            kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
-        });
-        let Some(mapped) = mapped else { continue };
-        let soft = mapped * 1024 + (1 << 20);
+        let Some(mapped) = mapped_bytes(pid) else {
+            continue;
+        };
+        let soft = mapped + (1 << 20);
         match set_limit(pid, libc::RLIMIT_AS, Some(soft)) {
             Ok(old) => saved.push((pid, old)),
             Err(e) => panic!("prlimit {pid}: {e}{}", context(server)),

@@ -7,9 +7,10 @@
 //!   `/proc`: what the tests and the benchmark measure a server with.
 //! - [`conformance`]: one check per rule of the contract
 //!   (book/contract.md), written once; [`conformance_tests!`] runs them all
-//!   from a chapter crate (with [`event_loop_conformance_tests!`] and
-//!   [`bounded_queue_conformance_tests!`] for the models they fit), and
-//!   [`CHECKS`] names them.
+//!   from a chapter crate (with [`event_loop_conformance_tests!`],
+//!   [`bounded_queue_conformance_tests!`] and
+//!   [`thread_per_connection_conformance_tests!`] for the models they
+//!   fit), and [`CHECKS`] names them.
 //!
 //! Every chapter crate takes this crate as its one dev-dependency for
 //! servers-as-processes, so none of them compiles the benchmark's plots or
@@ -69,6 +70,21 @@ macro_rules! bounded_queue_conformance_tests {
     };
     ($program:expr, $extra:expr $(,)?) => {
         $crate::__bounded_queue_checks!(
+            __conformance_cases,
+            ($program, $extra)
+        );
+    };
+}
+
+/// Like [`conformance_tests!`], for the checks of a server that starts a
+/// thread for every connection.
+#[macro_export]
+macro_rules! thread_per_connection_conformance_tests {
+    ($program:expr $(,)?) => {
+        $crate::thread_per_connection_conformance_tests!($program, &[]);
+    };
+    ($program:expr, $extra:expr $(,)?) => {
+        $crate::__thread_per_connection_checks!(
             __conformance_cases,
             ($program, $extra)
         );
@@ -202,6 +218,19 @@ macro_rules! __bounded_queue_checks {
     };
 }
 
+/// The checks of a server with a thread per connection (see
+/// [`thread_per_connection_conformance_tests!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __thread_per_connection_checks {
+    ($callback:ident, $args:tt) => {
+        $crate::$callback! { $args
+        /// No thread for a new client: `err server busy`, no panic.
+        refused_connection_thread_gets_busy,
+        }
+    };
+}
+
 /// The body of the group constants: the names, and a compile-time proof
 /// that each names a function of [`conformance`] with a check's signature.
 #[doc(hidden)]
@@ -218,10 +247,16 @@ macro_rules! __check_names {
 __every_model_checks!(__check_names, (EVERY_MODEL));
 __event_loop_checks!(__check_names, (EVENT_LOOP));
 __bounded_queue_checks!(__check_names, (BOUNDED_QUEUE));
+__thread_per_connection_checks!(__check_names, (THREAD_PER_CONNECTION));
 
 /// Every conformance check, group by group: what the contract page
 /// (book/contract.md) must mention, one by one.
-pub const CHECKS: &[&[&str]] = &[EVERY_MODEL, EVENT_LOOP, BOUNDED_QUEUE];
+pub const CHECKS: &[&[&str]] = &[
+    EVERY_MODEL,
+    EVENT_LOOP,
+    BOUNDED_QUEUE,
+    THREAD_PER_CONNECTION,
+];
 
 /// The names in [`CHECKS`], one after another.
 pub fn all_checks() -> impl Iterator<Item = &'static str> {
