@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use protocol::Config;
 
-use super::runtime::{block_on, TcpStream};
+use super::runtime::{block_on, sleep_until, TcpStream};
 use super::Stop;
 use super::{close_gracefully, handle_client, next_input, perform, session};
 
@@ -43,7 +43,8 @@ fn a_connections_future_is_small() {
         let (stream, _client2) = connected_stream();
         let session = session(stream, peer, &config, &stop);
         let (stream, _client3) = connected_stream();
-        let input = next_input(&stream, None);
+        let mut idle = sleep_until(None);
+        let input = next_input(&stream, &mut idle);
         let (stream4, _client4) = connected_stream();
         let close = close_gracefully(stream4, b"");
         let perform = perform(config.work());

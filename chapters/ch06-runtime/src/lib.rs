@@ -32,8 +32,8 @@ use protocol::{event, warn, Config, Decoder, Frame, Shutdown, Work};
 use protocol::{WorkKind, ACK};
 
 use crate::runtime::{
-    race, sleep, spawn, timeout, timeout_at, Either, Registration, TcpListener,
-    TcpStream,
+    race, sleep, sleep_until, spawn, timeout, Either, Registration, Sleep,
+    TcpListener, TcpStream,
 };
 
 /// What `--help` says about this server.
@@ -158,16 +158,18 @@ async fn session(
 ) -> Ending {
     let idle = config.idle_timeout();
     let mut decoder = Decoder::new(config.max_message_bytes);
+    let mut idle_timer = sleep_until(None);
     loop {
         // Idle time is time spent here, waiting for the client.
         let deadline = idle.and_then(|idle| Instant::now().checked_add(idle));
-        let input =
-            match race(stopped(stop), next_input(&stream, deadline)).await {
-                Either::Left(()) => Input::Stop,
-                Either::Right(input) => input,
-            };
-        let buffer = match input {
-            Input::Bytes(buffer) => buffer,
+        idle_timer.reset(deadline);
+        let input = next_input(&stream, &mut idle_timer);
+        let input = match race(stopped(stop), input).await {
+            Either::Left(()) => Input::Stop,
+            Either::Right(input) => input,
+        };
+        let (buffer, n) = match input {
+            Input::Bytes(buffer, n) => (buffer, n),
             Input::End => {
                 let dropped = decoder.pending_bytes();
                 return Ending::EndOfStream { dropped };
@@ -182,7 +184,7 @@ async fn session(
             }
             Input::Failed(e) => return Ending::Vanished(e),
         };
-        let mut input = &buffer[..];
+        let mut input = &buffer[..n];
         loop {
             match decoder.decode(&mut input) {
                 Ok(None) => break,
@@ -230,6 +232,7 @@ async fn session(
                 }
             }
         }
+        give_back(buffer);
         // Every message read so far is acked; stop before reading more.
         if stop.get() {
             close_gracefully(stream, b"").await;
@@ -242,8 +245,8 @@ async fn session(
 // ANCHOR: next_input
 /// What waiting for a client brought.
 enum Input {
-    /// Bytes, in a buffer allocated for them.
-    Bytes(Vec<u8>),
+    /// A buffer (see [`take_buffer`]) with this many bytes read into it.
+    Bytes(Vec<u8>, usize),
     /// End of stream.
     End,
     /// Nothing until the deadline.
@@ -254,26 +257,27 @@ enum Input {
     Failed(io::Error),
 }
 
-/// Waits for input until `deadline` (`None`: for ever), then reads it
-/// into a fresh buffer, so that no buffer is held while the client is
-/// quiet.
-async fn next_input(stream: &TcpStream, deadline: Option<Instant>) -> Input {
+/// Waits for input until `idle` is due, then reads it into a buffer
+/// taken only then, so that no buffer is held while the client is quiet.
+async fn next_input(stream: &TcpStream, idle: &mut Sleep) -> Input {
     loop {
-        let waited = timeout_at(deadline, stream.readable()).await;
-        if let Ok(Err(e)) = waited {
+        let waited = race(stream.readable(), &mut *idle).await;
+        let timed_out = matches!(waited, Either::Right(()));
+        if let Either::Left(Err(e)) = waited {
             return Input::Failed(e);
         }
-        let mut buffer = vec![0; READ_BUFFER];
+        let mut buffer = take_buffer();
         // Past the deadline, the clock says idle, but the socket may not
         // agree: after a SIGSTOP, bytes sent meanwhile wait in the kernel
         // while the timer is found due first. One read asks the kernel.
-        match stream.try_read(&mut buffer) {
-            Ok(0) => return Input::End,
-            Ok(n) => {
-                buffer.truncate(n);
-                return Input::Bytes(buffer);
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock && waited.is_err() => {
+        let read = stream.try_read(&mut buffer);
+        match read {
+            Ok(n) if n > 0 => return Input::Bytes(buffer, n),
+            _ => give_back(buffer),
+        }
+        match read {
+            Ok(_) => return Input::End,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && timed_out => {
                 return Input::Idle;
             }
             // Woken for nothing (the report was stale): wait again.
@@ -285,6 +289,24 @@ async fn next_input(stream: &TcpStream, deadline: Option<Instant>) -> Input {
             Err(e) => return Input::Failed(e),
         }
     }
+}
+
+thread_local! {
+    /// One spare read buffer. A session takes it when input is ready and
+    /// gives it back once that input is handled, so a busy server does
+    /// not allocate and zero 4 KiB per read, and all the quiet
+    /// connections together hold this one buffer.
+    static SPARE: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
+}
+
+/// The spare read buffer, or a new one if another session has it.
+fn take_buffer() -> Vec<u8> {
+    SPARE.take().unwrap_or_else(|| vec![0; READ_BUFFER])
+}
+
+/// Returns a buffer from [`take_buffer`] for the next read.
+fn give_back(buffer: Vec<u8>) {
+    SPARE.set(Some(buffer));
 }
 
 /// Returns once the stop switch is on. Registers no waker: turning the

@@ -71,32 +71,48 @@ pub fn sleep_until(at: Option<Instant>) -> Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(at) = self.at else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(at) = this.at else {
             return Poll::Pending; // nobody will ever wake us: as promised
         };
         if Instant::now() >= at {
-            self.cancel();
+            this.cancel();
             return Poll::Ready(());
         }
-        let key = *self.key.get_or_insert_with(|| {
-            with_core(|core| {
-                let mut timers = core.timers.borrow_mut();
-                timers.next += 1;
-                (at, timers.next)
-            })
-        });
-        // Insert, or replace the waker: this poll's task is the one to
-        // wake (a future may move between tasks).
         with_core(|core| {
             let mut timers = core.timers.borrow_mut();
+            // Our entry, still pending (perhaps for an earlier time, see
+            // `reset`): make sure it wakes this poll's task.
+            let pending = this.key.and_then(|k| timers.pending.get_mut(&k));
+            if let Some(waker) = pending {
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
+                }
+                return;
+            }
+            timers.next += 1;
+            let key = (at, timers.next);
             timers.pending.insert(key, cx.waker().clone());
+            this.key = Some(key);
         });
         Poll::Pending
     }
 }
 
 impl Sleep {
+    /// Moves the deadline to `at`. An entry already in the table for an
+    /// earlier time is kept: it wakes the task early, once, and that
+    /// poll registers the new time. An idle deadline moves later at
+    /// every message, and this way it costs no change to the table.
+    pub fn reset(&mut self, at: Option<Instant>) {
+        let earlier = |(old, _): Key| at.is_some_and(|at| old <= at);
+        if !self.key.is_some_and(earlier) {
+            self.cancel();
+        }
+        self.at = at;
+    }
+
     fn cancel(&mut self) {
         if let Some(key) = self.key.take() {
             with_core(|core| core.timers.borrow_mut().pending.remove(&key));
