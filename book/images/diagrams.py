@@ -324,7 +324,7 @@ def tokio():
 def runtime():
     svg = Svg(
         780,
-        330,
+        390,
         "The hand-made runtime",
         "One thread runs block_on's loop: the executor polls each task on "
         "the ready queue, one task per connection, the state machine the "
@@ -335,14 +335,14 @@ def runtime():
         "work runs in place and holds every task.",
     )
     many_clients_and_epoll(
-        svg, ["listener, client sockets", "(level-triggered, ch04 Poller)"])
-    svg.region(380, 30, 380, 280, "one thread: block_on's loop")
+        svg, ["listener, client sockets", "(level-triggered)"])
+    svg.region(380, 30, 380, 340, "one thread: block_on's loop")
     svg.box(400, 56, 160, 60, ["reactor", "sources: token -> wakers"],
             PROCESS, 12)
     svg.box(580, 56, 160, 60, ["timers", "deadline -> waker"],
             PROCESS, 12)
     svg.arrow((332, 120), (396, 90))
-    svg.box(400, 150, 340, 140, [], WORKER)
+    svg.box(400, 150, 340, 200, [], WORKER)
     svg.text(570, 168, "executor: ready queue of task numbers", 13,
              ' font-weight="600"')
     svg.text(570, 192, "waker.wake() pushes the task's number;", 12)
