@@ -11,9 +11,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::mem::swap;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -184,14 +185,12 @@ fn run<F: Future>(
 ) -> io::Result<F::Output> {
     let waker = Waker::from(main_waker.clone());
     let mut cx = Context::from_waker(&waker);
+    let mut batch = VecDeque::new();
     loop {
-        // Only the tasks ready now: one that wakes itself at every poll
-        // must not keep the reactor from running.
-        let ready_now = with_core(|core| core.ready_len());
-        for _ in 0..ready_now {
-            let Some(id) = with_core(Core::next_ready) else {
-                break;
-            };
+        // Only the tasks ready now, taken in one go: one that wakes
+        // itself at every poll must not keep the reactor from running.
+        with_core(|core| swap(&mut batch, &mut *core.ready_queue()));
+        for id in batch.drain(..) {
             if id != MAIN {
                 poll_task(id);
                 continue;
@@ -202,7 +201,7 @@ fn run<F: Future>(
             }
         }
         let timeout = with_core(|core| {
-            if core.ready_len() > 0 {
+            if !core.ready_queue().is_empty() {
                 return Some(Duration::ZERO);
             }
             core.timers.borrow().time_left(Instant::now())
@@ -251,11 +250,7 @@ fn poll_task(id: usize) {
 // ANCHOR_END: poll_task
 
 impl Core {
-    fn ready_len(&self) -> usize {
-        self.ready.lock().expect("never poisoned").len()
-    }
-
-    fn next_ready(&self) -> Option<usize> {
-        self.ready.lock().expect("never poisoned").pop_front()
+    fn ready_queue(&self) -> MutexGuard<'_, VecDeque<usize>> {
+        self.ready.lock().expect("never poisoned")
     }
 }
