@@ -21,3 +21,6 @@ pub use timers::{
     race, sleep, sleep_until, timeout, timeout_at, Either, Elapsed, Race,
     Sleep, Timeout,
 };
+
+#[cfg(test)]
+mod tests;

@@ -39,6 +39,12 @@ impl Timers {
         Some(at.saturating_duration_since(now))
     }
 
+    /// How many deadlines are pending.
+    #[cfg(test)]
+    pub(super) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Wakes the owner of every deadline that has passed.
     pub(super) fn fire(&mut self, now: Instant) {
         while let Some(entry) = self.pending.first_entry() {
