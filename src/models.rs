@@ -211,6 +211,21 @@ pub const MODELS: &[Model] = &[
         event_loop: true,
         reference: true,
     },
+    Model {
+        name: "ch06-runtime",
+        label: "runtime",
+        about: ch06_runtime::ABOUT,
+        serve: ch06_runtime::serve,
+        flags: &[],
+        sleep: Parallelism::Clients,
+        // Spin work runs in place on the one thread, as in chapter 4.
+        spin: Parallelism::One,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
+    },
 ];
 
 /// The model called `name`.

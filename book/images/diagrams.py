@@ -321,9 +321,44 @@ def tokio():
     svg.write("ch05-tokio.svg")
 
 
+def runtime():
+    svg = Svg(
+        780,
+        390,
+        "The hand-made runtime",
+        "One thread runs block_on's loop: the executor polls each task on "
+        "the ready queue, one task per connection, the state machine the "
+        "compiler wrote from the session's async fn; then the reactor waits "
+        "in epoll_wait through chapter 4's Poller until a socket is ready "
+        "or the earliest timer is due, and wakes the tasks concerned by "
+        "calling their wakers, which put them back on the ready queue. Spin "
+        "work runs in place and holds every task.",
+    )
+    many_clients_and_epoll(
+        svg, ["listener, client sockets", "(level-triggered)"])
+    svg.region(380, 30, 380, 340, "one thread: block_on's loop")
+    svg.box(400, 56, 160, 60, ["reactor", "sources: token -> wakers"],
+            PROCESS, 12)
+    svg.box(580, 56, 160, 60, ["timers", "deadline -> waker"],
+            PROCESS, 12)
+    svg.arrow((332, 120), (396, 90))
+    svg.box(400, 150, 340, 200, [], WORKER)
+    svg.text(570, 168, "executor: ready queue of task numbers", 13,
+             ' font-weight="600"')
+    svg.text(570, 192, "waker.wake() pushes the task's number;", 12)
+    svg.text(570, 210, "the loop polls each task once per wake", 12)
+    svg.text(570, 234, "one task per connection: the session", 12)
+    svg.text(570, 252, "future (744 bytes), no buffer while idle", 12)
+    svg.text(570, 276, "spin work: runs in place, all wait", 12)
+    svg.arrow((480, 116), (480, 146))
+    svg.arrow((660, 116), (660, 146))
+    svg.write("ch06-runtime.svg")
+
+
 if __name__ == "__main__":
     single()
     prefork()
     threaded()
     epoll()
     tokio()
+    runtime()

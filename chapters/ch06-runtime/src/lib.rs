@@ -1,0 +1,365 @@
+//! Chapter 6: a runtime by hand - futures, wakers and an executor on
+//! chapter 4's poller.
+//!
+//! Chapter 5 wrote the session as an `async fn` and let tokio run it.
+//! Here the same session runs on a runtime of our own ([`runtime`]): an
+//! executor that polls tasks, a reactor on chapter 4's `Poller` that wakes
+//! them when their sockets are ready, and timers for the work and the
+//! deadlines. One thread, like chapters 4 and 5.
+//!
+//! What it costs: a task per connection, whose size is the size of the
+//! compiler's state machine for `handle_client`, plus the reactor's and
+//! the executor's table entries; no read buffer while a client is quiet.
+//! Spin work (`--work-kind spin`) runs in place and holds every
+//! connection, as in chapter 4: a task that never awaits never yields.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod runtime;
+
+use std::cell::Cell;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{listen, Backlog};
+use protocol::close::{Ending, LINGER};
+use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
+use protocol::log::Preview;
+use protocol::{event, warn, Config, Decoder, Frame, Shutdown, Work};
+use protocol::{WorkKind, ACK};
+
+use crate::runtime::{
+    race, sleep, sleep_until, spawn, timeout, Either, Registration, Sleep,
+    TcpListener, TcpStream,
+};
+
+/// What `--help` says about this server.
+pub const ABOUT: &str =
+    "Chapter 6: a runtime by hand (futures and wakers on epoll, one thread)";
+
+/// Bytes read from a socket at a time. A buffer exists only while there
+/// is input to decode: an idle connection holds none.
+const READ_BUFFER: usize = 4096;
+
+/// The stop switch: `true` once a shutdown began. It keeps no wakers:
+/// turning it on wakes every task ([`runtime::wake_all`]).
+type Stop = Rc<Cell<bool>>;
+
+// ANCHOR: serve
+/// Serves clients on `listener` until `shutdown` is triggered.
+///
+/// # Errors
+///
+/// If the runtime or the listener cannot be set up, or the listener
+/// fails; a failing connection never ends the server.
+pub fn serve(
+    listener: std::net::TcpListener,
+    config: &Config,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    // One descriptor per connection (as in chapter 4). Not fatal: fewer
+    // clients fit.
+    match raise_open_files() {
+        Ok((soft, hard)) => event!("open-file limit {soft} -> {hard}"),
+        Err(e) => warn!("cannot raise the open-file limit: {e}"),
+    }
+    let config = Rc::new(config.clone());
+    runtime::block_on(accept_loop(listener, config, shutdown))??;
+    event!("shut down");
+    Ok(())
+}
+// ANCHOR_END: serve
+
+// ANCHOR: accept_loop
+/// Accepts connections and spawns a task for each, until a signal; then
+/// lets the tasks finish their current messages.
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    config: Rc<Config>,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    // A burst of connects would overflow std's backlog of 128 (as in
+    // chapter 4); listening again only changes the backlog.
+    listen(&listener, Backlog::MAXALLOWABLE)?;
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    // The shutdown switch is a descriptor: readable once a signal came.
+    let switch = Rc::new(shutdown.as_fd().try_clone_to_owned()?);
+    let signal = Registration::new(switch)?;
+    let signalled = || {
+        let on = shutdown.is_triggered();
+        on.then_some(())
+            .ok_or(io::Error::from(ErrorKind::WouldBlock))
+    };
+    let stop = Stop::default();
+    loop {
+        let stopping = signal.read_with(signalled);
+        match race(stopping, listener.accept()).await {
+            Either::Left(_) => break,
+            Either::Right(Ok((stream, peer))) => {
+                spawn(handle_client(
+                    stream,
+                    peer,
+                    config.clone(),
+                    stop.clone(),
+                ));
+            }
+            // Out of descriptors, or the client gave up first: never
+            // fatal, and never a busy loop.
+            Either::Right(Err(e)) => {
+                let open = runtime::live_tasks();
+                warn!("accept failed: {e}; pausing accepts ({open} open)");
+                let pause =
+                    race(signal.read_with(signalled), sleep(ACCEPT_BACKOFF));
+                if let Either::Left(_) = pause.await {
+                    break;
+                }
+            }
+        }
+    }
+    // Stop accepting: connections still in the backlog are reset.
+    drop(listener);
+    event!("shutting down: {} connections open", runtime::live_tasks());
+    stop.set(true);
+    runtime::wake_all();
+    // Every task acks the message in progress, then lingers at most
+    // LINGER; returning drops (cancels) the ones that did not make it.
+    let grace = config.work().duration + LINGER + Duration::from_millis(200);
+    let _ = timeout(Some(grace), runtime::all_tasks_done()).await;
+    Ok(())
+}
+// ANCHOR_END: accept_loop
+
+// ANCHOR: handle_client
+/// One connection's task: serves the session and logs how it ended.
+async fn handle_client(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Rc<Config>,
+    stop: Stop,
+) {
+    event!("accepted {peer}");
+    let ending = session(stream, peer, &config, &stop).await;
+    event!("closed {peer}: {ending}");
+}
+// ANCHOR_END: handle_client
+
+// ANCHOR: session
+/// Serves one client from its first byte to its last: chapter 5's
+/// session, on our runtime.
+async fn session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: &Config,
+    stop: &Stop,
+) -> Ending {
+    let idle = config.idle_timeout();
+    let mut decoder = Decoder::new(config.max_message_bytes);
+    let mut idle_timer = sleep_until(None);
+    loop {
+        // Idle time is time spent here, waiting for the client.
+        let deadline = idle.and_then(|idle| Instant::now().checked_add(idle));
+        idle_timer.reset(deadline);
+        let input = next_input(&stream, &mut idle_timer);
+        let input = match race(stopped(stop), input).await {
+            Either::Left(()) => Input::Stop,
+            Either::Right(input) => input,
+        };
+        let (buffer, n) = match input {
+            Input::Bytes(buffer, n) => (buffer, n),
+            Input::End => {
+                let dropped = decoder.pending_bytes();
+                return Ending::EndOfStream { dropped };
+            }
+            Input::Idle => {
+                close_gracefully(stream, b"err idle timeout").await;
+                return Ending::IdleTimeout;
+            }
+            Input::Stop => {
+                close_gracefully(stream, b"").await;
+                return Ending::Shutdown;
+            }
+            Input::Failed(e) => return Ending::Vanished(e),
+        };
+        let mut input = &buffer[..n];
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(None) => break,
+                Ok(Some(Frame::Goodbye)) => {
+                    close_gracefully(stream, b"").await;
+                    return Ending::Goodbye;
+                }
+                Ok(Some(Frame::Message(text))) => {
+                    event!("message {} from {peer}", Preview(text));
+                    // A reset during the work ends the session at once.
+                    let work = race(perform(config.work()), stream.failed());
+                    if let Either::Right(()) = work.await {
+                        let error = ErrorKind::ConnectionReset.into();
+                        return Ending::Vanished(error);
+                    }
+                    // An ack that can be sent is sent, stop or not; a
+                    // client that never reads cannot hold the task.
+                    let ack = timeout(idle, stream.write_all(ACK));
+                    match race(ack, stopped(stop)).await {
+                        Either::Left(Ok(Ok(()))) => {
+                            event!("ack sent to {peer}");
+                        }
+                        Either::Left(Ok(Err(e))) => {
+                            return Ending::Vanished(e);
+                        }
+                        Either::Left(Err(_)) => {
+                            let e = ErrorKind::TimedOut.into();
+                            return Ending::Vanished(e);
+                        }
+                        Either::Right(()) => {
+                            close_gracefully(stream, b"").await;
+                            return Ending::Shutdown;
+                        }
+                    }
+                    // A shutdown waits for the message in progress, not
+                    // for the ones queued behind it.
+                    if !input.is_empty() && stop.get() {
+                        close_gracefully(stream, b"").await;
+                        return Ending::Shutdown;
+                    }
+                }
+                Err(violation) => {
+                    close_gracefully(stream, violation.reply()).await;
+                    return Ending::Violation(violation);
+                }
+            }
+        }
+        give_back(buffer);
+        // Every message read so far is acked; stop before reading more.
+        if stop.get() {
+            close_gracefully(stream, b"").await;
+            return Ending::Shutdown;
+        }
+    }
+}
+// ANCHOR_END: session
+
+// ANCHOR: next_input
+/// What waiting for a client brought.
+enum Input {
+    /// A buffer (see [`take_buffer`]) with this many bytes read into it.
+    Bytes(Vec<u8>, usize),
+    /// End of stream.
+    End,
+    /// Nothing until the deadline.
+    Idle,
+    /// The server is shutting down.
+    Stop,
+    /// The connection failed.
+    Failed(io::Error),
+}
+
+/// Waits for input until `idle` is due, then reads it into a buffer
+/// taken only then, so that no buffer is held while the client is quiet.
+async fn next_input(stream: &TcpStream, idle: &mut Sleep) -> Input {
+    loop {
+        let waited = race(stream.readable(), &mut *idle).await;
+        let timed_out = matches!(waited, Either::Right(()));
+        if let Either::Left(Err(e)) = waited {
+            return Input::Failed(e);
+        }
+        let mut buffer = take_buffer();
+        // Past the deadline, the clock says idle, but the socket may not
+        // agree: after a SIGSTOP, bytes sent meanwhile wait in the kernel
+        // while the timer is found due first. One read asks the kernel.
+        let read = stream.try_read(&mut buffer);
+        match read {
+            Ok(n) if n > 0 => return Input::Bytes(buffer, n),
+            _ => give_back(buffer),
+        }
+        match read {
+            Ok(_) => return Input::End,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && timed_out => {
+                return Input::Idle;
+            }
+            // Woken for nothing (the report was stale): wait again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Input::Failed(e),
+        }
+    }
+}
+
+thread_local! {
+    /// One spare read buffer. A session takes it when input is ready and
+    /// gives it back once that input is handled, so a busy server does
+    /// not allocate and zero 4 KiB per read, and all the quiet
+    /// connections together hold this one buffer.
+    static SPARE: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
+}
+
+/// The spare read buffer, or a new one if another session has it.
+fn take_buffer() -> Vec<u8> {
+    SPARE.take().unwrap_or_else(|| vec![0; READ_BUFFER])
+}
+
+/// Returns a buffer from [`take_buffer`] for the next read.
+fn give_back(buffer: Vec<u8>) {
+    SPARE.set(Some(buffer));
+}
+
+/// Returns once the stop switch is on. Registers no waker: turning the
+/// switch on wakes every task, and this one polls again.
+async fn stopped(stop: &Stop) {
+    std::future::poll_fn(|_| {
+        if stop.get() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+// ANCHOR_END: next_input
+
+// ANCHOR: perform
+/// The simulated work. Sleep work is a timer: the task waits, the thread
+/// serves others. Spin work burns the thread itself, and every other
+/// task waits for it, as every connection did in chapter 4.
+async fn perform(work: Work) {
+    if work.duration.is_zero() {
+        return;
+    }
+    match work.kind {
+        WorkKind::Sleep => sleep(work.duration).await,
+        WorkKind::Spin => work.perform(),
+    }
+}
+// ANCHOR_END: perform
+
+// ANCHOR: close_gracefully
+/// Sends `last_words`, shuts down our side, then reads and discards what
+/// the client still sends for at most [`LINGER`], so that a reset cannot
+/// destroy the reply (chapter 1's lingering close, awaited).
+async fn close_gracefully(stream: TcpStream, last_words: &[u8]) {
+    let said = timeout(Some(LINGER), async {
+        stream.write_all(last_words).await?;
+        stream.shutdown_write()
+    });
+    if !matches!(said.await, Ok(Ok(()))) {
+        return;
+    }
+    let _ = timeout(Some(LINGER), async {
+        // On the heap: a buffer in the future would make every
+        // connection's task bigger, lingering or not.
+        let mut sink = vec![0; 1024];
+        // Ends at end of stream or on any error.
+        while let Ok(1..) = stream.read(&mut sink).await {}
+    })
+    .await;
+}
+// ANCHOR_END: close_gracefully
+
+#[cfg(test)]
+mod future_size;

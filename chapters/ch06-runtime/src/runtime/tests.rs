@@ -1,0 +1,109 @@
+//! The runtime's parts on their own, without a server: the executor runs
+//! what is spawned and polls a task once per batch of wakes, the timers
+//! keep only live deadlines, and `race` drops the loser.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use super::executor::with_core;
+use super::{all_tasks_done, block_on, race, sleep, spawn, timeout, Either};
+
+/// How many deadlines the timer table holds.
+fn pending_timers() -> usize {
+    with_core(|core| core.timers.borrow().pending_len())
+}
+
+/// Spawned tasks run, concurrently: three 500 ms sleeps take about
+/// 500 ms, not 1.5 s, and `all_tasks_done` returns once the last one finished.
+#[test]
+fn spawned_tasks_sleep_together() {
+    let finished = Rc::new(Cell::new(0));
+    let took = block_on({
+        let finished = finished.clone();
+        async move {
+            let start = Instant::now();
+            for _ in 0..3 {
+                let finished = finished.clone();
+                spawn(async move {
+                    sleep(Duration::from_millis(500)).await;
+                    finished.set(finished.get() + 1);
+                });
+            }
+            all_tasks_done().await;
+            start.elapsed()
+        }
+    })
+    .expect("the runtime starts");
+    assert_eq!(finished.get(), 3);
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_millis(1200), "{took:?}");
+}
+
+/// A task woken several times before it runs is polled once: the
+/// waker's flag keeps it off the queue the second time.
+#[test]
+fn many_wakes_one_poll() {
+    let polls = Rc::new(Cell::new(0));
+    block_on({
+        let polls = polls.clone();
+        async move {
+            spawn(poll_fn(move |cx| {
+                polls.set(polls.get() + 1);
+                if polls.get() == 1 {
+                    for _ in 0..5 {
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(())
+            }));
+            all_tasks_done().await;
+        }
+    })
+    .expect("the runtime starts");
+    assert_eq!(polls.get(), 2);
+}
+
+/// `race` returns the first to finish and drops the other; a dropped
+/// sleep takes its deadline out of the table, and `timeout` says
+/// `Elapsed` when the limit comes first.
+#[test]
+fn the_loser_of_a_race_leaves_no_deadline() {
+    block_on(async {
+        let short = sleep(Duration::from_millis(10));
+        let long = sleep(Duration::from_secs(3600));
+        let won = race(short, long).await;
+        assert!(matches!(won, Either::Left(())));
+        assert_eq!(pending_timers(), 0, "the hour-long sleep is gone");
+        let never = poll_fn(|_| Poll::<()>::Pending);
+        let limit = Some(Duration::from_millis(10));
+        assert!(timeout(limit, never).await.is_err());
+        assert_eq!(pending_timers(), 0);
+    })
+    .expect("the runtime starts");
+}
+
+/// `reset` to a later time keeps the entry already in the table: it
+/// fires early, once, and the sleep registers its new time then, still
+/// ending no sooner than that.
+#[test]
+fn a_reset_sleep_ends_at_its_new_time() {
+    block_on(async {
+        let start = Instant::now();
+        let mut timer = sleep(Duration::from_millis(20));
+        let first = race(&mut timer, poll_fn(|_| Poll::<()>::Pending));
+        // Poll once so that the 20 ms deadline is in the table.
+        let polled = race(first, async {}).await;
+        assert!(matches!(polled, Either::Right(())));
+        assert_eq!(pending_timers(), 1);
+        timer.reset(Some(start + Duration::from_millis(60)));
+        assert_eq!(pending_timers(), 1, "the early entry is kept");
+        (&mut timer).await;
+        assert!(start.elapsed() >= Duration::from_millis(60));
+        assert_eq!(pending_timers(), 0);
+    })
+    .expect("the runtime starts");
+}

@@ -1,0 +1,150 @@
+//! What the hand-made runtime promises beyond the conformance suite (the
+//! contract, book/contract.md), tested against the real binary: work
+//! overlaps, 10,000 connections, and a level-triggered reactor that does
+//! not spin when a client sends, or resets, while its task sleeps on the
+//! work. (Running out of descriptors is the suite's `accept_failures`.)
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client::load::{self, Load};
+use harness::ServerProcess;
+use nix::sys::socket::{setsockopt, sockopt};
+use protocol::encoder::{message, GOODBYE_FRAME};
+use protocol::limits::raise_open_files;
+use protocol::ACK;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_ch06-runtime");
+
+/// Bound on every socket operation: a hung server fails, never hangs.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn start(flags: &[&str]) -> ServerProcess {
+    ServerProcess::start(SERVER, flags).expect("the server starts")
+}
+
+/// Whether `stream` got an ack within `wait`.
+fn got_ack(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut ack = [0; 3];
+    match stream.read_exact(&mut ack) {
+        Ok(()) => {
+            assert_eq!(ack, ACK);
+            true
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => panic!("connection failed: {e}"),
+    }
+}
+
+/// The server's CPU time over `during`.
+fn cpu_over(server: &ServerProcess, during: Duration) -> Duration {
+    let before = server.group_cpu_time();
+    thread::sleep(during);
+    server.group_cpu_time().saturating_sub(before)
+}
+
+/// 200 clients with 500 ms of sleep work each finish in a small multiple
+/// of 500 ms, not 200 x 500 ms: the work is a timer, and the tasks wait
+/// on it together.
+#[test]
+fn sleep_work_overlaps() {
+    let server = start(&["--work-ms", "500", "--quiet"]);
+    let report = load::run(&Load {
+        addr: server.addr(),
+        clients: 200,
+        messages: 1,
+        throttle: Duration::ZERO,
+        timeout: TIMEOUT,
+    })
+    .expect("every client is served");
+    assert_eq!(report.acked, 200);
+    assert!(report.wall < Duration::from_secs(5), "{:?}", report.wall);
+}
+
+/// A client that keeps sending while its task sleeps on the work: the
+/// socket stays readable, and a level-triggered poller that kept asking
+/// about it would report it at every wait. The reactor stops asking, so
+/// the server sleeps through the work.
+#[test]
+fn input_during_work_costs_no_cpu() {
+    let server = start(&["--work-ms", "1500", "--quiet"]);
+    let mut client = server.connect(TIMEOUT).expect("connects");
+    client.write_all(&message(b"first")).expect("sent");
+    thread::sleep(Duration::from_millis(200));
+    client.write_all(&message(b"second")).expect("sent");
+    let cpu = cpu_over(&server, Duration::from_millis(800));
+    assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU in 800 ms");
+    assert!(got_ack(&mut client, TIMEOUT), "the first ack");
+    assert!(got_ack(&mut client, TIMEOUT), "the second ack");
+}
+
+/// A reset while the task sleeps on the work: epoll reports the failure
+/// whatever the socket is armed for, at every wait. The task watches for
+/// it, so the session ends at once instead of the loop spinning until the
+/// work is done.
+#[test]
+fn a_reset_during_work_ends_the_session_at_once() {
+    let server = start(&["--work-ms", "5000"]);
+    let client = server.connect(TIMEOUT).expect("connects");
+    (&client).write_all(&message(b"package 0")).expect("sent");
+    let peer = client.local_addr().expect("address").to_string();
+    let read = Instant::now() + TIMEOUT;
+    while !server.log().contains(&format!("\"package 0\" from {peer}")) {
+        assert!(Instant::now() < read, "never read\n{}", server.log());
+        thread::sleep(Duration::from_millis(10));
+    }
+    let abort = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    setsockopt(&client, sockopt::Linger, &abort).expect("SO_LINGER");
+    drop(client);
+    let closed = Instant::now() + Duration::from_secs(2);
+    while !server.log().contains(&format!("closed {peer}")) {
+        assert!(Instant::now() < closed, "still open\n{}", server.log());
+        thread::sleep(Duration::from_millis(10));
+    }
+    let cpu = cpu_over(&server, Duration::from_millis(500));
+    assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU in 500 ms");
+}
+
+/// 10,000 clients connected at once each exchange a message and all get
+/// their ack; then each says goodbye and is closed.
+#[test]
+fn ten_thousand_connections() {
+    const CLIENTS: usize = 10_000;
+    let (_, limit) = raise_open_files().expect("raise the open-file limit");
+    // Our 10,000 sockets plus the harness's own descriptors.
+    assert!(limit >= CLIENTS as u64 + 200, "open-file limit {limit}");
+    let server = start(&["--work-ms", "0", "--quiet"]);
+    let started = Instant::now();
+    let mut streams: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| server.connect(TIMEOUT).expect("connects"))
+        .collect();
+    for (n, stream) in streams.iter_mut().enumerate() {
+        let text = format!("package {n}");
+        stream.write_all(&message(text.as_bytes())).expect("sent");
+    }
+    for stream in &mut streams {
+        assert!(got_ack(stream, TIMEOUT), "every client is acked");
+    }
+    let served = started.elapsed();
+    for stream in &mut streams {
+        stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
+    }
+    for stream in &mut streams {
+        let mut rest = [0; 8];
+        assert_eq!(stream.read(&mut rest).expect("closed"), 0);
+    }
+    eprintln!("{CLIENTS} connections served in {served:?}");
+    assert!(!server.log().contains("accept failed"), "{}", server.log());
+}
