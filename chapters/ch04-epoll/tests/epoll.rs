@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use client::load::{self, Load};
+use harness::conformance::ack_within;
 use harness::conformance::receive_queue;
 use harness::ServerProcess;
 use nix::sys::signal::Signal;
@@ -379,12 +380,12 @@ fn pending_work_of_a_reset_client_does_not_reach_the_next() {
         }
         let mut next = server.connect(TIMEOUT).expect("connects");
         assert!(
-            !got_ack(&mut next, Duration::from_millis(600)),
+            !ack_within(&mut next, Duration::from_millis(600)),
             "an ack for a message it never sent\n{}",
             server.log()
         );
         next.write_all(&message(b"hello")).expect("sent");
-        assert!(got_ack(&mut next, TIMEOUT), "its own message is acked");
+        assert!(ack_within(&mut next, TIMEOUT), "its own message is acked");
     }
 }
 
@@ -436,27 +437,6 @@ fn ten_thousand_connections_on(backend: &[&str]) {
     assert!(!server.log().contains("accept failed"), "{}", server.log());
 }
 
-/// Reads whether `stream` got an ack within `wait`.
-fn got_ack(stream: &mut TcpStream, wait: Duration) -> bool {
-    stream.set_read_timeout(Some(wait)).expect("timeout");
-    let mut ack = [0; 3];
-    match stream.read_exact(&mut ack) {
-        Ok(()) => {
-            assert_eq!(ack, ACK);
-            true
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::WouldBlock | ErrorKind::TimedOut
-            ) =>
-        {
-            false
-        }
-        Err(e) => panic!("connection failed: {e}"),
-    }
-}
-
 /// Out of descriptors (a limit of 64): the server keeps serving the
 /// clients it holds, does not spin, and takes the waiting clients once
 /// others leave.
@@ -492,7 +472,7 @@ fn out_of_descriptors_on(backend: &[&str]) {
     // Accepts happen in connect order: the served clients come first.
     let mut served = 0;
     while served < CLIENTS
-        && got_ack(&mut clients[served], Duration::from_secs(3))
+        && ack_within(&mut clients[served], Duration::from_secs(3))
     {
         served += 1;
     }
@@ -512,7 +492,7 @@ fn out_of_descriptors_on(backend: &[&str]) {
     // Still serving the clients it holds.
     for client in &mut clients[..served] {
         client.write_all(&message(b"again")).expect("sent");
-        assert!(got_ack(client, Duration::from_secs(2)), "held client");
+        assert!(ack_within(client, Duration::from_secs(2)), "held client");
     }
     // Thirty leave; the waiting clients are accepted and served.
     let waiting = CLIENTS - served;
@@ -522,7 +502,7 @@ fn out_of_descriptors_on(backend: &[&str]) {
     }
     for client in &mut clients[served - 30..] {
         assert!(
-            got_ack(client, Duration::from_secs(5)),
+            ack_within(client, Duration::from_secs(5)),
             "a waiting client was never served ({waiting} waited)\n{}",
             server.log()
         );

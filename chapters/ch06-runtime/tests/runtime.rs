@@ -3,17 +3,17 @@
 //! overlaps, 10,000 connections, and a level-triggered reactor that does
 //! not spin when a client sends, or resets, while its task sleeps on the
 //! work. (Running out of descriptors is the suite's `accept_failures`.)
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use client::load::{self, Load};
+use harness::conformance::ack_within;
 use harness::ServerProcess;
 use nix::sys::socket::{setsockopt, sockopt};
 use protocol::encoder::{message, GOODBYE_FRAME};
 use protocol::limits::raise_open_files;
-use protocol::ACK;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch06-runtime");
 
@@ -22,27 +22,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn start(flags: &[&str]) -> ServerProcess {
     ServerProcess::start(SERVER, flags).expect("the server starts")
-}
-
-/// Whether `stream` got an ack within `wait`.
-fn got_ack(stream: &mut TcpStream, wait: Duration) -> bool {
-    stream.set_read_timeout(Some(wait)).expect("timeout");
-    let mut ack = [0; 3];
-    match stream.read_exact(&mut ack) {
-        Ok(()) => {
-            assert_eq!(ack, ACK);
-            true
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::WouldBlock | ErrorKind::TimedOut
-            ) =>
-        {
-            false
-        }
-        Err(e) => panic!("connection failed: {e}"),
-    }
 }
 
 /// The server's CPU time over `during`.
@@ -83,8 +62,8 @@ fn input_during_work_costs_no_cpu() {
     client.write_all(&message(b"second")).expect("sent");
     let cpu = cpu_over(&server, Duration::from_millis(800));
     assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU in 800 ms");
-    assert!(got_ack(&mut client, TIMEOUT), "the first ack");
-    assert!(got_ack(&mut client, TIMEOUT), "the second ack");
+    assert!(ack_within(&mut client, TIMEOUT), "the first ack");
+    assert!(ack_within(&mut client, TIMEOUT), "the second ack");
 }
 
 /// A reset while the task sleeps on the work: epoll reports the failure
@@ -135,7 +114,7 @@ fn ten_thousand_connections() {
         stream.write_all(&message(text.as_bytes())).expect("sent");
     }
     for stream in &mut streams {
-        assert!(got_ack(stream, TIMEOUT), "every client is acked");
+        assert!(ack_within(stream, TIMEOUT), "every client is acked");
     }
     let served = started.elapsed();
     for stream in &mut streams {

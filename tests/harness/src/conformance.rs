@@ -1208,6 +1208,22 @@ fn wait_until_read(server: &ServerProcess, conn: &Connection) {
     }
 }
 
+/// Whether `stream` (a raw client socket) got one `ack` within `wait`:
+/// false if nothing came in time; a panic on any other reply or on a
+/// failed connection. For chapter tests that hold many raw sockets.
+pub fn ack_within(stream: &mut std::net::TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut ack = [0; 3];
+    match stream.read_exact(&mut ack) {
+        Ok(()) => {
+            assert_eq!(ack, protocol::ACK, "a reply other than ack");
+            true
+        }
+        Err(e) if is_timeout(&e) => false,
+        Err(e) => panic!("connection failed: {e}"),
+    }
+}
+
 /// Unread bytes in the receive queue of the IPv4 socket `local`-`remote`,
 /// from `/proc/net/tcp` (`None` if there is no such socket). Tests ask it
 /// of the server's side of a connection to see whether the server has
