@@ -253,12 +253,22 @@ impl Connection {
     ///
     /// If the socket option cannot be set.
     pub fn reset(self) -> io::Result<()> {
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        setsockopt(&self.stream, sockopt::Linger, &linger)?;
-        drop(self.stream);
-        Ok(())
+        reset(self.stream)
     }
+}
+
+/// [`Connection::reset`] for a bare `TcpStream`: closes it with a reset
+/// (RST), as a crashed client would.
+///
+/// # Errors
+///
+/// If the socket option cannot be set.
+pub fn reset(stream: TcpStream) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    setsockopt(&stream, sockopt::Linger, &linger)?;
+    drop(stream);
+    Ok(())
 }

@@ -302,9 +302,8 @@ fn ctrl_c_to_the_whole_group_drains_and_exits_0() {
         .write_all(&protocol::encoder::message(b"in flight"))
         .expect("sent");
     // Wait until a worker has read it, so it must be acked.
-    while !server.log().contains("message \"in flight\"") {
-        thread::sleep(Duration::from_millis(5));
-    }
+    let read = |log: &str| log.contains("message \"in flight\"");
+    assert!(server.wait_for_log(TIMEOUT, read), "{}", server.log());
     killpg(pid(server.pid()), Signal::SIGINT).expect("the group exists");
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).expect("a clean close");
@@ -351,9 +350,8 @@ fn hangup_rotates_workers() {
     stream
         .write_all(&protocol::encoder::message(b"in flight"))
         .expect("sent");
-    while !server.log().contains("message \"in flight\"") {
-        thread::sleep(Duration::from_millis(5));
-    }
+    let read = |log: &str| log.contains("message \"in flight\"");
+    assert!(server.wait_for_log(TIMEOUT, read), "{}", server.log());
     server.signal(Signal::SIGHUP).expect("the master exists");
     // Two new workers, and the busy old one, still in its session.
     let new = wait_for_workers(&server, 3, TIMEOUT, |w| {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use client::connection::reset;
 use client::load::{self, Load};
 use harness::conformance::ack_within;
 use harness::conformance::receive_queue;
@@ -362,22 +363,13 @@ fn pending_work_of_a_reset_client_does_not_reach_the_next() {
         let first = server.connect(TIMEOUT).expect("connects");
         (&first).write_all(&message(b"package 0")).expect("sent");
         let peer = first.local_addr().expect("address").to_string();
-        let read = Instant::now() + TIMEOUT;
-        while !server.log().contains(&format!("\"package 0\" from {peer}")) {
-            assert!(Instant::now() < read, "never read\n{}", server.log());
-            thread::sleep(Duration::from_millis(10));
-        }
-        let abort = nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        setsockopt(&first, sockopt::Linger, &abort).expect("SO_LINGER");
-        drop(first);
-        let gone = Instant::now() + TIMEOUT;
-        while !server.log().contains(&format!("closed {peer}")) {
-            assert!(Instant::now() < gone, "not closed\n{}", server.log());
-            thread::sleep(Duration::from_millis(10));
-        }
+        let read = format!("\"package 0\" from {peer}");
+        let was_read = server.wait_for_log(TIMEOUT, |log| log.contains(&read));
+        assert!(was_read, "never read\n{}", server.log());
+        reset(first).expect("SO_LINGER");
+        let closed = format!("closed {peer}");
+        let gone = server.wait_for_log(TIMEOUT, |log| log.contains(&closed));
+        assert!(gone, "not closed\n{}", server.log());
         let mut next = server.connect(TIMEOUT).expect("connects");
         assert!(
             !ack_within(&mut next, Duration::from_millis(600)),

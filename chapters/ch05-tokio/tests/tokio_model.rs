@@ -141,11 +141,8 @@ fn an_idle_server_sleeps() {
 
 /// Waits until the server's log has `needle`, or panics after TIMEOUT.
 fn wait_for_log(server: &ServerProcess, needle: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !server.log().contains(needle) {
-        assert!(Instant::now() < deadline, "no {needle:?} in the log");
-        thread::sleep(Duration::from_millis(10));
-    }
+    let found = server.wait_for_log(TIMEOUT, |log| log.contains(needle));
+    assert!(found, "no {needle:?} in the log");
 }
 
 /// SIGTERM while a client's pipelined messages wait behind the one being

@@ -8,10 +8,10 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use client::connection::reset;
 use client::load::{self, Load};
 use harness::conformance::ack_within;
 use harness::ServerProcess;
-use nix::sys::socket::{setsockopt, sockopt};
 use protocol::encoder::{message, GOODBYE_FRAME};
 use protocol::limits::raise_open_files;
 
@@ -76,22 +76,14 @@ fn a_reset_during_work_ends_the_session_at_once() {
     let client = server.connect(TIMEOUT).expect("connects");
     (&client).write_all(&message(b"package 0")).expect("sent");
     let peer = client.local_addr().expect("address").to_string();
-    let read = Instant::now() + TIMEOUT;
-    while !server.log().contains(&format!("\"package 0\" from {peer}")) {
-        assert!(Instant::now() < read, "never read\n{}", server.log());
-        thread::sleep(Duration::from_millis(10));
-    }
-    let abort = nix::libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    setsockopt(&client, sockopt::Linger, &abort).expect("SO_LINGER");
-    drop(client);
-    let closed = Instant::now() + Duration::from_secs(2);
-    while !server.log().contains(&format!("closed {peer}")) {
-        assert!(Instant::now() < closed, "still open\n{}", server.log());
-        thread::sleep(Duration::from_millis(10));
-    }
+    let read = format!("\"package 0\" from {peer}");
+    let was_read = server.wait_for_log(TIMEOUT, |log| log.contains(&read));
+    assert!(was_read, "never read\n{}", server.log());
+    reset(client).expect("SO_LINGER");
+    let closed = format!("closed {peer}");
+    let gone = server
+        .wait_for_log(Duration::from_secs(2), |log| log.contains(&closed));
+    assert!(gone, "still open\n{}", server.log());
     let cpu = cpu_over(&server, Duration::from_millis(500));
     assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU in 500 ms");
 }

@@ -143,6 +143,25 @@ impl ServerProcess {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// Waits up to `timeout` until `done` holds for the server's whole
+    /// stderr so far (a line that says it read a message, closed a
+    /// client, ...), looking every 10 ms. Returns whether it came in time:
+    /// a readiness signal to wait on instead of a fixed sleep.
+    pub fn wait_for_log(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !done(&self.log()) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Waits up to `timeout` for the end of the server's stderr: every
     /// process that held it (the server, its workers) has exited, so
     /// [`log`](Self::log) is complete and a line missing from it will

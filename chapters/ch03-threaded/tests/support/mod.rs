@@ -4,8 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::{procfs, ServerProcess};
 
@@ -92,15 +91,11 @@ pub fn wait_ready(server: &ServerProcess, workers: usize) {
 
 /// Waits until `done` holds for the server's whole log so far.
 pub fn wait_until(server: &ServerProcess, done: impl Fn(&str) -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !done(&server.log()) {
-        assert!(
-            Instant::now() < deadline,
-            "the log never showed it; log:\n{}",
-            server.log()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        server.wait_for_log(TIMEOUT, done),
+        "the log never showed it; log:\n{}",
+        server.log()
+    );
 }
 
 /// The number of threads of the running process `pid`.
