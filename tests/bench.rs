@@ -1,6 +1,28 @@
 //! The benchmark's smoke run (`cargo run --release -- bench --quick`, as
 //! CI runs it) measures the models and writes every result file.
+use std::path::Path;
 use std::process::{Command, Stdio};
+
+/// Runs `server-models bench --quick` with `args`, writing into `out`,
+/// and asserts that it succeeded.
+fn quick_bench(args: &[&str], out: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_server-models"))
+        .args(["bench", "--quick"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("server-models runs");
+    assert!(status.success(), "bench --quick failed: {status}");
+}
+
+/// The result file `name` the run wrote into `out`.
+fn read_result(out: &Path, name: &str) -> String {
+    std::fs::read_to_string(out.join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
 
 /// `bench --quick` exits 0, writes every table and plot, and measures the
 /// reference server (always built with the workspace) at every zero-work
@@ -9,18 +31,8 @@ use std::process::{Command, Stdio};
 fn quick_run_writes_every_result() {
     let out = std::env::temp_dir()
         .join(format!("bench-smoke-{}", std::process::id()));
-    let status = Command::new(env!("CARGO_BIN_EXE_server-models"))
-        .args(["bench", "--quick", "--out"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("server-models runs");
-    assert!(status.success(), "bench --quick failed: {status}");
-    let read = |name: &str| {
-        std::fs::read_to_string(out.join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
-    };
+    quick_bench(&[], &out);
+    let read = |name: &str| read_result(&out, name);
     for name in [
         "machine.md",
         "sessions-sleep.md",
@@ -83,19 +95,12 @@ fn one_scenario_writes_only_its_own_results() {
     std::fs::create_dir_all(&out).expect("the temp dir is writable");
     let earlier = "| an earlier run's table |\n";
     std::fs::write(out.join("sessions-sleep.md"), earlier).expect("write");
-    let status = Command::new(env!("CARGO_BIN_EXE_server-models"))
-        .args(["bench", "--quick", "--scenarios", "slow-clients"])
-        .args(["--models", "ch01-single,ch05-tokio", "--out"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("server-models runs");
-    assert!(status.success(), "bench --quick failed: {status}");
-    let read = |name: &str| {
-        std::fs::read_to_string(out.join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
-    };
+    let only = ["--scenarios", "slow-clients"];
+    quick_bench(
+        &[&only[..], &["--models", "ch01-single,ch05-tokio"]].concat(),
+        &out,
+    );
+    let read = |name: &str| read_result(&out, name);
     assert_eq!(read("sessions-sleep.md"), earlier);
     assert!(!out.join("machine.md").exists(), "machine.md was written");
     assert!(
