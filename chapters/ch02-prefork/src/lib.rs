@@ -150,7 +150,7 @@ fn worker(
     // switch that stops accepting, then unblock: a pending signal lands
     // in our switches.
     let shutdown = masters_switch.renew_after_fork()?;
-    let accepting = stop_accepting_on_signals()?;
+    let accepting = stop_accepting_on_signals(&shutdown)?;
     signals.unblock()?;
     // From here on, a worker is chapter 1's server: the same loop, run by
     // each of N processes on one shared listener.
@@ -193,16 +193,18 @@ fn accept_loop(
 ///
 /// A SIGHUP comes from the master replacing its workers (or from a
 /// hang-up sent to the whole process group): then the worker takes no
-/// new client, finishes the one it has, and exits. The handlers stay for
-/// the life of the process, next to those of the worker's shutdown
-/// switch.
+/// new client, finishes the one it has, and exits. `shutdown`, the
+/// worker's own switch, hands SIGHUP over from its log-and-ignore
+/// handler ([`Shutdown::claim`]); SIGINT and SIGTERM keep turning
+/// `shutdown` on as well.
 ///
 /// # Errors
 ///
 /// If the switch cannot be made or a handler installed.
-fn stop_accepting_on_signals() -> io::Result<Shutdown> {
+fn stop_accepting_on_signals(shutdown: &Shutdown) -> io::Result<Shutdown> {
     let switch = Shutdown::new()?;
-    for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+    shutdown.claim(libc::SIGHUP, &switch)?;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
         let trigger = switch.clone();
         // SAFETY: the action only calls `Shutdown::trigger`, which is one
         // `write` of one byte to a non-blocking socket, ignoring the

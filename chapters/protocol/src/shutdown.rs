@@ -134,11 +134,10 @@ impl Shutdown {
     }
 
     /// Takes `signal`, one of [`NOTED_SIGNALS`], over from the handler
-    /// that logs and ignores it: from now on each time it arrives, one
-    /// byte is written to the returned stream, which the caller polls
-    /// (or hands its poller) and reads, and nothing is logged. Bytes past
-    /// the socket buffer's room are dropped: many signals before a read
-    /// may read as fewer, never as none.
+    /// that logs and ignores it: from now on it turns `into` on, like
+    /// SIGINT and SIGTERM turn this switch on, and nothing is logged. (A
+    /// prefork worker retires on SIGHUP this way: it stops taking clients
+    /// and finishes the one it has.)
     ///
     /// The new handler goes in before the old one comes out, so a signal
     /// in between is never fatal; it may be logged and counted both.
@@ -147,8 +146,12 @@ impl Shutdown {
     ///
     /// `InvalidInput` for a signal that is not noted (SIGINT and SIGTERM
     /// belong to the switch) or was claimed already; otherwise when the
-    /// socket pair cannot be made or the handler installed.
-    pub fn claim(&self, signal: libc::c_int) -> io::Result<UnixStream> {
+    /// handler cannot be installed.
+    pub fn claim(
+        &self,
+        signal: libc::c_int,
+        into: &Shutdown,
+    ) -> io::Result<()> {
         let mut handlers = self.inner.handlers();
         let noted = handlers.iter().position(|h| h.noted && h.signal == signal);
         let Some(noted) = noted else {
@@ -158,9 +161,9 @@ impl Shutdown {
             );
             return Err(context("cannot claim the signal", e));
         };
-        let (read, write) = UnixStream::pair()?;
-        // As for the switch: a full buffer must not block the handler.
-        write.set_nonblocking(true)?;
+        // Non-blocking, like every switch's write end: a full buffer must
+        // not block the handler.
+        let write = into.inner.write.try_clone()?;
         let id = signal_hook::low_level::pipe::register(signal, write)?;
         let old = handlers.swap_remove(noted);
         handlers.push(Handler {
@@ -169,7 +172,7 @@ impl Shutdown {
             id,
         });
         signal_hook::low_level::unregister(old.id);
-        Ok(read)
+        Ok(())
     }
 
     /// Turns the switch on. Safe to call any number of times.
@@ -298,12 +301,11 @@ mod tests {
     }
 
     /// SIGHUP, SIGUSR1 and SIGUSR2 no longer kill the process (this test
-    /// would die), nor trigger the switch. A claimed SIGHUP writes to
-    /// the claimer's stream instead; SIGINT cannot be claimed, nor SIGHUP
+    /// would die), nor trigger the switch. A claimed SIGHUP turns the
+    /// claimer's switch on instead; SIGINT cannot be claimed, nor SIGHUP
     /// twice.
     #[test]
     fn noted_signals_are_harmless_and_claimable() {
-        use std::io::Read;
         let _serial = raising();
         let switch = Shutdown::on_signals().expect("handlers");
         for signal in [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
@@ -311,13 +313,12 @@ mod tests {
         }
         assert!(!switch.wait(Duration::from_millis(100)), "switch on");
 
-        let mut claimed = switch.claim(libc::SIGHUP).expect("claim SIGHUP");
-        assert!(switch.claim(libc::SIGHUP).is_err(), "claimed twice");
-        assert!(switch.claim(libc::SIGINT).is_err(), "claimed SIGINT");
+        let retire = Shutdown::new().expect("switch");
+        switch.claim(libc::SIGHUP, &retire).expect("claim SIGHUP");
+        assert!(switch.claim(libc::SIGHUP, &retire).is_err(), "twice");
+        assert!(switch.claim(libc::SIGINT, &retire).is_err(), "SIGINT");
         raise(Signal::SIGHUP).expect("raise SIGHUP");
-        claimed.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        let mut byte = [0];
-        assert_eq!(claimed.read(&mut byte).expect("SIGHUP's byte"), 1);
+        assert!(retire.wait(PATIENCE), "SIGHUP missed the claimer");
         assert!(!switch.is_triggered(), "SIGHUP turned the switch on");
     }
 
