@@ -70,8 +70,15 @@ pub fn parse(
 ) -> Result<Config, Exit> {
     let command = Config::command().name(name).bin_name(name).about(about);
     let config = command
+        .clone()
         .try_get_matches_from(args)
         .and_then(|mut matches| Config::from_arg_matches_mut(&mut matches))
+        .and_then(|config| {
+            config.validate().map(|()| config).map_err(|reason| {
+                let mut command = command;
+                command.error(clap::error::ErrorKind::ValueValidation, reason)
+            })
+        })
         .map_err(|e| Exit::Code(bad_arguments(name, &e)))?;
     crate::log::set_quiet(config.quiet);
     Ok(config)

@@ -100,6 +100,22 @@ pub struct Config {
     #[arg(long, default_value_t = 30_000)]
     pub idle_timeout_ms: u64,
 
+    /// Time a client has to finish a message once its first byte arrived,
+    /// in milliseconds, not counting time spent working on earlier ones;
+    /// 0 for no limit. This is what bounds a client that trickles a byte
+    /// every few seconds (the idle timeout never fires on it).
+    #[arg(long, default_value_t = 10_000)]
+    pub message_timeout_ms: u64,
+
+    /// All connections' unfinished messages together, in bytes; at least
+    /// --max-message-bytes. The event-loop servers evict the connections
+    /// holding the largest ones to stay within it. In the blocking models
+    /// (one worker per connection) --workers x --max-message-bytes
+    /// already bounds this total: they accept the flag, and it changes
+    /// nothing for them.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_buffered_bytes: usize,
+
     /// No per-event log lines.
     #[arg(long)]
     pub quiet: bool,
@@ -118,6 +134,31 @@ impl Config {
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_ms > 0)
             .then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    /// The time a started message has to finish, or `None` when it is
+    /// disabled (`0`).
+    pub fn message_timeout(&self) -> Option<Duration> {
+        (self.message_timeout_ms > 0)
+            .then(|| Duration::from_millis(self.message_timeout_ms))
+    }
+
+    /// Checks the rules that tie one flag to another, which clap's
+    /// per-flag parsers cannot see: the buffer budget must hold at least
+    /// one whole message, or no message could ever be received.
+    ///
+    /// # Errors
+    ///
+    /// A one-line reason naming the flag to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_buffered_bytes < self.max_message_bytes {
+            return Err(format!(
+                "--max-buffered-bytes {} is less than \
+                 --max-message-bytes {}: the budget must hold one message",
+                self.max_buffered_bytes, self.max_message_bytes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -203,6 +244,38 @@ mod tests {
         assert_eq!(config.queue, 64);
         assert_eq!(config.max_message_bytes, 65_536);
         assert_eq!(config.poller, PollerKind::Epoll);
+        assert_eq!(config.message_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(config.max_buffered_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    /// The budget must hold one whole message; equal is enough.
+    #[test]
+    fn budget_holds_at_least_one_message() {
+        let parse2 = |budget: &str, message: &str| {
+            Config::try_parse_from([
+                "server",
+                "--max-buffered-bytes",
+                budget,
+                "--max-message-bytes",
+                message,
+            ])
+            .expect("each value parses alone")
+        };
+        assert_eq!(parse2("1000", "1000").validate(), Ok(()));
+        let refused = parse2("999", "1000").validate().unwrap_err();
+        assert!(refused.contains("--max-buffered-bytes"), "{refused}");
+        assert_eq!(
+            parse2("0", "1000").message_timeout(),
+            Some(Duration::from_secs(10))
+        );
+    }
+
+    /// `--message-timeout-ms 0` turns the deadline off.
+    #[test]
+    fn message_timeout_zero_is_none() {
+        let off = parse("--message-timeout-ms", "0").expect("0");
+        assert_eq!(off.message_timeout(), None);
     }
 
     /// `--poller` takes the two backends by name and refuses others.
@@ -236,6 +309,7 @@ mod tests {
             ("--workers", "1025"),
             ("--queue", "65537"),
             ("--work-ms", "3600001"),
+            ("--max-buffered-bytes", "65535"),
         ] {
             let args = ["server", "--addr", "127.0.0.1:0", flag, beyond];
             let exit =
