@@ -44,7 +44,7 @@ pub const ABOUT: &str =
     "Chapter 4: one thread, an epoll event loop, every client at once";
 
 /// The listener's token; connection tokens never reach it (see [`slab`]).
-const LISTENER: Token = u64::MAX;
+pub const LISTENER: Token = u64::MAX;
 /// The shutdown switch's token.
 const SHUTDOWN: Token = u64::MAX - 1;
 
@@ -91,7 +91,9 @@ pub fn serve(
     // net.core.somaxconn).
     listen(&listener, Backlog::MAXALLOWABLE)?;
     listener.set_nonblocking(true)?;
-    event_loop(listener, &shutdown, config)?;
+    let mut poller = Poller::new(config.poller)?;
+    poller.add(&listener, LISTENER, Interest::READ)?;
+    event_loop(poller, listener, &shutdown, config)?;
     event!("shut down");
     Ok(())
 }
@@ -99,18 +101,20 @@ pub fn serve(
 
 // ANCHOR: event_loop
 /// The event loop: wait for readiness or the next deadline, handle what
-/// is ready, fire what is due, repeat. Returns once a shutdown has closed
-/// every connection.
+/// is ready, fire what is due, repeat. `poller` already watches
+/// `listener` as [`LISTENER`]. Returns, once a shutdown has closed every
+/// connection, what the listener's wakeups found.
 ///
 /// # Errors
 ///
 /// Only failures of the poller itself.
 pub fn event_loop(
+    poller: Poller,
     listener: TcpListener,
     shutdown: &Shutdown,
     config: &Config,
-) -> io::Result<()> {
-    let mut server = Server::new(listener, config)?;
+) -> io::Result<AcceptCounts> {
+    let mut server = Server::new(poller, listener, config);
     // The shutdown switch is a descriptor like any other: a signal makes
     // it readable, and the poller wakes us.
     server.poller.add(shutdown, SHUTDOWN, Interest::READ)?;
@@ -131,11 +135,27 @@ pub fn event_loop(
         }
         server.run_timers(Instant::now());
         if server.is_finished(Instant::now()) {
-            return Ok(());
+            return Ok(server.counts);
         }
     }
 }
 // ANCHOR_END: event_loop
+
+/// What a loop's listener wakeups found: chapter 7 compares loops that
+/// share a port with these. Counting costs an addition per accept call.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptCounts {
+    /// The poller reported the listener readable.
+    pub wakeups: u64,
+    /// Of those, how many found the backlog empty at the first accept:
+    /// another loop had taken the connection.
+    pub empty_wakeups: u64,
+    /// accept(2) calls, including the one per wakeup that finds the
+    /// backlog empty (EAGAIN) and ends it.
+    pub accept_calls: u64,
+    /// Connections accepted and served.
+    pub accepted: u64,
+}
 
 /// Everything the event loop owns.
 struct Server<'c> {
@@ -154,13 +174,12 @@ struct Server<'c> {
     buffer: Box<[u8]>,
     /// Set by a shutdown: close whatever is left at this time.
     stop_by: Option<Instant>,
+    counts: AcceptCounts,
 }
 
 impl<'c> Server<'c> {
-    fn new(listener: TcpListener, config: &'c Config) -> io::Result<Self> {
-        let mut poller = Poller::new(config.poller)?;
-        poller.add(&listener, LISTENER, Interest::READ)?;
-        Ok(Server {
+    fn new(poller: Poller, listener: TcpListener, config: &'c Config) -> Self {
+        Server {
             config,
             poller,
             listener: Some(listener),
@@ -170,7 +189,8 @@ impl<'c> Server<'c> {
             timers: Timers::new(),
             buffer: vec![0; READ_BUFFER].into_boxed_slice(),
             stop_by: None,
-        })
+            counts: AcceptCounts::default(),
+        }
     }
 
     /// How long the poller may sleep: until the earliest deadline.
@@ -186,14 +206,25 @@ impl<'c> Server<'c> {
     // ANCHOR: accept_clients
     /// Accepts every waiting connection, until the backlog is empty.
     fn accept_clients(&mut self) {
+        self.counts.wakeups += 1;
+        let first_call = self.counts.accept_calls + 1;
         loop {
             let Some(listener) = &self.listener else {
                 return;
             };
+            self.counts.accept_calls += 1;
             match listener.accept() {
-                Ok((stream, peer)) => self.add_client(stream, peer),
+                Ok((stream, peer)) => {
+                    self.counts.accepted += 1;
+                    self.add_client(stream, peer);
+                }
                 // The backlog is empty: we have every waiting client.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if self.counts.accept_calls == first_call {
+                        self.counts.empty_wakeups += 1;
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 // One connection's problem (the client gave up before we
                 // accepted it): skip it.
@@ -382,8 +413,10 @@ impl<'c> Server<'c> {
         // The switch stays readable once triggered; stop watching it, or
         // a level-triggered poller would report it on every wait.
         self.poller.modify(shutdown, SHUTDOWN, Interest::NONE)?;
-        self.poller.delete(LISTENER);
-        self.listener = None;
+        if let Some(listener) = self.listener.take() {
+            // Off our list before it closes (see `Poller::remove`).
+            self.poller.remove(&listener, LISTENER)?;
+        }
         self.resume_accepting_at = None;
         let now = Instant::now();
         self.stop_by = Some(now + self.config.work().duration + SHUTDOWN_GRACE);
@@ -504,7 +537,11 @@ mod tests {
             idle_timeout_ms: 1_000_000_000_000,
             ..Config::default()
         };
-        let mut server = Server::new(listener, &config).expect("server");
+        let mut poller = Poller::new(config.poller).expect("poller");
+        poller
+            .add(&listener, LISTENER, Interest::READ)
+            .expect("add");
+        let mut server = Server::new(poller, listener, &config);
         let mut events = Events::with_capacity(EVENTS_PER_WAIT);
         let mut most = 0;
         for _ in 0..1000 {

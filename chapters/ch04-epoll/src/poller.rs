@@ -107,6 +107,29 @@ impl Poller {
         }
     }
 
+    /// Like [`add`](Poller::add), with EPOLLEXCLUSIVE: when `fd` is on
+    /// the interest lists of several epoll instances, an event wakes one
+    /// of their waiters (or a few), not all. Chapter 7 registers one
+    /// listener this way in the epoll of each of its loops.
+    ///
+    /// # Errors
+    ///
+    /// As `add`; and `Unsupported` from poll(2), which has no such flag.
+    pub fn add_exclusive(
+        &mut self,
+        fd: impl AsFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Poller::Epoll(epoll) => epoll.add_exclusive(fd, token, interest),
+            Poller::Poll(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "poll(2) has no exclusive wakeups",
+            )),
+        }
+    }
+
     /// Changes what `fd` is watched for. [`Interest::NONE`] keeps it
     /// registered but silent (errors and hang-ups are still reported).
     ///
@@ -135,6 +158,26 @@ impl Poller {
             // system call needed.
             Poller::Epoll(_) => {}
             Poller::Poll(poll) => poll.delete(token),
+        }
+    }
+
+    /// Stops watching `fd` now, with a system call even for epoll. Use it
+    /// instead of [`delete`](Poller::delete) for a descriptor whose file
+    /// stays open elsewhere after we close ours (chapter 7's loops each
+    /// hold a duplicate of one listener): epoll drops a registration only
+    /// when the file's last descriptor closes, so it would go on
+    /// reporting the listener to a loop that no longer has it.
+    ///
+    /// # Errors
+    ///
+    /// If `fd` is not registered (epoll: ENOENT).
+    pub fn remove(&mut self, fd: impl AsFd, token: Token) -> io::Result<()> {
+        match self {
+            Poller::Epoll(epoll) => epoll.remove(fd, token),
+            Poller::Poll(poll) => {
+                poll.delete(token);
+                Ok(())
+            }
         }
     }
 

@@ -33,6 +33,21 @@ pub enum PollerKind {
     Poll,
 }
 
+/// How the loops of the many-loops server (chapter 7) share the
+/// connections that arrive on one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Balance {
+    /// One listening socket in every loop's epoll: a connection wakes
+    /// every idle loop, and all but one find nothing to accept.
+    Shared,
+    /// The same socket, registered with EPOLLEXCLUSIVE: a connection
+    /// wakes one idle loop (or a few).
+    Exclusive,
+    /// A listening socket per loop, all bound to the port with
+    /// SO_REUSEPORT: the kernel hashes each connection to one of them.
+    Reuseport,
+}
+
 /// The most content bytes `--max-message-bytes` may allow: 16 MiB. The
 /// limit is what bounds a connection's memory; a larger one would let a
 /// few thousand clients that never send ETX take tens of gigabytes.
@@ -96,6 +111,21 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = PollerKind::Epoll)]
     pub poller: PollerKind,
 
+    /// Event loops, one thread each, for the many-loops server only
+    /// (chapter 7; the others ignore it); 1 to 1024. Default: the
+    /// number of CPUs.
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u32)
+            .range(1..=i64::from(WORKERS_CEILING)),
+    )]
+    pub loops: Option<u32>,
+
+    /// How the many-loops server (chapter 7) shares accepts among its
+    /// loops; the others ignore it.
+    #[arg(long, value_enum, default_value_t = Balance::Shared)]
+    pub balance: Balance,
+
     /// Close a connection that sends nothing for this long; 0 for never.
     #[arg(long, default_value_t = 30_000)]
     pub idle_timeout_ms: u64,
@@ -134,6 +164,15 @@ impl Config {
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_ms > 0)
             .then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    /// The number of event loops: `--loops`, or one per CPU.
+    pub fn loops(&self) -> u32 {
+        self.loops.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+                .min(WORKERS_CEILING)
+        })
     }
 
     /// The time a started message has to finish, or `None` when it is
@@ -209,6 +248,8 @@ mod tests {
             ("--workers", "1024", "1025"),
             ("--queue", "1", "0"),
             ("--queue", "65536", "65537"),
+            ("--loops", "1", "0"),
+            ("--loops", "1024", "1025"),
             ("--work-ms", "0", "-1"),
             ("--work-ms", "3600000", "3600001"),
         ];
@@ -232,6 +273,7 @@ mod tests {
         assert_eq!(hour.work().duration, Duration::from_secs(3600));
         assert_eq!(parse("--workers", "1024").expect("1024").workers, 1024);
         assert_eq!(parse("--queue", "65536").expect("65536").queue, 65_536);
+        assert_eq!(parse("--loops", "1024").expect("1024").loops(), 1024);
     }
 
     /// The defaults lie inside every range (they are parsed like any
@@ -291,6 +333,23 @@ mod tests {
         );
         let refused = parse("--poller", "select").map(|_| ()).unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::InvalidValue);
+    }
+
+    /// `--balance` takes its three ways by name; `--loops` defaults to
+    /// the CPUs, which is at least one loop.
+    #[test]
+    fn balance_takes_its_three_names() {
+        for (name, balance) in [
+            ("shared", Balance::Shared),
+            ("exclusive", Balance::Exclusive),
+            ("reuseport", Balance::Reuseport),
+        ] {
+            assert_eq!(parse("--balance", name).expect(name).balance, balance);
+        }
+        let refused = parse("--balance", "random").map(|_| ()).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidValue);
+        assert_eq!(Config::default().balance, Balance::Shared);
+        assert!(Config::default().loops() >= 1);
     }
 
     /// A server started with a value past a limit exits 2 before it

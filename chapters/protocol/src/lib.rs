@@ -28,7 +28,7 @@ pub mod shutdown;
 pub mod work;
 
 pub use close::Ending;
-pub use config::{Config, PollerKind, WorkKind};
+pub use config::{Balance, Config, PollerKind, WorkKind};
 pub use decoder::{Decoder, Frame, ProtocolError, ACK, ETX, GOODBYE};
 pub use encoder::{AckReader, NotAck, GOODBYE_FRAME};
 pub use shutdown::Shutdown;

@@ -6,6 +6,7 @@
 //! grow with the number of registered descriptors, only with the number
 //! that are ready.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -22,6 +23,10 @@ use super::{timeout_ms, Event, Events, Interest, Token};
 pub struct Epoll {
     epoll: epoll::Epoll,
     buffer: Vec<EpollEvent>,
+    /// Tokens registered with EPOLLEXCLUSIVE, which the kernel lets us
+    /// set only when adding: changing their interest takes a delete and
+    /// an add.
+    exclusive: HashSet<Token>,
 }
 
 impl Epoll {
@@ -36,6 +41,7 @@ impl Epoll {
         Ok(Epoll {
             epoll,
             buffer: Vec::new(),
+            exclusive: HashSet::new(),
         })
     }
 
@@ -54,6 +60,23 @@ impl Epoll {
         Ok(self.epoll.add(fd, event)?)
     }
 
+    /// See [`Poller::add_exclusive`](super::Poller::add_exclusive).
+    ///
+    /// # Errors
+    ///
+    /// `epoll_ctl` failures.
+    pub fn add_exclusive(
+        &mut self,
+        fd: impl AsFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let flags = flags(interest) | EpollFlags::EPOLLEXCLUSIVE;
+        self.epoll.add(fd, EpollEvent::new(flags, token))?;
+        self.exclusive.insert(token);
+        Ok(())
+    }
+
     /// See [`Poller::modify`](super::Poller::modify).
     ///
     /// # Errors
@@ -65,8 +88,24 @@ impl Epoll {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
+        if self.exclusive.contains(&token) {
+            // EPOLL_CTL_MOD refuses an exclusive registration (EINVAL).
+            self.epoll.delete(fd.as_fd())?;
+            let flags = flags(interest) | EpollFlags::EPOLLEXCLUSIVE;
+            return Ok(self.epoll.add(fd, EpollEvent::new(flags, token))?);
+        }
         let mut event = EpollEvent::new(flags(interest), token);
         Ok(self.epoll.modify(fd, &mut event)?)
+    }
+
+    /// See [`Poller::remove`](super::Poller::remove).
+    ///
+    /// # Errors
+    ///
+    /// `epoll_ctl` failures, e.g. ENOENT if `fd` was never added.
+    pub fn remove(&mut self, fd: impl AsFd, token: Token) -> io::Result<()> {
+        self.exclusive.remove(&token);
+        Ok(self.epoll.delete(fd)?)
     }
 
     // ANCHOR: wait

@@ -1,0 +1,166 @@
+//! Chapter 7: many event loops, one per core, sharing the accepts on one
+//! port.
+//!
+//! Chapter 4's loop serves 10,000 clients from one thread, and so from one
+//! core. Here `--loops N` threads each run that same loop, unchanged, on
+//! an epoll instance of their own; a connection belongs to the loop that
+//! accepted it, for its whole life. The only new question is who accepts:
+//! [`balance`] answers it three ways (`--balance shared|exclusive|
+//! reuseport`), and each loop counts what its listener wakeups found
+//! ([`AcceptCounts`]) and prints it when it stops.
+//!
+//! What it costs: a thread and an epoll instance per loop, nothing per
+//! connection beyond chapter 4's. What it cannot do: move a connection
+//! to an idle loop. A loop busy with CPU work (`--work-kind spin`) holds
+//! every client it accepted, while other loops may sit idle.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod balance;
+
+use std::io;
+use std::net::TcpListener;
+use std::thread;
+
+use ch04_epoll::event_loop;
+pub use ch04_epoll::AcceptCounts;
+use protocol::limits::raise_open_files;
+use protocol::{event, warn, Config, PollerKind, Shutdown};
+
+use crate::balance::Share;
+
+/// What `--help` says about this server.
+pub const ABOUT: &str = "Chapter 7: many event loops, one per core, \
+    sharing the accepts on one port (--loops, --balance; epoll only)";
+
+/// Refuses flags this server cannot honour: `--poller poll`, since the
+/// loops share a listener through epoll (EPOLLEXCLUSIVE has no poll(2)
+/// equivalent), and one clear line beats a silently different server.
+///
+/// # Errors
+///
+/// `InvalidInput`, naming the flag.
+pub fn check(config: &Config) -> io::Result<()> {
+    if config.poller == PollerKind::Poll {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--poller poll: the loops share the port through epoll; \
+             leave out --poller",
+        ));
+    }
+    Ok(())
+}
+
+// ANCHOR: serve
+/// Serves clients on `listener` from `--loops` event loops, one thread
+/// each, until `shutdown` is triggered and every loop has drained.
+///
+/// # Errors
+///
+/// A bad flag ([`check`]), or a loop that cannot be set up or started,
+/// or whose poller fails; the other loops are stopped first.
+pub fn serve(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    check(config)?;
+    // The limit is the process's, shared by every loop.
+    match raise_open_files() {
+        Ok((soft, hard)) => event!("open-file limit {soft} -> {hard}"),
+        Err(e) => warn!("cannot raise the open-file limit: {e}"),
+    }
+    let loops = config.loops();
+    let shares = balance::shares(listener, config.balance, loops)?;
+    event!("{loops} loops, balance {:?}", config.balance);
+    let mut ended = thread::scope(|scope| {
+        let mut running = Vec::new();
+        let mut refused = None;
+        for (n, share) in shares.into_iter().enumerate() {
+            let shutdown = &shutdown;
+            let started = thread::Builder::new()
+                .name(format!("loop-{n}"))
+                .spawn_scoped(scope, move || run_loop(share, shutdown, config));
+            match started {
+                Ok(handle) => running.push(handle),
+                Err(e) => {
+                    // Without all its loops the server is not the one
+                    // asked for: drain the ones started, and say why.
+                    shutdown.trigger();
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut ended: Vec<io::Result<()>> = running
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(io::Error::other("a loop panicked"))
+                })
+            })
+            .collect();
+        ended.extend(refused.map(Err));
+        ended
+    });
+    // The first failure, if any, is the server's.
+    if let Some(failed) = ended.iter().position(Result::is_err) {
+        return ended.swap_remove(failed);
+    }
+    event!("shut down");
+    Ok(())
+}
+// ANCHOR_END: serve
+
+// ANCHOR: run_loop
+/// One loop: chapter 4's [`event_loop`] on this loop's share of the port.
+/// When it ends, it prints its counts, even under `--quiet`: once per
+/// loop, not per event.
+fn run_loop(
+    share: Share,
+    shutdown: &Shutdown,
+    config: &Config,
+) -> io::Result<()> {
+    // A panic here would leave the other loops serving, and `serve`
+    // waiting for them: stop them all.
+    let _stop_all = StopAllOnPanic(shutdown);
+    let Share { poller, listener } = share;
+    match event_loop(poller, listener, shutdown, config) {
+        Ok(counts) => {
+            warn!("{}", counts_line(&counts));
+            Ok(())
+        }
+        Err(e) => {
+            // The poller failed: this loop's clients are lost, and the
+            // server must not go on with fewer loops than asked for.
+            warn!("loop failed: {e}");
+            shutdown.trigger();
+            Err(e)
+        }
+    }
+}
+// ANCHOR_END: run_loop
+
+/// Triggers the shutdown if dropped while its thread unwinds.
+struct StopAllOnPanic<'s>(&'s Shutdown);
+
+impl Drop for StopAllOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.trigger();
+        }
+    }
+}
+
+/// The counts as one line, for the reader and for the book's scripts:
+/// `listener: 12 wakeups (3 found nothing), 21 accept calls, 9 accepted`.
+pub fn counts_line(counts: &AcceptCounts) -> String {
+    format!(
+        "listener: {} wakeups ({} found nothing), {} accept calls, \
+         {} accepted",
+        counts.wakeups,
+        counts.empty_wakeups,
+        counts.accept_calls,
+        counts.accepted
+    )
+}
