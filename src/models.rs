@@ -38,8 +38,8 @@ pub struct Model {
     /// with: a thread or process per client (or a pool of them) stops
     /// at 1,000.
     pub max_connections: usize,
-    /// One thread serves every connection from a readiness loop: the
-    /// benchmark measures its memory per idle connection and holds it to
+    /// Readiness loops serve every connection, none blocks on a client
+    /// (one loop, or one per core in chapter 7): the benchmark measures its memory per idle connection and holds it to
     /// the goal against the reference.
     pub event_loop: bool,
     /// The reference implementation the book's own event loop is held
@@ -226,6 +226,64 @@ pub const MODELS: &[Model] = &[
         event_loop: true,
         reference: false,
     },
+    Model {
+        name: "ch07-shared",
+        label: "loops-shared",
+        about: ch07_loops::ABOUT,
+        serve: ch07_loops::serve,
+        // Chapter 7: one loop per CPU, every loop watching one listener: a
+        // connection wakes them all (the herd).
+        flags: &["--balance", "shared"],
+        sleep: Parallelism::Clients,
+        // Each loop spins one message at a time, and there is a loop per
+        // core: the cores cap it, as they cap every model. (A loop holds
+        // the clients it accepted, so two spinning on one loop wait for
+        // each other while another loop may idle: chapter 7.)
+        spin: Parallelism::Clients,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
+    },
+    Model {
+        name: "ch07-exclusive",
+        label: "loops-exclusive",
+        about: ch07_loops::ABOUT,
+        serve: ch07_loops::serve,
+        // The same listener, added with EPOLLEXCLUSIVE: one loop is woken.
+        flags: &["--balance", "exclusive"],
+        sleep: Parallelism::Clients,
+        // Each loop spins one message at a time, and there is a loop per
+        // core: the cores cap it, as they cap every model. (A loop holds
+        // the clients it accepted, so two spinning on one loop wait for
+        // each other while another loop may idle: chapter 7.)
+        spin: Parallelism::Clients,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
+    },
+    Model {
+        name: "ch07-reuseport",
+        label: "loops-reuseport",
+        about: ch07_loops::ABOUT,
+        serve: ch07_loops::serve,
+        // A listener per loop (SO_REUSEPORT): the kernel picks the loop.
+        flags: &["--balance", "reuseport"],
+        sleep: Parallelism::Clients,
+        // Each loop spins one message at a time, and there is a loop per
+        // core: the cores cap it, as they cap every model. (A loop holds
+        // the clients it accepted, so two spinning on one loop wait for
+        // each other while another loop may idle: chapter 7.)
+        spin: Parallelism::Clients,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
+    },
 ];
 
 /// The model called `name`.
@@ -282,6 +340,11 @@ mod tests {
         let args = std::iter::once(poll.name).chain(poll.flags.iter().copied());
         let config = protocol::Config::try_parse_from(args).expect("parses");
         assert_eq!(config.poller, protocol::PollerKind::Poll);
+        let exclusive = find("ch07-exclusive").expect("a chapter 7 row");
+        let args = std::iter::once(exclusive.name)
+            .chain(exclusive.flags.iter().copied());
+        let config = protocol::Config::try_parse_from(args).expect("parses");
+        assert_eq!(config.balance, protocol::Balance::Exclusive);
         assert!(MODELS.iter().filter(|m| m.flags.is_empty()).count() >= 5);
     }
 }

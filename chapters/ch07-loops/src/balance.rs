@@ -75,7 +75,9 @@ pub fn shares(
 // ANCHOR_END: shares
 
 /// Another listening socket on `addr`, with SO_REUSEPORT set before the
-/// bind, as the kernel requires.
+/// bind, as the kernel requires, and SO_REUSEADDR as std sets it on the
+/// first: without it the port's TIME_WAIT connections (left by an earlier
+/// server on the same port) would refuse the bind.
 fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
@@ -84,6 +86,7 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     // CLOEXEC: a child process started later must not inherit it.
     let socket =
         socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&socket, sockopt::ReuseAddr, &true)?;
     setsockopt(&socket, sockopt::ReusePort, &true)?;
     bind(socket.as_raw_fd(), &SockaddrStorage::from(addr))?;
     let listener = TcpListener::from(socket);
