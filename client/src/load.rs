@@ -242,6 +242,22 @@ pub fn run_with(
     load: &Load,
     observe: impl Fn(&Event) + Sync,
 ) -> Result<Report, LoadError> {
+    run_arriving(load, Duration::ZERO, observe)
+}
+
+/// Runs `load` with the clients arriving one by one, `every` apart
+/// (client k connects (k - 1) x `every` after the first), instead of all
+/// at once, calling `observe` as [`run_with`] does: a server then meets
+/// each client in the state the earlier ones left it in.
+///
+/// # Errors
+///
+/// As for [`run`].
+pub fn run_arriving(
+    load: &Load,
+    every: Duration,
+    observe: impl Fn(&Event) + Sync,
+) -> Result<Report, LoadError> {
     let start = Instant::now();
     let started = SystemTime::now();
     let outcomes: Vec<_> = thread::scope(|scope| {
@@ -251,6 +267,10 @@ pub fn run_with(
                 thread::Builder::new()
                     .name(format!("client-{client}"))
                     .spawn_scoped(scope, move || {
+                        let earlier =
+                            u32::try_from(client - 1).unwrap_or(u32::MAX);
+                        let arrives = every.saturating_mul(earlier);
+                        thread::sleep(arrives.saturating_sub(start.elapsed()));
                         session(load, client, start, observe)
                     })
                     .expect("the OS can start a few client threads")

@@ -40,6 +40,11 @@ struct Cli {
     #[arg(long, default_value_t = 0)]
     throttle_ms: u64,
 
+    /// Start the clients one by one, this many milliseconds apart, instead
+    /// of all at once: client k connects (k - 1) x this after the first.
+    #[arg(long, default_value_t = 0)]
+    arrive_ms: u64,
+
     /// The server's --work-ms, if known: the parallelism is then exact
     /// rather than estimated from the smallest latency.
     #[arg(long)]
@@ -132,7 +137,8 @@ fn run(args: &Cli) -> Result<(), String> {
         throttle: Duration::from_millis(args.throttle_ms),
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
     };
-    let report = load::run_with(&load, |event| {
+    let every = Duration::from_millis(args.arrive_ms);
+    let report = load::run_arriving(&load, every, |event| {
         if !args.quiet {
             // One write per line, so client threads never interleave.
             let _ = writeln!(io::stdout().lock(), "{event}");

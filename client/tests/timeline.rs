@@ -251,3 +251,44 @@ fn drawing_flags_need_a_drawing() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
     }
 }
+
+/// `--arrive-ms`: the clients connect one by one, that far apart (a
+/// lower bound only: a busy machine makes the gaps longer, never
+/// shorter), instead of all at once.
+#[test]
+fn clients_arrive_one_by_one() {
+    let _timing = one_run_at_a_time();
+    let dir = std::env::temp_dir()
+        .join(format!("client-arrive-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("a temporary directory");
+    let log = dir.join("server.log");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("bound").to_string();
+    let server = {
+        let log = log.clone();
+        thread::spawn(move || serve_one_at_a_time(listener, 3, &log))
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["3", "--addr", &addr, "--messages", "1"])
+        .args(["--arrive-ms", "150"])
+        .output()
+        .expect("the client binary runs");
+    server.join().expect("the stand-in server ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // `   0.151s  client 2   connected`: each client's connect time.
+    let connected = |client: usize| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| {
+                l.ends_with("connected")
+                    && l.contains(&format!("client {client} "))
+            })
+            .unwrap_or_else(|| panic!("client {client} connects:\n{stdout}"));
+        let at = line.trim_start().split('s').next().expect("a time");
+        at.parse().expect("seconds")
+    };
+    assert!(connected(2) >= 0.15, "{stdout}");
+    assert!(connected(3) >= 0.30, "{stdout}");
+    fs::remove_dir_all(&dir).expect("the temporary directory is removed");
+}
