@@ -355,6 +355,53 @@ def runtime():
     svg.write("ch06-runtime.svg")
 
 
+def loops():
+    svg = Svg(
+        780,
+        430,
+        "Many event loops",
+        "One process runs N threads, each chapter 4's event loop on an epoll "
+        "instance of its own. A connection belongs to the loop that accepted "
+        "it. Who accepts is the choice: shared, one listening socket in "
+        "every loop's epoll, so a connection wakes every idle loop; "
+        "exclusive, the same socket added with EPOLLEXCLUSIVE, so it wakes "
+        "one; reuseport, a listening socket per loop on the same port, and "
+        "the kernel hashes each connection to one of them.",
+    )
+    clients(svg, 20, [70, 125, 180, 235, 290],
+            ["client A", "client B", "client C", "client D", "..."])
+    svg.region(160, 30, 230, 380, "kernel")
+    svg.box(178, 50, 194, 96, [], KERNEL)
+    svg.text(275, 68, "shared / exclusive", 13, ' font-weight="600"')
+    svg.text(275, 90, "one listening socket,", 12)
+    svg.text(275, 108, "one backlog, in every", 12)
+    svg.text(275, 126, "loop's epoll", 12)
+    svg.box(178, 166, 194, 96, [], KERNEL)
+    svg.text(275, 184, "reuseport", 13, ' font-weight="600"')
+    svg.text(275, 206, "a listening socket per", 12)
+    svg.text(275, 224, "loop; a hash of the ports", 12)
+    svg.text(275, 242, "picks one per connection", 12)
+    svg.box(178, 282, 194, 110, [], KERNEL)
+    svg.text(275, 300, "epoll instances", 13, ' font-weight="600"')
+    svg.text(275, 322, "one per loop: its listener,", 12)
+    svg.text(275, 340, "its own clients' sockets", 12)
+    svg.text(275, 364, "shared: all woken", 12)
+    svg.text(275, 382, "exclusive: one woken", 12)
+    for y in (88, 143, 198, 253, 308):
+        svg.arrow((130, y), (174, min(max(y, 100), 214)))
+    svg.region(410, 30, 350, 380, "one process, N threads")
+    for i, y in enumerate((56, 156, 256)):
+        name = f"loop-{i}" if i < 2 else "loop-N-1"
+        svg.box(430, y, 310, 80, [], WORKER)
+        svg.text(585, y + 18, f"{name}: chapter 4's event loop", 13,
+                 ' font-weight="600"')
+        svg.text(585, y + 40, "epoll_wait, accept, read, timers, acks", 12)
+        svg.text(585, y + 60, "its connections stay with it", 12)
+        svg.arrow((372, 337), (426, y + 40))
+    svg.pill(585, 360, "spin work holds one loop, not all", GREY)
+    svg.write("ch07-loops.svg")
+
+
 if __name__ == "__main__":
     single()
     prefork()
@@ -362,3 +409,4 @@ if __name__ == "__main__":
     epoll()
     tokio()
     runtime()
+    loops()

@@ -25,7 +25,7 @@ use std::thread;
 use ch04_epoll::event_loop;
 pub use ch04_epoll::AcceptCounts;
 use protocol::limits::raise_open_files;
-use protocol::{event, warn, Config, PollerKind, Shutdown};
+use protocol::{event, warn, Balance, Config, PollerKind, Shutdown};
 
 use crate::balance::Share;
 
@@ -72,7 +72,7 @@ pub fn serve(
     }
     let loops = config.loops();
     let shares = balance::shares(listener, config.balance, loops)?;
-    event!("{loops} loops, balance {:?}", config.balance);
+    event!("{loops} loops, --balance {}", balance_name(config.balance));
     let mut ended = thread::scope(|scope| {
         let mut running = Vec::new();
         let mut refused = None;
@@ -140,6 +140,15 @@ fn run_loop(
     }
 }
 // ANCHOR_END: run_loop
+
+/// `--balance`'s value as the reader typed it.
+fn balance_name(balance: Balance) -> &'static str {
+    match balance {
+        Balance::Shared => "shared",
+        Balance::Exclusive => "exclusive",
+        Balance::Reuseport => "reuseport",
+    }
+}
 
 /// Triggers the shutdown if dropped while its thread unwinds.
 struct StopAllOnPanic<'s>(&'s Shutdown);
