@@ -414,8 +414,10 @@ impl<'c> Server<'c> {
         // a level-triggered poller would report it on every wait.
         self.poller.modify(shutdown, SHUTDOWN, Interest::NONE)?;
         if let Some(listener) = self.listener.take() {
-            // Off our list before it closes (see `Poller::remove`).
-            self.poller.remove(&listener, LISTENER)?;
+            // Off our list before it closes (see `Poller::remove`). If it
+            // is not on it (a failed re-registration), there is nothing
+            // to take off.
+            let _ = self.poller.remove(&listener, LISTENER);
         }
         self.resume_accepting_at = None;
         let now = Instant::now();

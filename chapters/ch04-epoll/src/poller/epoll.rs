@@ -90,7 +90,11 @@ impl Epoll {
     ) -> io::Result<()> {
         if self.exclusive.contains(&token) {
             // EPOLL_CTL_MOD refuses an exclusive registration (EINVAL).
-            self.epoll.delete(fd.as_fd())?;
+            // ENOENT: an earlier add here failed, and the delete is done.
+            match self.epoll.delete(fd.as_fd()) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
             let flags = flags(interest) | EpollFlags::EPOLLEXCLUSIVE;
             return Ok(self.epoll.add(fd, EpollEvent::new(flags, token))?);
         }
