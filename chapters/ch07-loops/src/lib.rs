@@ -73,44 +73,53 @@ pub fn serve(
     let loops = config.loops();
     let shares = balance::shares(listener, config.balance, loops)?;
     event!("{loops} loops, --balance {}", balance_name(config.balance));
-    let mut ended = thread::scope(|scope| {
-        let mut running = Vec::new();
-        let mut refused = None;
-        for (n, share) in shares.into_iter().enumerate() {
-            let shutdown = &shutdown;
-            let started = thread::Builder::new()
-                .name(format!("loop-{n}"))
-                .spawn_scoped(scope, move || run_loop(share, shutdown, config));
-            match started {
-                Ok(handle) => running.push(handle),
-                Err(e) => {
-                    // Without all its loops the server is not the one
-                    // asked for: drain the ones started, and say why.
-                    shutdown.trigger();
-                    refused = Some(e);
-                    break;
-                }
-            }
-        }
-        let mut ended: Vec<io::Result<()>> = running
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(io::Error::other("a loop panicked"))
-                })
-            })
-            .collect();
-        ended.extend(refused.map(Err));
-        ended
-    });
-    // The first failure, if any, is the server's.
-    if let Some(failed) = ended.iter().position(Result::is_err) {
-        return ended.swap_remove(failed);
-    }
+    thread::scope(|scope| spawn_loops(scope, shares, &shutdown, config))?;
     event!("shut down");
     Ok(())
 }
 // ANCHOR_END: serve
+
+// ANCHOR: spawn_loops
+/// Starts a thread per share, named `loop-N`, each running [`run_loop`],
+/// and waits for them all.
+///
+/// # Errors
+///
+/// The first loop's failure, or the OS refusing a thread: then the loops
+/// already started are stopped, since a server missing a loop is not the
+/// server that was asked for.
+fn spawn_loops<'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    shares: Vec<Share>,
+    shutdown: &'scope Shutdown,
+    config: &'scope Config,
+) -> io::Result<()> {
+    let mut running = Vec::new();
+    let mut refused = Ok(());
+    for (n, share) in shares.into_iter().enumerate() {
+        let started = thread::Builder::new()
+            .name(format!("loop-{n}"))
+            .spawn_scoped(scope, move || run_loop(share, shutdown, config));
+        match started {
+            Ok(handle) => running.push(handle),
+            Err(e) => {
+                shutdown.trigger();
+                refused = Err(e);
+                break;
+            }
+        }
+    }
+    let mut ended = Ok(());
+    for handle in running {
+        let result = handle
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("a loop panicked")));
+        // The first failure is the server's.
+        ended = ended.and(result);
+    }
+    ended.and(refused)
+}
+// ANCHOR_END: spawn_loops
 
 // ANCHOR: run_loop
 /// One loop: chapter 4's [`event_loop`] on this loop's share of the port.
