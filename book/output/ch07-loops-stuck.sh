@@ -3,9 +3,9 @@
 # loop busy with CPU work while clients arrive, for each --balance.
 #
 # The server has 2 loops (one per core here) and 200 ms of spin work per
-# message. First a "hog" connection (bash's /dev/tcp) sends 15 messages
-# in one write: 3 s of CPU work for whichever loop accepted it. Then 8
-# clients of one message each arrive 700 ms apart, so that a loop that is
+# message. First a "hog" connection (bash's /dev/tcp) sends 25 messages
+# in one write: 5 s of CPU work for whichever loop accepted it. Then 10
+# clients of one message each arrive 500 ms apart, so that a loop that is
 # not the hog's is idle again when the next one comes.
 #
 # Writes:
@@ -21,10 +21,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=server.bash
 source book/output/server.bash
 
-CLIENTS=8
-ARRIVE_MS=700
+CLIENTS=10
+ARRIVE_MS=500
 WORK_MS=200
-HOG_MESSAGES=15
+HOG_MESSAGES=25
 
 cargo build --quiet -p ch07-loops -p client
 

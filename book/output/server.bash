@@ -34,6 +34,10 @@ start_server() {
     */*) ;;
     *) program=target/debug/$program ;;
     esac
+    # Emptied here, not only by the redirection below: that one happens in
+    # the background child, and the wait below could meanwhile find the
+    # `listening on` line of the previous server in this file.
+    : >"$scratch/server.txt"
     "$program" "${@:2}" >"$scratch/server.txt" 2>&1 &
     server_pid=$!
     server_line="$(basename "$1") ${*:2}"
