@@ -103,3 +103,62 @@ fn prepare(listener: &TcpListener) -> io::Result<()> {
     listen(listener, Backlog::MAXALLOWABLE)?;
     listener.set_nonblocking(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use ch04_epoll::poller::Events;
+
+    fn listener() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").expect("bind")
+    }
+
+    /// Whether the share's poller reports its listener within `wait`.
+    fn reports_listener(share: &mut Share, wait: Duration) -> bool {
+        let mut events = Events::with_capacity(8);
+        share.poller.wait(&mut events, Some(wait)).expect("wait");
+        let reported = events.iter().any(|e| e.token == LISTENER);
+        reported
+    }
+
+    /// Every balance gives each loop a listener on the one port; with
+    /// reuseport they are distinct sockets, otherwise one socket.
+    #[test]
+    fn every_share_listens_on_the_port() {
+        for balance in [Balance::Shared, Balance::Exclusive, Balance::Reuseport]
+        {
+            let first = listener();
+            let addr = first.local_addr().expect("address");
+            let shares = shares(first, balance, 3).expect("shares");
+            assert_eq!(shares.len(), 3);
+            for share in &shares {
+                assert_eq!(share.listener.local_addr().expect("addr"), addr);
+            }
+        }
+    }
+
+    /// An exclusive registration, which epoll will not modify in place,
+    /// still pauses (no report while a connection waits) and resumes:
+    /// chapter 4's pause on EMFILE depends on it.
+    #[test]
+    fn an_exclusive_listener_pauses_and_resumes() {
+        let first = listener();
+        let addr = first.local_addr().expect("address");
+        let mut shares = shares(first, Balance::Exclusive, 1).expect("shares");
+        let share = &mut shares[0];
+        share
+            .poller
+            .modify(&share.listener, LISTENER, Interest::NONE)
+            .expect("pause");
+        let _client = TcpStream::connect(addr).expect("connect");
+        assert!(!reports_listener(share, Duration::from_millis(100)));
+        share
+            .poller
+            .modify(&share.listener, LISTENER, Interest::READ)
+            .expect("resume");
+        assert!(reports_listener(share, Duration::from_secs(10)));
+    }
+}
