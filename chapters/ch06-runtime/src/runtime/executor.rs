@@ -8,12 +8,11 @@
 //! timers never see a task, only wakers.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::mem::swap;
+use std::mem::take;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -22,18 +21,21 @@ use super::reactor::Reactor;
 use super::timers::Timers;
 
 /// The number `block_on`'s own future is woken under.
-const MAIN: usize = usize::MAX;
+const MAIN: usize = 0;
+
+/// The ready queue: the numbers of the tasks to poll at the next round.
+/// A set, so that a task woken twice before it runs (by its socket and
+/// its timer) is polled once.
+type Ready = Arc<Mutex<BTreeSet<usize>>>;
 
 // ANCHOR: waker
 /// What a waker points to: a task's number and the queue to put it on.
 /// `std::task::Wake` turns an `Arc` of it into a `Waker`; wakers must be
-/// `Send` and `Sync`, hence the atomic and the mutex, though this runtime
-/// only ever wakes from its own thread.
+/// `Send` and `Sync`, hence the mutex, though this runtime only ever
+/// wakes from its own thread.
 struct TaskWaker {
     id: usize,
-    /// On the queue already: a second wake before the poll adds nothing.
-    queued: AtomicBool,
-    ready: Arc<Mutex<VecDeque<usize>>>,
+    ready: Ready,
 }
 
 impl Wake for TaskWaker {
@@ -42,12 +44,9 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            // Poisoned only if a push panicked, which needs an allocation
-            // failure, and that aborts the process first.
-            let mut ready = self.ready.lock().expect("never poisoned");
-            ready.push_back(self.id);
-        }
+        // Poisoned only if an insert panicked, which needs an allocation
+        // failure, and that aborts the process first.
+        self.ready.lock().expect("never poisoned").insert(self.id);
     }
 }
 // ANCHOR_END: waker
@@ -56,18 +55,18 @@ impl Wake for TaskWaker {
 /// polled, so that a task may spawn others meanwhile.
 struct Task {
     future: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    waker: Arc<TaskWaker>,
+    waker: Waker,
 }
 
 /// Everything the runtime owns, one per thread that runs `block_on`.
 pub(super) struct Core {
     pub(super) reactor: RefCell<Reactor>,
     pub(super) timers: RefCell<Timers>,
-    /// Tasks by number; numbers of finished tasks are reused.
-    tasks: RefCell<Vec<Option<Task>>>,
-    free: RefCell<Vec<usize>>,
-    live: Cell<usize>,
-    ready: Arc<Mutex<VecDeque<usize>>>,
+    /// Tasks by number. Numbers are never reused, so a waker that
+    /// outlives its task finds nothing, rather than another task.
+    tasks: RefCell<HashMap<usize, Task>>,
+    last_id: Cell<usize>,
+    ready: Ready,
     /// Who waits for the last task to finish ([`all_tasks_done`]).
     all_done: RefCell<Option<Waker>>,
 }
@@ -93,40 +92,33 @@ pub(super) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
 /// gets to it, first at the loop's next round.
 pub fn spawn(future: impl Future<Output = ()> + 'static) {
     with_core(|core| {
-        let id = core.free.borrow_mut().pop();
-        let mut tasks = core.tasks.borrow_mut();
-        let id = id.unwrap_or(tasks.len());
-        let waker = Arc::new(TaskWaker {
-            id,
-            queued: AtomicBool::new(false),
-            ready: core.ready.clone(),
-        });
+        let id = core.last_id.get() + 1;
+        core.last_id.set(id);
+        let ready = core.ready.clone();
+        let waker = Waker::from(Arc::new(TaskWaker { id, ready }));
         waker.wake_by_ref(); // ready to run its first step
-        let task = Some(Task {
+        let task = Task {
             future: Some(Box::pin(future)),
             waker,
-        });
-        match tasks.get_mut(id) {
-            Some(slot) => *slot = task,
-            None => tasks.push(task),
-        }
-        core.live.set(core.live.get() + 1);
+        };
+        core.tasks.borrow_mut().insert(id, task);
     });
 }
 // ANCHOR_END: spawn
 
 /// How many spawned tasks have not finished.
 pub fn live_tasks() -> usize {
-    with_core(|core| core.live.get())
+    with_core(|core| core.tasks.borrow().len())
 }
 
 /// Wakes every task, for news that concerns them all (a shutdown): each
 /// polls again and looks.
 pub fn wake_all() {
     with_core(|core| {
-        for task in core.tasks.borrow().iter().flatten() {
-            task.waker.wake_by_ref();
-        }
+        core.tasks
+            .borrow()
+            .values()
+            .for_each(|t| t.waker.wake_by_ref());
     });
 }
 
@@ -134,7 +126,7 @@ pub fn wake_all() {
 pub async fn all_tasks_done() {
     poll_fn(|cx| {
         with_core(|core| {
-            if core.live.get() == 0 {
+            if core.tasks.borrow().is_empty() {
                 return Poll::Ready(());
             }
             *core.all_done.borrow_mut() = Some(cx.waker().clone());
@@ -152,23 +144,18 @@ pub async fn all_tasks_done() {
 ///
 /// When the poller cannot be created or waited on.
 pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
-    let ready = Arc::new(Mutex::new(VecDeque::from([MAIN])));
+    let ready = Ready::new(Mutex::new(BTreeSet::from([MAIN])));
     let core = Core {
         reactor: RefCell::new(Reactor::new()?),
-        timers: RefCell::new(Timers::new()),
-        tasks: RefCell::new(Vec::new()),
-        free: RefCell::new(Vec::new()),
-        live: Cell::new(0),
+        timers: RefCell::default(),
+        tasks: RefCell::default(),
+        last_id: Cell::new(MAIN),
         ready: ready.clone(),
-        all_done: RefCell::new(None),
+        all_done: RefCell::default(),
     };
     CORE.with(|slot| *slot.borrow_mut() = Some(core));
-    let main = Arc::new(TaskWaker {
-        id: MAIN,
-        queued: AtomicBool::new(true),
-        ready,
-    });
-    let result = run(pin!(future), &main);
+    let waker = Waker::from(Arc::new(TaskWaker { id: MAIN, ready }));
+    let result = run(pin!(future), &mut Context::from_waker(&waker));
     // Dropping the tasks drops their sockets and timers, which reach for
     // the reactor: the core must still be in place.
     let tasks = with_core(|core| core.tasks.take());
@@ -181,33 +168,29 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
 /// readiness or the earliest timer is due, and fire what is due.
 fn run<F: Future>(
     mut main: Pin<&mut F>,
-    main_waker: &Arc<TaskWaker>,
+    cx: &mut Context<'_>,
 ) -> io::Result<F::Output> {
-    let waker = Waker::from(main_waker.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut batch = VecDeque::new();
     loop {
         // Only the tasks ready now, taken in one go: one that wakes
         // itself at every poll must not keep the reactor from running.
-        with_core(|core| swap(&mut batch, &mut *core.ready_queue()));
-        for id in batch.drain(..) {
+        let batch = with_core(|core| take(&mut *core.ready_queue()));
+        for id in batch {
             if id != MAIN {
                 poll_task(id);
-                continue;
-            }
-            main_waker.queued.store(false, Ordering::Release);
-            if let Poll::Ready(out) = main.as_mut().poll(&mut cx) {
+            } else if let Poll::Ready(out) = main.as_mut().poll(cx) {
                 return Ok(out);
             }
         }
-        let timeout = with_core(|core| {
-            if !core.ready_queue().is_empty() {
-                return Some(Duration::ZERO);
-            }
-            core.timers.borrow().time_left(Instant::now())
-        });
-        with_core(|core| core.reactor.borrow_mut().wait(timeout))?;
-        with_core(|core| core.timers.borrow_mut().fire(Instant::now()));
+        with_core(|core| {
+            let timeout = if core.ready_queue().is_empty() {
+                core.timers.borrow().time_left(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
+            core.reactor.borrow_mut().wait(timeout)?;
+            core.timers.borrow_mut().fire(Instant::now());
+            Ok::<_, io::Error>(())
+        })?;
     }
 }
 // ANCHOR_END: block_on
@@ -215,15 +198,11 @@ fn run<F: Future>(
 // ANCHOR: poll_task
 /// Polls task `id` once; a finished task is dropped.
 fn poll_task(id: usize) {
-    // A stale number (a waker that outlived its task) finds no future,
-    // or a newer task's: that one is polled for nothing, which futures
-    // must tolerate anyway.
+    // A task that finished since it was woken is not there any more.
     let Some((mut future, waker)) = with_core(|core| {
         let mut tasks = core.tasks.borrow_mut();
-        let task = tasks.get_mut(id)?.as_mut()?;
-        // Before the poll: a wake during it must queue the task again.
-        task.waker.queued.store(false, Ordering::Release);
-        Some((task.future.take()?, Waker::from(task.waker.clone())))
+        let task = tasks.get_mut(&id)?;
+        Some((task.future.take()?, task.waker.clone()))
     }) else {
         return;
     };
@@ -232,15 +211,13 @@ fn poll_task(id: usize) {
     with_core(|core| {
         let mut tasks = core.tasks.borrow_mut();
         if done.is_pending() {
-            if let Some(Some(task)) = tasks.get_mut(id) {
+            if let Some(task) = tasks.get_mut(&id) {
                 task.future = Some(future);
             }
             return;
         }
-        tasks[id] = None;
-        core.free.borrow_mut().push(id);
-        core.live.set(core.live.get() - 1);
-        if core.live.get() == 0 {
+        tasks.remove(&id);
+        if tasks.is_empty() {
             if let Some(waker) = core.all_done.take() {
                 waker.wake();
             }
@@ -250,7 +227,7 @@ fn poll_task(id: usize) {
 // ANCHOR_END: poll_task
 
 impl Core {
-    fn ready_queue(&self) -> MutexGuard<'_, VecDeque<usize>> {
+    fn ready_queue(&self) -> MutexGuard<'_, BTreeSet<usize>> {
         self.ready.lock().expect("never poisoned")
     }
 }

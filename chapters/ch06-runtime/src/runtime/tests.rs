@@ -13,7 +13,7 @@ use super::{all_tasks_done, block_on, race, sleep, spawn, timeout, Either};
 
 /// How many deadlines the timer table holds.
 fn pending_timers() -> usize {
-    with_core(|core| core.timers.borrow().pending_len())
+    with_core(|core| core.timers.borrow().pending.len())
 }
 
 /// Spawned tasks run, concurrently: three 500 ms sleeps take about
