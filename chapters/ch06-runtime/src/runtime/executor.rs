@@ -13,6 +13,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::mem::take;
 use std::pin::{pin, Pin};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -40,10 +41,6 @@ struct TaskWaker {
 
 impl Wake for TaskWaker {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
         // Poisoned only if an insert panicked, which needs an allocation
         // failure, and that aborts the process first.
         self.ready.lock().expect("never poisoned").insert(self.id);
@@ -51,10 +48,11 @@ impl Wake for TaskWaker {
 }
 // ANCHOR_END: waker
 
-/// A spawned future and its waker. The future is `None` while it is being
-/// polled, so that a task may spawn others meanwhile.
+/// A spawned future and its waker. Shared (`Rc`) between the table and
+/// the poll in progress, so that no borrow of the table is held while a
+/// task runs.
 struct Task {
-    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    future: RefCell<Pin<Box<dyn Future<Output = ()>>>>,
     waker: Waker,
 }
 
@@ -64,15 +62,18 @@ pub(super) struct Core {
     pub(super) timers: RefCell<Timers>,
     /// Tasks by number. Numbers are never reused, so a waker that
     /// outlives its task finds nothing, rather than another task.
-    tasks: RefCell<HashMap<usize, Task>>,
+    tasks: RefCell<HashMap<usize, Rc<Task>>>,
     last_id: Cell<usize>,
     ready: Ready,
-    /// Who waits for the last task to finish ([`all_tasks_done`]).
-    all_done: RefCell<Option<Waker>>,
 }
 
 thread_local! {
     static CORE: RefCell<Option<Core>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's reactor.
+pub(super) fn with_reactor<R>(f: impl FnOnce(&mut Reactor) -> R) -> R {
+    with_core(|core| f(&mut core.reactor.borrow_mut()))
 }
 
 /// Runs `f` on this thread's runtime.
@@ -97,10 +98,8 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) {
         let ready = core.ready.clone();
         let waker = Waker::from(Arc::new(TaskWaker { id, ready }));
         waker.wake_by_ref(); // ready to run its first step
-        let task = Task {
-            future: Some(Box::pin(future)),
-            waker,
-        };
+        let future = RefCell::new(Box::pin(future));
+        let task = Rc::new(Task { future, waker });
         core.tasks.borrow_mut().insert(id, task);
     });
 }
@@ -115,23 +114,21 @@ pub fn live_tasks() -> usize {
 /// polls again and looks.
 pub fn wake_all() {
     with_core(|core| {
-        core.tasks
-            .borrow()
-            .values()
-            .for_each(|t| t.waker.wake_by_ref());
+        for task in core.tasks.borrow().values() {
+            task.waker.wake_by_ref();
+        }
     });
 }
 
-/// Returns once no spawned task is left.
+/// Returns once no spawned task is left. Only `block_on`'s own future
+/// waits for it: the last task to finish wakes that one.
 pub async fn all_tasks_done() {
-    poll_fn(|cx| {
-        with_core(|core| {
-            if core.tasks.borrow().is_empty() {
-                return Poll::Ready(());
-            }
-            *core.all_done.borrow_mut() = Some(cx.waker().clone());
+    poll_fn(|_| {
+        if live_tasks() == 0 {
+            Poll::Ready(())
+        } else {
             Poll::Pending
-        })
+        }
     })
     .await;
 }
@@ -144,22 +141,20 @@ pub async fn all_tasks_done() {
 ///
 /// When the poller cannot be created or waited on.
 pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
-    let ready = Ready::new(Mutex::new(BTreeSet::from([MAIN])));
+    let ready = Arc::new(Mutex::new(BTreeSet::from([MAIN])));
     let core = Core {
         reactor: RefCell::new(Reactor::new()?),
         timers: RefCell::default(),
         tasks: RefCell::default(),
         last_id: Cell::new(MAIN),
         ready: ready.clone(),
-        all_done: RefCell::default(),
     };
     CORE.with(|slot| *slot.borrow_mut() = Some(core));
     let waker = Waker::from(Arc::new(TaskWaker { id: MAIN, ready }));
     let result = run(pin!(future), &mut Context::from_waker(&waker));
     // Dropping the tasks drops their sockets and timers, which reach for
     // the reactor: the core must still be in place.
-    let tasks = with_core(|core| core.tasks.take());
-    drop(tasks);
+    drop(with_core(|core| core.tasks.take()));
     CORE.with(|slot| slot.borrow_mut().take());
     result
 }
@@ -182,11 +177,10 @@ fn run<F: Future>(
             }
         }
         with_core(|core| {
-            let timeout = if core.ready_queue().is_empty() {
-                core.timers.borrow().time_left(Instant::now())
-            } else {
-                Some(Duration::ZERO)
-            };
+            let mut timeout = core.timers.borrow().time_left(Instant::now());
+            if !core.ready_queue().is_empty() {
+                timeout = Some(Duration::ZERO); // no sleep: work is waiting
+            }
             core.reactor.borrow_mut().wait(timeout)?;
             core.timers.borrow_mut().fire(Instant::now());
             Ok::<_, io::Error>(())
@@ -199,28 +193,24 @@ fn run<F: Future>(
 /// Polls task `id` once; a finished task is dropped.
 fn poll_task(id: usize) {
     // A task that finished since it was woken is not there any more.
-    let Some((mut future, waker)) = with_core(|core| {
-        let mut tasks = core.tasks.borrow_mut();
-        let task = tasks.get_mut(&id)?;
-        Some((task.future.take()?, task.waker.clone()))
-    }) else {
+    let Some(task) = with_core(|core| core.tasks.borrow().get(&id).cloned())
+    else {
         return;
     };
-    // Polled with no borrow held: the task may spawn, sleep or do I/O.
-    let done = future.as_mut().poll(&mut Context::from_waker(&waker));
+    // The task may spawn, sleep or do I/O meanwhile: all of these reach
+    // for the core.
+    let mut cx = Context::from_waker(&task.waker);
+    if task.future.borrow_mut().as_mut().poll(&mut cx).is_pending() {
+        return;
+    }
+    // Out of the table. The future itself is dropped with `task`, at the
+    // end, with no borrow held: dropping its sockets and timers reaches
+    // for the core too.
     with_core(|core| {
         let mut tasks = core.tasks.borrow_mut();
-        if done.is_pending() {
-            if let Some(task) = tasks.get_mut(&id) {
-                task.future = Some(future);
-            }
-            return;
-        }
         tasks.remove(&id);
         if tasks.is_empty() {
-            if let Some(waker) = core.all_done.take() {
-                waker.wake();
-            }
+            core.ready_queue().insert(MAIN); // see `all_tasks_done`
         }
     });
 }

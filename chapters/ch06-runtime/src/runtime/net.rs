@@ -8,7 +8,7 @@ use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 
-use super::executor::with_core;
+use super::executor::with_reactor;
 use super::reactor::Direction;
 
 // ANCHOR: registration
@@ -30,8 +30,7 @@ impl<T: AsFd + 'static> Registration<T> {
     /// When epoll refuses it (out of memory, or of epoll watches).
     pub fn new(io: T) -> io::Result<Registration<T>> {
         let io = Rc::new(io);
-        let fd = io.clone();
-        let token = with_core(|core| core.reactor.borrow_mut().register(fd))?;
+        let token = with_reactor(|reactor| reactor.register(io.clone()))?;
         Ok(Registration { token, io })
     }
 
@@ -51,13 +50,8 @@ impl<T: AsFd + 'static> Registration<T> {
     }
 
     async fn ready(&self, direction: Direction) -> io::Result<()> {
-        poll_fn(|cx| {
-            with_core(|core| {
-                let mut reactor = core.reactor.borrow_mut();
-                reactor.poll_ready(self.token, direction, cx)
-            })
-        })
-        .await
+        let token = self.token;
+        poll_fn(|cx| with_reactor(|r| r.poll_ready(token, direction, cx))).await
     }
 
     /// Runs `op`, a non-blocking read-side call, until it does not say
@@ -93,9 +87,7 @@ impl<T: AsFd + 'static> Registration<T> {
     }
 
     fn clear_ready(&self, direction: Direction) {
-        with_core(|core| {
-            core.reactor.borrow_mut().clear_ready(self.token, direction);
-        });
+        with_reactor(|reactor| reactor.clear_ready(self.token, direction));
     }
 }
 
@@ -103,7 +95,7 @@ impl<T> Drop for Registration<T> {
     fn drop(&mut self) {
         // Runs before `io` drops: the reactor lets go of the descriptor
         // before it closes.
-        with_core(|core| core.reactor.borrow_mut().deregister(self.token));
+        with_reactor(|reactor| reactor.deregister(self.token));
     }
 }
 // ANCHOR_END: registration

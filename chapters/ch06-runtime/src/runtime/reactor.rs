@@ -20,7 +20,8 @@ use protocol::PollerKind;
 /// Events taken per wait, as in chapter 4.
 const EVENTS_PER_WAIT: usize = 1024;
 
-/// What a task waits for: the index of its waker in [`Source::waiting`].
+/// What a task waits for: the index of its flag in [`Source::ready`] and
+/// of its waker in [`Source::waiting`].
 #[derive(Clone, Copy)]
 pub(super) enum Direction {
     Read,
@@ -35,11 +36,11 @@ struct Source {
     fd: Rc<dyn AsFd>,
     /// What epoll watches it for now.
     armed: Interest,
-    /// What it may be ready for without waiting: presumed at first, then
-    /// set by epoll's reports and cleared when a call finds `WouldBlock`.
-    ready: Interest,
-    /// Reset or hung up: reported whatever it was armed for.
-    failed: bool,
+    /// By [`Direction`]: may be ready to read, to write (presumed at
+    /// first, then set by epoll's reports and cleared when a call finds
+    /// `WouldBlock`), and failed (reset or hung up: epoll reports that
+    /// whatever it watches for).
+    ready: [bool; 3],
     /// The tasks waiting, by [`Direction`]: reader, writer, watcher.
     waiting: [Option<Waker>; 3],
 }
@@ -75,11 +76,7 @@ impl Reactor {
         let source = Source {
             fd,
             armed: Interest::READ,
-            ready: Interest {
-                read: true,
-                write: true,
-            },
-            failed: false,
+            ready: [true, true, false],
             waiting: Default::default(),
         };
         self.sources.insert(token, source);
@@ -103,27 +100,10 @@ impl Reactor {
         direction: Direction,
         cx: &Context<'_>,
     ) -> Poll<io::Result<()>> {
+        // An I/O object's token stays registered until the object drops.
         let source = self.sources.get_mut(&token).expect("registered");
-        let armed = source.armed;
-        let (ready, want) = match direction {
-            Direction::Read => (
-                source.ready.read,
-                Interest {
-                    read: true,
-                    ..armed
-                },
-            ),
-            Direction::Write => (
-                source.ready.write,
-                Interest {
-                    write: true,
-                    ..armed
-                },
-            ),
-            // Epoll reports failures whatever it watches for.
-            Direction::Failure => (false, armed),
-        };
-        if ready || source.failed {
+        let failed = source.ready[Direction::Failure as usize];
+        if source.ready[direction as usize] || failed {
             return Poll::Ready(Ok(()));
         }
         // Clones the waker only if the one kept wakes another task.
@@ -131,7 +111,13 @@ impl Reactor {
         waiting
             .get_or_insert_with(|| cx.waker().clone())
             .clone_from(cx.waker());
-        if want != armed {
+        let mut want = source.armed;
+        match direction {
+            Direction::Read => want.read = true,
+            Direction::Write => want.write = true,
+            Direction::Failure => {} // reported whatever is armed
+        }
+        if want != source.armed {
             self.poller.modify(&*source.fd, token as Token, want)?;
             source.armed = want;
         }
@@ -142,13 +128,9 @@ impl Reactor {
     /// A call found `WouldBlock` (or a read came back short): the next
     /// one in that direction waits for epoll.
     pub(super) fn clear_ready(&mut self, token: usize, direction: Direction) {
-        let ready =
-            &mut self.sources.get_mut(&token).expect("registered").ready;
-        match direction {
-            Direction::Read => ready.read = false,
-            Direction::Write => ready.write = false,
-            Direction::Failure => {} // never presumed
-        }
+        // An I/O object's token stays registered until the object drops.
+        let source = self.sources.get_mut(&token).expect("registered");
+        source.ready[direction as usize] = false;
     }
 
     // ANCHOR: wait
@@ -164,10 +146,11 @@ impl Reactor {
             let [reader, writer, watcher] = &mut source.waiting;
             let (reader, writer) = (reader.take(), writer.take());
             let watcher = watcher.take_if(|_| event.failed);
-            source.ready.read |= event.readable;
+            let [readable, writable, failed] = &mut source.ready;
+            *readable |= event.readable;
             // Epoll does not say which way: a woken writer tries again.
-            source.ready.write |= writer.is_some();
-            source.failed |= event.failed;
+            *writable |= writer.is_some();
+            *failed |= event.failed;
             // Epoll is level-triggered: what nobody waits for would be
             // reported at every wait, a busy loop (a client that sends
             // while its task sleeps on the work). Stop watching for it;

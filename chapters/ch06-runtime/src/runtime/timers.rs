@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::mem::replace;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -33,14 +34,12 @@ impl Timers {
         Some(at.saturating_duration_since(now))
     }
 
-    /// Wakes the owner of every deadline that has passed.
+    /// Wakes the owner of every deadline that has passed: the table is
+    /// cut at `now`, and the part before is due.
     pub(super) fn fire(&mut self, now: Instant) {
-        while let Some(entry) = self.pending.first_entry() {
-            if entry.key().0 > now {
-                return;
-            }
-            entry.remove().wake();
-        }
+        let later = self.pending.split_off(&(now, u64::MAX));
+        let due = replace(&mut self.pending, later);
+        due.into_values().for_each(Waker::wake);
     }
 }
 
