@@ -193,12 +193,10 @@ fn run<F: Future>(
 /// Polls task `id` once; a finished task is dropped.
 fn poll_task(id: usize) {
     // A task that finished since it was woken is not there any more.
-    let Some(task) = with_core(|core| core.tasks.borrow().get(&id).cloned())
-    else {
-        return;
-    };
-    // The task may spawn, sleep or do I/O meanwhile: all of these reach
-    // for the core.
+    let task = with_core(|core| core.tasks.borrow().get(&id).cloned());
+    let Some(task) = task else { return };
+    // No borrow of the table is held while it runs: it may spawn, sleep
+    // or do I/O, and all of these reach for the core.
     let mut cx = Context::from_waker(&task.waker);
     if task.future.borrow_mut().as_mut().poll(&mut cx).is_pending() {
         return;

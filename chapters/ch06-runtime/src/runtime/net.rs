@@ -2,7 +2,7 @@
 //! reactor, with `async` methods that try the system call and, when the
 //! kernel says `WouldBlock`, wait for the reactor and try again.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
@@ -11,10 +11,14 @@ use std::rc::Rc;
 use super::executor::with_reactor;
 use super::reactor::Direction;
 
+/// What waiting for the reactor ends with: ready, or epoll could not be
+/// told to watch.
+type Waited = io::Result<()>;
+
 // ANCHOR: registration
-/// `io`, a descriptor or what owns one, registered with the reactor:
-/// [`TcpListener`] and [`TcpStream`] are this, around std's sockets.
-/// Dropping it leaves the reactor, and then closes the descriptor.
+/// A descriptor (or what owns one, such as a socket) registered with the
+/// reactor: [`TcpListener`] and [`TcpStream`] are registrations of std's
+/// sockets. Dropping it leaves the reactor, then closes the descriptor.
 #[derive(Debug)]
 pub struct Registration<T> {
     token: usize,
@@ -49,9 +53,13 @@ impl<T: AsFd + 'static> Registration<T> {
         let _ = self.ready(Direction::Failure).await;
     }
 
-    async fn ready(&self, direction: Direction) -> io::Result<()> {
+    /// Not an `async fn`, which would keep `self` and `direction` beside
+    /// the future it awaits, in every task that waits.
+    fn ready(&self, direction: Direction) -> impl Future<Output = Waited> {
         let token = self.token;
-        poll_fn(|cx| with_reactor(|r| r.poll_ready(token, direction, cx))).await
+        poll_fn(move |cx| {
+            with_reactor(|reactor| reactor.poll_ready(token, direction, cx))
+        })
     }
 
     /// Runs `op`, a non-blocking read-side call, until it does not say
@@ -67,6 +75,7 @@ impl<T: AsFd + 'static> Registration<T> {
         self.io_with(Direction::Read, op).await
     }
 
+    /// [`Registration::read_with`], for either direction.
     async fn io_with<U>(
         &self,
         direction: Direction,
@@ -75,8 +84,9 @@ impl<T: AsFd + 'static> Registration<T> {
         loop {
             self.ready(direction).await?;
             match op() {
-                // Epoll's report is older than the call that emptied (or
-                // filled) the socket: wait for the next one.
+                // Readiness was presumed, or epoll's report is older than
+                // the call that emptied (or filled) the socket: wait for
+                // the next report.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.clear_ready(direction);
                 }
