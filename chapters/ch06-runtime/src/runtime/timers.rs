@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::mem::replace;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -34,12 +33,13 @@ impl Timers {
         Some(at.saturating_duration_since(now))
     }
 
-    /// Wakes the owner of every deadline that has passed: the table is
-    /// cut at `now`, and the part before is due.
+    /// Wakes the owner of every deadline that has passed, earliest first.
     pub(super) fn fire(&mut self, now: Instant) {
-        let later = self.pending.split_off(&(now, u64::MAX));
-        let due = replace(&mut self.pending, later);
-        due.into_values().for_each(Waker::wake);
+        while let Some(due) =
+            self.pending.first_entry().filter(|e| e.key().0 <= now)
+        {
+            due.remove().wake();
+        }
     }
 }
 
