@@ -145,6 +145,8 @@ impl Reactor {
             };
             let [reader, writer, watcher] = &mut source.waiting;
             let (reader, writer) = (reader.take(), writer.take());
+            // The watcher waits for a failure only: any other report
+            // leaves its waker in place.
             let watcher = watcher.take_if(|_| event.failed);
             let [readable, writable, failed] = &mut source.ready;
             *readable |= event.readable;

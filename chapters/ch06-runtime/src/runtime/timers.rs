@@ -76,7 +76,8 @@ impl Future for Sleep {
         with_core(|core| {
             let mut timers = core.timers.borrow_mut();
             // Our entry, still pending (perhaps for an earlier time, see
-            // `reset`): make sure it wakes this poll's task.
+            // `reset`): make sure it wakes this poll's task (`clone_from`
+            // clones only if the waker kept wakes another).
             if let Some(waker) =
                 this.key.and_then(|k| timers.pending.get_mut(&k))
             {
