@@ -73,6 +73,8 @@ pub fn serve(
     let loops = config.loops();
     let shares = balance::shares(listener, config.balance, loops)?;
     event!("{loops} loops, --balance {}", balance_name(config.balance));
+    // Each loop keeps its share of the buffer budget: see `loop_config`.
+    let config = &loop_config(config, loops);
     thread::scope(|scope| spawn_loops(scope, shares, &shutdown, config))?;
     event!("shut down");
     Ok(())
@@ -150,6 +152,32 @@ fn run_loop(
 }
 // ANCHOR_END: run_loop
 
+// ANCHOR: loop_config
+/// The flags each of `loops` loops runs with: the same, but for the
+/// buffer budget (`--max-buffered-bytes`), which is the whole server's.
+/// Each loop keeps an equal share, so the loops together stay within it
+/// without a word between them: a loop evicts only its own connections,
+/// never waits for another, and takes no lock. A share is never less
+/// than one whole message (`--max-message-bytes`), or a loop could not
+/// receive one; so with a budget under a message per loop, the loops
+/// together may hold up to a message per loop.
+///
+/// The price of sharing nothing: a loop may evict while another has room
+/// to spare. A ledger shared by the loops (`protocol::budget`'s
+/// `SharedBudget`) would evict the largest holders server-wide, at the
+/// price of a lock on every read and a wake-up for the loop that holds
+/// the evicted connection.
+fn loop_config(config: &Config, loops: u32) -> Config {
+    let loops = usize::try_from(loops).unwrap_or(usize::MAX).max(1);
+    let share =
+        (config.max_buffered_bytes / loops).max(config.max_message_bytes);
+    Config {
+        max_buffered_bytes: share,
+        ..config.clone()
+    }
+}
+// ANCHOR_END: loop_config
+
 /// `--balance`'s value as the reader typed it.
 fn balance_name(balance: Balance) -> &'static str {
     match balance {
@@ -181,4 +209,25 @@ pub fn counts_line(counts: &AcceptCounts) -> String {
         counts.accept_calls,
         counts.accepted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four loops share a 1 MB budget equally; a budget under a message
+    /// per loop still lets each loop take one whole message; one loop
+    /// keeps the whole budget.
+    #[test]
+    fn each_loop_keeps_a_share_of_the_budget() {
+        let config = Config {
+            max_buffered_bytes: 1_000_000,
+            max_message_bytes: 65_536,
+            ..Config::default()
+        };
+        assert_eq!(loop_config(&config, 4).max_buffered_bytes, 250_000);
+        assert_eq!(loop_config(&config, 1).max_buffered_bytes, 1_000_000);
+        assert_eq!(loop_config(&config, 64).max_buffered_bytes, 65_536);
+        assert_eq!(loop_config(&config, 4).work_ms, config.work_ms);
+    }
 }
