@@ -549,37 +549,6 @@ impl Connection {
         cx.timers.schedule(at, self.token, TimerKind::Idle);
     }
 
-    /// Starts or stops the message clock and puts its deadline in the
-    /// timer heap. The clock runs while the connection holds bytes of an
-    /// unfinished message and no message before it waits for its work:
-    /// time spent working is not the client's (see [`MessageClock`]).
-    fn arm_message_check(&mut self, cx: &mut Context<'_>) {
-        let waiting = self.phase == Phase::Open
-            && self.queued == 0
-            && self.decoder.pending_bytes() > 0;
-        let before = self.clock.deadline();
-        self.clock.track(waiting, cx.now);
-        let deadline = self.clock.deadline();
-        // A new clock, a new check; one no longer wanted stays in the
-        // heap, and `awaits` ignores it.
-        if let Some(at) = deadline.filter(|_| deadline != before) {
-            cx.timers.schedule(at, self.token, TimerKind::Message);
-        }
-    }
-
-    /// The message deadline came: read what the socket holds first (it may
-    /// finish the message, after a SIGSTOP say, as in `check_idle`), then
-    /// judge. The complete messages before it are still worked on and
-    /// acked, then `err message timeout`.
-    fn check_message(&mut self, cx: &mut Context<'_>) {
-        if self.phase == Phase::Open && self.wants_read() {
-            self.on_readable(cx);
-        }
-        if self.phase == Phase::Open && self.clock.expired(cx.now) {
-            self.drain(Ending::MessageTimeout, TIMEOUT_REPLY);
-        }
-    }
-
     fn check_idle(&mut self, cx: &mut Context<'_>) {
         let Some(limit) = cx.idle else { return };
         let waiting_for_client = self.queued == 0;
@@ -614,6 +583,39 @@ impl Connection {
         }
     }
     // ANCHOR_END: idle
+
+    // ANCHOR: message_deadline
+    /// Starts or stops the message clock and puts its deadline in the
+    /// timer heap. The clock runs while the connection holds bytes of an
+    /// unfinished message and no message before it waits for its work:
+    /// time spent working is not the client's (see [`MessageClock`]).
+    fn arm_message_check(&mut self, cx: &mut Context<'_>) {
+        let waiting = self.phase == Phase::Open
+            && self.queued == 0
+            && self.decoder.pending_bytes() > 0;
+        let before = self.clock.deadline();
+        self.clock.track(waiting, cx.now);
+        let deadline = self.clock.deadline();
+        // A new clock, a new check; one no longer wanted stays in the
+        // heap, and `awaits` ignores it.
+        if let Some(at) = deadline.filter(|_| deadline != before) {
+            cx.timers.schedule(at, self.token, TimerKind::Message);
+        }
+    }
+
+    /// The message deadline came: read what the socket holds first (it may
+    /// finish the message, after a SIGSTOP say, as in `check_idle`), then
+    /// judge. The complete messages before it are still worked on and
+    /// acked, then `err message timeout`.
+    fn check_message(&mut self, cx: &mut Context<'_>) {
+        if self.phase == Phase::Open && self.wants_read() {
+            self.on_readable(cx);
+        }
+        if self.phase == Phase::Open && self.clock.expired(cx.now) {
+            self.drain(Ending::MessageTimeout, TIMEOUT_REPLY);
+        }
+    }
+    // ANCHOR_END: message_deadline
 
     // ANCHOR: closing
     /// Stops reading: the messages read so far are worked on and acked
