@@ -145,6 +145,8 @@ macro_rules! __every_model_checks {
         message_timeout_zero_disables,
         /// --max-buffered-bytes is taken, down to --max-message-bytes.
         buffer_budget_flag,
+        /// Stopped past the message deadline: the rest is read, then acked.
+        stopped_process_finishes_message,
         /// SIGTERM mid-work: the ack arrives, exit 0 within work-ms + 1 s.
         sigterm_drains,
         /// SIGINT mid-work: the ack arrives, exit 0 within work-ms + 1 s.
