@@ -43,10 +43,6 @@ use tokio::time::{sleep, timeout};
 pub const ABOUT: &str =
     "Chapter 5: the production reference, on tokio (one thread, many tasks)";
 
-/// The reply to a client whose work cannot start: no thread for it (the
-/// same words as for a client evicted over the buffer budget).
-const BUSY: &[u8] = BUSY_REPLY;
-
 /// Bytes read from a socket at a time. Each task owns one such buffer,
 /// which is most of what an idle connection costs in user space.
 const READ_BUFFER: usize = 4096;
@@ -256,7 +252,7 @@ async fn session(
                         Some(Ok(())) => {}
                         Some(Err(e)) => {
                             warn!("busy: no thread for {peer}'s work: {e}");
-                            close_gracefully(stream, BUSY).await;
+                            close_gracefully(stream, BUSY_REPLY).await;
                             return Ending::Busy(e);
                         }
                         None => {

@@ -251,6 +251,21 @@ impl Account {
             notice: &self.notice,
         }
     }
+
+    /// Asks for `waker` to be woken when this account is evicted, in
+    /// place of any waker given before (or stored by [`evicted`]). For a
+    /// connection that is not a task: an event loop on another thread can
+    /// pass a waker made from an `Arc<impl std::task::Wake>` that notes
+    /// the connection and writes the loop's eventfd. If the account is
+    /// evicted already, `waker` is woken at once.
+    ///
+    /// [`evicted`]: Account::evicted
+    pub fn wake_on_eviction(&self, waker: &Waker) {
+        self.notice.register(waker);
+        if self.is_evicted() {
+            waker.wake_by_ref();
+        }
+    }
 }
 
 impl Drop for Account {
@@ -262,6 +277,17 @@ impl Drop for Account {
 }
 
 impl Notice {
+    /// Keeps `waker` for [`Notice::evict`] (a clone, unless the one kept
+    /// already wakes the same task).
+    fn register(&self, waker: &Waker) {
+        let mut kept =
+            self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*kept {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *kept = Some(waker.clone()),
+        }
+    }
+
     fn evict(&self) {
         self.evicted.store(true, Ordering::Release);
         let waker = self
@@ -289,10 +315,7 @@ impl Future for Evicted<'_> {
         if notice.evicted.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        let mut waker =
-            notice.waker.lock().unwrap_or_else(PoisonError::into_inner);
-        *waker = Some(cx.waker().clone());
-        drop(waker);
+        notice.register(cx.waker());
         // Evicted between the first look and storing the waker: `evict`
         // may have found no waker to wake, so look again.
         if notice.evicted.load(Ordering::Acquire) {
@@ -308,7 +331,26 @@ impl Future for Evicted<'_> {
 mod tests {
     use super::*;
 
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
     use proptest::prelude::*;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A waker, and the count of its wakes.
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        (count, waker)
+    }
 
     /// Over the budget, the largest holders go first, just enough of
     /// them for the rest to fit; small holders stay.
@@ -368,17 +410,7 @@ mod tests {
     /// waking the task that awaits it.
     #[test]
     fn eviction_wakes_the_waiting_task() {
-        use std::sync::atomic::AtomicUsize;
-        use std::task::Wake;
-
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(Arc::clone(&count));
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
 
         let budget = SharedBudget::new(10);
@@ -390,6 +422,20 @@ mod tests {
         assert!(!other.hold(5)); // 13: the victim, at 8, goes
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(evicted.as_mut().poll(&mut cx), Poll::Ready(()));
+    }
+
+    /// A connection that is not a task registers a waker of its own,
+    /// and is woken once when evicted (at once, if it already was).
+    #[test]
+    fn a_registered_waker_is_woken() {
+        let (count, waker) = counting_waker();
+        let budget = SharedBudget::new(10);
+        let victim = budget.open();
+        victim.wake_on_eviction(&waker);
+        assert!(victim.hold(11));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        victim.wake_on_eviction(&waker);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
 
     proptest! {
