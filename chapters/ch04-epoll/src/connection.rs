@@ -780,6 +780,31 @@ mod tests {
         assert!(got.chunks(ACK.len()).all(|chunk| chunk == ACK));
     }
 
+    /// An evicted connection gets the acks whose work is done, not those
+    /// of messages waiting for work or in it, then `err server busy`; its
+    /// unfinished message is given back at once.
+    #[test]
+    fn eviction_sends_owed_acks_then_busy() {
+        let (server, mut client) = connected();
+        with_connection(server, |connection, cx| {
+            connection.take_input(b"a\x03b\x03c\x03unfinish", cx.now);
+            assert_eq!(connection.held(), 8);
+            // One message's work is done; two wait, one of them "in work".
+            connection.ack();
+            connection.work_due = Some(cx.now + Duration::from_secs(60));
+            connection.evict(8, cx);
+            assert_eq!(connection.held(), 0);
+            assert_eq!(connection.decoder.buffered_capacity(), 0);
+            assert!(matches!(
+                connection.ending,
+                Some(Ending::Evicted { held: 8 })
+            ));
+        });
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("read");
+        assert_eq!(got, b"ackerr server busy");
+    }
+
     /// Memory per idle connection stays small: no buffer of its own.
     #[test]
     fn a_connection_is_small() {
