@@ -27,7 +27,7 @@ use super::{hold_idle, Bench};
 use crate::models::{self, Model};
 
 /// The models compared, in the table's order.
-const MODELS: [&str; 3] = ["ch04-poll", "ch04-epoll", "ch05-tokio"];
+const MODELS: [&str; 2] = ["ch04-poll", "ch04-epoll"];
 
 /// Descriptors kept free beside the idle connections, in this process
 /// and in the server: the listener, the driver's socket and poller, the
