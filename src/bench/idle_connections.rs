@@ -1,7 +1,7 @@
 //! The idle-connections experiment, chapter 4's case for epoll: one
 //! active closed-loop client beside N idle connections, N = 0, 100,
-//! 1,000 and 10,000, against chapter 4's loop on poll(2) and on epoll
-//! (and tokio, for reference). The idle connections send nothing, so the
+//! 1,000 and 10,000, against chapter 4's loop on poll(2) and on epoll.
+//! The idle connections send nothing, so the
 //! server's work per message is the same at every N - except how it asks
 //! for readiness. Under poll every wait hands the kernel all N + 1
 //! descriptors and scans them back, so the server's CPU per message grows

@@ -546,6 +546,28 @@ pub fn md(rows: &[Row], limits: &Limits) -> String {
     out
 }
 
+/// The server's side alone, for the chapters that compare memory per
+/// idle connection: the connections at the limit, each acked once and
+/// then quiet.
+pub fn idle_md(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| model | idle connections | RSS before | RSS after | bytes per \
+         connection |\n| --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} MiB | {:.1} MiB | {:.0} |",
+            r.model,
+            thousands(r.held as u64),
+            r.rss_before_kib as f64 / 1024.0,
+            r.rss_after_kib as f64 / 1024.0,
+            r.user_bytes_per_connection
+        );
+    }
+    out
+}
+
 /// The goal lines: every event loop holds its connections with every
 /// ack, and chapter 4 keeps under [`EPOLL_BYTES_GOAL`] per connection.
 pub fn goals(rows: &[Row], out: &mut String) {

@@ -4,22 +4,26 @@
 //! re-executed as `server-models serve <chapter> ...`, as the tour does -
 //! and is driven by the [`driver`] (many connections from one thread, on
 //! epoll). Which models run, and how, comes from the registry
-//! (`crate::models`). Three scenarios, as in the book's "Measuring the
+//! (`crate::models`). The server runs on one CPU and the driver on
+//! another ([`pin`]). Three scenarios, as in the book's "Measuring the
 //! models" chapter:
 //!
 //! 1. **Sessions with sleep work**: the seed's experiment scaled. `C`
-//!    clients, 5 messages each, 100 ms of sleep per message: wall time
-//!    and observed parallelism (`C x 5 x 100 ms / wall time`).
+//!    clients, 2 messages each, 50 ms of sleep per message: wall time
+//!    and observed parallelism (`C x 2 x 50 ms / wall time`).
 //! 2. **Sessions with spin work**: the same, burning CPU.
-//! 3. **Zero work, closed loop** at 1 to 1,000 connections (10,000 for the
-//!    event loops; each model's `max_connections`): messages/s, latency, server CPU per message
-//!    and memory (from `/proc`), and the client's own CPU.
+//! 3. **Zero work, closed loop** at 1 to 1,000 connections (10,000 for
+//!    the event loops; each model's `max_connections`): messages/s,
+//!    latency, server CPU, system calls and context switches per message,
+//!    memory (from `/proc` and `strace -c -f`), and the client's own CPU.
 //!
-//! Plus the [`per_connection`] scenario: chapter 3's thread per
+//! Plus the goal rounds: the event loops in turn, five rounds at each
+//! goal's connection count, compared by median and range; the driver
+//! against a minimal tokio load generator, in rounds too; the [`limit`]
+//! scenario: every event loop holding connections up to the open-file
+//! limit; the [`per_connection`] scenario: chapter 3's thread per
 //! connection against its pool, up to 10,000 connections and at their
-//! limits. Plus two checks: the user-space memory per idle connection of the
-//! event loops, and the driver against a minimal tokio load generator;
-//! the [`slow_clients`] scenario: one ordinary client behind K
+//! limits; the [`slow_clients`] scenario: one ordinary client behind K
 //! connections that send nothing and K that send half a message; and the
 //! [`idle_connections`] scenario: chapter 4's poll against its epoll, one
 //! active client beside 0 to 10,000 idle connections.
@@ -103,16 +107,19 @@ pub enum Scenario {
     Spin,
     /// Scenario 3: zero work, closed loop.
     Zero,
-    /// Every event loop at the open-file limit: memory per connection.
+    /// Every event loop at the open-file limit: memory per connection
+    /// (`idle` is its old name, from when it held 10,000).
+    #[value(alias = "idle")]
     Limit,
     /// The driver against a minimal tokio load generator.
     Check,
-    /// Chapter 4 against tokio, alternating rounds, for the goal.
+    /// The event loops against each other, alternating rounds, for the
+    /// goals.
     Goal,
     /// One ordinary client behind K silent and K half-message ones.
     SlowClients,
     /// Server CPU per message for one active client beside 0 to 10,000
-    /// idle connections: poll against epoll (and tokio).
+    /// idle connections: poll against epoll.
     IdleConnections,
     /// A thread per connection against the pool, and at their limits.
     PerConnection,
@@ -146,8 +153,11 @@ pub struct Plan {
     pub work: Duration,
     /// Messages per client in scenarios 1 and 2.
     pub messages: u32,
-    /// Client counts in scenarios 1 and 2.
+    /// Client counts in scenario 1.
     pub clients: Vec<usize>,
+    /// Client counts in scenario 2: fewer, since a model that spins one
+    /// message at a time takes `clients x messages x work` of CPU.
+    pub spin_clients: Vec<usize>,
     /// Connection counts in scenario 3 (capped per model).
     pub connections: Vec<usize>,
     /// Messages per session in scenario 3, before reconnecting.
@@ -165,8 +175,8 @@ pub struct Plan {
     pub limit_connections: usize,
     /// Connections for the driver-versus-tokio check.
     pub check_connections: usize,
-    /// Connections at which chapter 4 and tokio are compared for the
-    /// goal, in alternating rounds.
+    /// Connections at which the event loops are compared for the goals,
+    /// in alternating rounds.
     pub goal_connections: Vec<usize>,
     /// Rounds of the goal comparisons and of the client check, the
     /// models taking turns; the median counts, and a difference counts
@@ -199,6 +209,7 @@ impl Plan {
             work: Duration::from_millis(50),
             messages: 2,
             clients: vec![1, 2, 5, 10, 20, 50],
+            spin_clients: vec![1, 2, 5, 10, 20],
             connections: vec![1, 10, 100, 1000, 10_000],
             session_messages: 100,
             // With the server and the driver pinned, a 1-second window
@@ -232,6 +243,7 @@ impl Plan {
             work: Duration::from_millis(20),
             messages: 2,
             clients: vec![1, 4],
+            spin_clients: vec![1, 4],
             connections: vec![1, 10],
             session_messages: 20,
             warmup: Duration::from_millis(100),
@@ -257,6 +269,11 @@ impl Plan {
         } else {
             Plan::full()
         }
+    }
+
+    /// The points of scenarios 1 and 2, per model.
+    fn session_points(&self) -> usize {
+        self.clients.len() + self.spin_clients.len()
     }
 
     fn connections_for(&self, model: &Model) -> Vec<usize> {
@@ -379,7 +396,7 @@ impl<'o> Bench<'o> {
         let program = std::env::current_exe()?;
         let sweeps: usize = chosen
             .iter()
-            .map(|m| 1 + 2 * plan.clients.len() + plan.connections_for(m).len())
+            .map(|m| 1 + plan.session_points() + plan.connections_for(m).len())
             .sum();
         let limit = if options.wants(Scenario::Limit) {
             limit::steps(chosen)
@@ -435,19 +452,20 @@ impl<'o> Bench<'o> {
                 self.bar.println(line);
             }
             report.unavailable.push((model.label, why));
-            self.bar.inc(1 + 2 * plan.clients.len() as u64);
+            self.bar.inc(1 + plan.session_points() as u64);
             self.bar.inc(plan.connections_for(model).len() as u64);
             return;
         }
         self.bar.inc(1);
-        for (kind, scenario) in
-            [("sleep", Scenario::Sleep), ("spin", Scenario::Spin)]
-        {
+        for (kind, scenario, counts) in [
+            ("sleep", Scenario::Sleep, &plan.clients),
+            ("spin", Scenario::Spin, &plan.spin_clients),
+        ] {
             if !self.options.wants(scenario) {
-                self.bar.inc(plan.clients.len() as u64);
+                self.bar.inc(counts.len() as u64);
                 continue;
             }
-            for &clients in &plan.clients {
+            for &clients in counts {
                 self.step(format!(
                     "{}: {clients} clients, {kind} work",
                     model.name

@@ -337,6 +337,7 @@ impl Report {
             put("connection-limit.csv", limit::csv(&self.limit))?;
             let md = limit::md(&self.limit, &limit::Limits::read());
             put("connection-limit.md", md)?;
+            put("idle-memory.md", limit::idle_md(&self.limit))?;
         }
         if ran(&[Check]) {
             put("client-check.csv", self.check_csv())?;
