@@ -241,10 +241,6 @@ fn measure(bench: &Bench<'_>, model: &Model, target: usize) -> Row {
             return row;
         }
     };
-    let SocketAddr::V4(addr) = server.addr() else {
-        row.status = Status::Failed("the server is not on IPv4".into());
-        return row;
-    };
     // One session first, so that lazily allocated state (the runtime,
     // buffers that are reused) is in the baseline, not in the
     // per-connection figure.
@@ -252,50 +248,14 @@ fn measure(bench: &Bench<'_>, model: &Model, target: usize) -> Row {
     thread::sleep(Duration::from_millis(200));
     let before = server.usage();
     let kernel_before = (tcp_memory_pages(), slab_kib());
-
-    let started = Instant::now();
-    let mut sources = Sources::new(Limits::read().ports / 2);
-    let mut conns = Vec::with_capacity(target);
-    while conns.len() < target {
-        match sources.connect(addr) {
-            Ok(conn) => conns.push(conn),
-            Err(e) => {
-                row.status = Status::Failed(format!(
-                    "connect after {} connections: {e}",
-                    conns.len()
-                ));
-                break;
-            }
-        }
-    }
-    row.connect_time = started.elapsed();
-    row.sources = sources.used();
-
-    // Every message out first, then every ack: the server sees thousands
-    // of ready sockets at once, as at the limit it would.
-    let started = Instant::now();
-    let mut first_error = None;
-    let mut sent = vec![false; conns.len()];
-    for (conn, sent) in conns.iter_mut().zip(&mut sent) {
-        match conn.send(b"hello") {
-            Ok(()) => *sent = true,
-            Err(e) => {
-                first_error.get_or_insert(format!("send: {e}"));
-            }
-        }
-    }
-    for (conn, _) in conns.iter_mut().zip(&sent).filter(|(_, s)| **s) {
-        match conn.read_ack() {
-            Ok(()) => row.acked += 1,
-            Err(e) => {
-                first_error.get_or_insert(format!("ack: {e}"));
-            }
-        }
-    }
-    row.exchange_time = started.elapsed();
-    row.held = conns.len();
+    let opened = open_acked(server.addr(), target);
     let after = server.usage();
     let kernel_after = (tcp_memory_pages(), slab_kib());
+    row.held = opened.conns.len();
+    row.acked = opened.acked;
+    row.sources = opened.sources;
+    row.connect_time = opened.connect_time;
+    row.exchange_time = opened.exchange_time;
     row.rss_before_kib = before.rss_bytes / 1024;
     row.rss_after_kib = after.rss_bytes / 1024;
     if row.held > 0 {
@@ -305,15 +265,90 @@ fn measure(bench: &Bench<'_>, model: &Model, target: usize) -> Row {
     row.buffer_bytes =
         kernel_after.0.saturating_sub(kernel_before.0) * procfs::page_size();
     row.slab_bytes = kernel_after.1.saturating_sub(kernel_before.1) * 1024;
-    if let (Status::Ok, Some(why)) = (&row.status, first_error) {
+    if let Some(why) = opened.first_error {
         row.status = Status::Failed(format!(
-            "{} of {} acked; first failure: {why}",
-            row.acked, row.held
+            "{} of {target} held, {} acked; first failure: {why}",
+            row.held, row.acked
         ));
     }
     // The connections close here, then the server is killed.
-    drop(conns);
     row
+}
+
+/// Connections opened by [`open_acked`].
+pub struct Opened {
+    /// The connections, each of which sent one message.
+    pub conns: Vec<Connection>,
+    /// How many got their `ack`.
+    pub acked: usize,
+    /// Loopback source addresses used.
+    pub sources: usize,
+    /// From the first `connect` to the last one done.
+    pub connect_time: Duration,
+    /// From the first message sent to the last `ack` read.
+    pub exchange_time: Duration,
+    /// The first failure, if any: then there are fewer connections than
+    /// asked for, or fewer acks.
+    pub first_error: Option<String>,
+}
+
+/// Opens `count` connections to the server at `addr`, then sends one
+/// message on each, then reads every `ack`: all of them in one phase
+/// each, so that the server finds hundreds of them ready at every wait
+/// instead of one - with poll(2), whose every wait costs every open
+/// descriptor, opening 10,000 connections one exchange at a time takes
+/// minutes.
+pub fn open_acked(addr: SocketAddr, count: usize) -> Opened {
+    let mut opened = Opened {
+        conns: Vec::with_capacity(count),
+        acked: 0,
+        sources: 1,
+        connect_time: Duration::ZERO,
+        exchange_time: Duration::ZERO,
+        first_error: None,
+    };
+    let SocketAddr::V4(addr) = addr else {
+        opened.first_error = Some("the server is not on IPv4".into());
+        return opened;
+    };
+    let started = Instant::now();
+    let mut sources = Sources::new(Limits::read().ports / 2);
+    while opened.conns.len() < count {
+        match sources.connect(addr) {
+            Ok(conn) => opened.conns.push(conn),
+            Err(e) => {
+                opened.first_error = Some(format!(
+                    "connect after {} connections: {e}",
+                    opened.conns.len()
+                ));
+                break;
+            }
+        }
+    }
+    opened.connect_time = started.elapsed();
+    opened.sources = sources.used();
+
+    let started = Instant::now();
+    let mut failed = vec![false; opened.conns.len()];
+    for (conn, failed) in opened.conns.iter_mut().zip(&mut failed) {
+        if let Err(e) = conn.send(b"hello") {
+            *failed = true;
+            opened.first_error.get_or_insert(format!("send: {e}"));
+        }
+    }
+    for (conn, failed) in opened.conns.iter_mut().zip(&failed) {
+        if *failed {
+            continue;
+        }
+        match conn.read_ack() {
+            Ok(()) => opened.acked += 1,
+            Err(e) => {
+                opened.first_error.get_or_insert(format!("ack: {e}"));
+            }
+        }
+    }
+    opened.exchange_time = started.elapsed();
+    opened
 }
 
 /// The loopback source addresses, 127.0.0.1 first, each used for

@@ -776,9 +776,12 @@ impl<'o> Bench<'o> {
             connections,
             session_messages: plan.session_messages,
             message: b"ping".to_vec(),
+            // Every ack counts here, so no warmup: just long enough to
+            // open the connections and serve a few rounds on each.
             until: Until::Window {
-                warmup: warmup(plan, connections),
-                window: plan.trace_window.unwrap_or_default(),
+                warmup: Duration::ZERO,
+                window: opening(connections)
+                    .max(plan.trace_window.unwrap_or_default()),
             },
         };
         let outcome = driver::run(server.addr(), &load);
@@ -955,8 +958,12 @@ fn probe(server: &ServerProcess) -> io::Result<()> {
 /// The warmup before a window: long enough to open every connection
 /// (the driver opens a few thousand per second, alongside the load).
 fn warmup(plan: &Plan, connections: usize) -> Duration {
-    plan.warmup
-        .max(Duration::from_micros(200) * connections as u32)
+    plan.warmup.max(opening(connections))
+}
+
+/// About how long the driver takes to open `connections`.
+fn opening(connections: usize) -> Duration {
+    Duration::from_micros(200) * connections as u32
 }
 
 /// The server-side columns of a zero-work row whose client side is
@@ -1015,14 +1022,6 @@ fn first_error(outcome: &Outcome, otherwise: &str) -> String {
         .unwrap_or_else(|| otherwise.to_owned())
 }
 
-/// A connection that has exchanged one message and now waits.
-fn hold_idle(server: &ServerProcess) -> io::Result<Connection> {
-    let mut conn = Connection::new(server.connect(Duration::from_secs(5))?)?;
-    conn.send(b"hello")?;
-    conn.read_ack()?;
-    Ok(conn)
-}
-
 fn run_generator(
     generator: &str,
     addr: SocketAddr,
@@ -1049,4 +1048,26 @@ fn run_generator(
     let outcome = driver::run(addr, &load)?;
     let cpu = outcome.client_cpu;
     Ok((outcome, cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calls of the `total` line, with or without an errors column.
+    #[test]
+    fn reads_the_strace_total() {
+        let table = "\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 51.20    0.210000           2    100210           sendto
+ 48.80    0.200000           2    100000       312 recvfrom
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.410000           2    200210       312 total
+";
+        assert_eq!(strace_total(table), Some(200_210));
+        let no_errors = "100.00    0.000000           0       107 total\n";
+        assert_eq!(strace_total(no_errors), Some(107));
+        assert_eq!(strace_total("strace: exec: No such file\n"), None);
+    }
 }
