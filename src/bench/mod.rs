@@ -828,6 +828,9 @@ impl<'o> Bench<'o> {
                     &seen.after,
                     window,
                 );
+                if seen.threads_exited {
+                    row.server_switches_per_msg = None;
+                }
             }
             Err(why) => row.status = Status::Failed(why),
         }
@@ -861,8 +864,12 @@ impl<'o> Bench<'o> {
         };
         at(started + warmup(plan, connections));
         let before = server.usage();
+        let threads_before = procfs::group_threads(server.pid());
         at(started + warmup(plan, connections) + plan.window);
         let after = server.usage();
+        let threads_after = procfs::group_threads(server.pid());
+        let threads_exited =
+            threads_before.iter().any(|t| !threads_after.contains(t));
         let threads = procfs::thread_count(server.pid()).unwrap_or(0);
         let outcome = match driver.join() {
             Ok(Ok(outcome)) => outcome,
@@ -874,6 +881,7 @@ impl<'o> Bench<'o> {
             before,
             after,
             threads,
+            threads_exited,
         })
     }
 
@@ -948,6 +956,9 @@ struct Window {
     after: procfs::Usage,
     /// The server's threads at the window's end (its main process).
     threads: usize,
+    /// Whether a thread of the server that was there at the window's
+    /// start had gone at its end (with its context switches).
+    threads_exited: bool,
 }
 
 /// The models the goal compares, in chapter order: every event loop (the
@@ -990,7 +1001,7 @@ fn fill_server_columns(
     let switches = after.switches().saturating_sub(before.switches());
     if row.messages > 0 {
         let messages = row.messages as f64;
-        row.server_switches_per_msg = switches as f64 / messages;
+        row.server_switches_per_msg = Some(switches as f64 / messages);
         row.server_cpu_us_per_msg = cpu.as_secs_f64() * 1e6 / messages;
         row.server_sleeps_per_100 = sleeps as f64 * 100.0 / messages;
         row.server_user_us_per_msg = user.as_secs_f64() * 1e6 / messages;

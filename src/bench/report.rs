@@ -110,8 +110,9 @@ pub struct ZeroRow {
     /// 100 acks: how much batching its waits achieved.
     pub server_sleeps_per_100: f64,
     /// Context switches of the server's threads, voluntary and not, per
-    /// ack.
-    pub server_switches_per_msg: f64,
+    /// ack (`None`: a thread exited in the window and took its count
+    /// with it, as a thread per connection does after each session).
+    pub server_switches_per_msg: Option<f64>,
     /// System calls of the server per ack, from a separate run under
     /// `strace -c -f` (`None`: not counted).
     pub server_syscalls_per_msg: Option<f64>,
@@ -343,7 +344,9 @@ impl Report {
             put("client-check.csv", self.check_csv())?;
             put("client-check.md", self.check_md())?;
         }
-        if ran(&[Zero, Limit, Check, Goal]) {
+        // The goals come from the rounds, the client check and the limit
+        // scenario, not from the sweep.
+        if ran(&[Limit, Check, Goal]) {
             put("goals.md", self.goals_md())?;
         }
         if ran(&[SlowClients]) {
@@ -488,7 +491,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | \
-                 {} | {:.3} | {:.0} | {:.1} | {:.1} | {:.0} | {} |",
+                 {} | {} | {:.0} | {:.1} | {:.1} | {:.0} | {} |",
                 r.model,
                 r.connections,
                 r.msgs_per_s,
@@ -498,7 +501,8 @@ impl Report {
                 r.server_cpu_us_per_msg,
                 r.server_user_us_per_msg,
                 syscalls,
-                r.server_switches_per_msg,
+                r.server_switches_per_msg
+                    .map_or("-".into(), |n| format!("{n:.3}")),
                 r.server_cpu_percent,
                 r.server_rss_kib as f64 / 1024.0,
                 r.client_cpu_us_per_msg,
@@ -590,7 +594,8 @@ impl Report {
         };
         let cpu = |r: &ZeroRow| r.server_cpu_us_per_msg;
         let user = |r: &ZeroRow| r.server_user_us_per_msg;
-        let switches = |r: &ZeroRow| r.server_switches_per_msg;
+        let switches =
+            |r: &ZeroRow| r.server_switches_per_msg.unwrap_or(f64::NAN);
         let rate = |r: &ZeroRow| r.msgs_per_s;
         let versus =
             |a: &Option<Spread>, b: &Option<Spread>, own: bool| match (a, b) {
@@ -919,7 +924,7 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{:.3},{},\
+            "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{},{},\
              {:.1},{},{},{:.2},{:.1},{},{},{},{}",
             r.model,
             r.connections,
@@ -931,7 +936,8 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
             r.server_cpu_us_per_msg,
             r.server_user_us_per_msg,
             r.server_sleeps_per_100,
-            r.server_switches_per_msg,
+            r.server_switches_per_msg
+                .map_or(String::new(), |n| format!("{n:.3}")),
             r.server_syscalls_per_msg
                 .map_or(String::new(), |n| format!("{n:.2}")),
             r.server_cpu_percent,
@@ -1003,9 +1009,10 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// The spread of `values`; `None` if there are none.
+    /// The spread of `values`, NaN (not measured) left out; `None` if
+    /// there are none.
     pub fn of(values: impl Iterator<Item = f64>) -> Option<Spread> {
-        let values: Vec<f64> = values.collect();
+        let values: Vec<f64> = values.filter(|v| !v.is_nan()).collect();
         if values.is_empty() {
             return None;
         }

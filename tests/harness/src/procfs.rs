@@ -79,6 +79,25 @@ pub fn group_pids(pgid: u32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// The thread ids of every live process whose process group is `pgid`,
+/// in no particular order; empty if `/proc` cannot be listed. Counters
+/// summed over threads (context switches) lose what a thread counted
+/// once it exits: comparing two of these lists tells whether any did.
+pub fn group_threads(pgid: u32) -> Vec<u32> {
+    let mut threads = Vec::new();
+    for pid in group_pids(pgid) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        threads.extend(tasks.flatten().filter_map(|task| {
+            task.file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u32>().ok())
+        }));
+    }
+    threads
+}
+
 /// Whether every process of group `pgid` is stopped (state `T`, as after
 /// SIGSTOP), and there is at least one.
 pub fn group_stopped(pgid: u32) -> bool {
@@ -279,6 +298,7 @@ mod tests {
         assert!(usage.processes >= 1);
         assert!(usage.rss_bytes > 0);
         assert!(group_pids(pgid).contains(&std::process::id()));
+        assert!(group_threads(pgid).contains(&std::process::id()));
         let threads = thread_count(std::process::id()).expect("reads /proc");
         assert!(threads >= 1);
     }
