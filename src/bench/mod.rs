@@ -632,6 +632,7 @@ impl<'o> Bench<'o> {
     ) -> io::Result<ServerProcess> {
         let mut command = Command::new(&self.program);
         command.args(self.server_args(model, queue, args));
+        self.pinning.unpinned(&mut command);
         ServerProcess::spawn(command)
     }
 

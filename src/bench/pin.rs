@@ -27,6 +27,10 @@ pub enum Pinning {
         load: usize,
         /// The CPU of every process and thread of the server.
         server: usize,
+        /// Every CPU this process could use before it pinned itself:
+        /// what an unpinned server gets (a child inherits its parent's
+        /// affinity, so it must be given back explicitly).
+        all: CpuSet,
     },
     /// Anywhere the scheduler likes, and why.
     Off(&'static str),
@@ -50,37 +54,52 @@ impl Pinning {
             return Pinning::Off("one CPU");
         };
         match pin_own_threads(load) {
-            Ok(()) => Pinning::Pinned { load, server },
+            Ok(()) => Pinning::Pinned {
+                load,
+                server,
+                all: allowed,
+            },
             Err(_) => Pinning::Off("sched_setaffinity failed"),
         }
     }
 
     /// Makes `command`'s process run on the server's CPU, if pinned.
     pub fn server(&self, command: &mut Command) {
-        let Pinning::Pinned { server, .. } = *self else {
-            return;
-        };
-        let set = one_cpu(server);
-        // SAFETY: the closure runs in the child between fork and exec,
-        // where only async-signal-safe calls are allowed: it makes one
-        // system call, sched_setaffinity(2), on a set built before the
-        // fork, and a failure becomes an `io::Error` from the errno
-        // without allocating.
-        unsafe {
-            command.pre_exec(move || {
-                sched_setaffinity(Pid::from_raw(0), &set).map_err(Into::into)
-            });
+        if let Pinning::Pinned { server, .. } = *self {
+            run_on(command, one_cpu(server));
+        }
+    }
+
+    /// Makes `command`'s process free to run on every CPU this process
+    /// could use before it pinned itself.
+    pub fn unpinned(&self, command: &mut Command) {
+        if let Pinning::Pinned { all, .. } = *self {
+            run_on(command, all);
         }
     }
 
     /// For the machine table: which CPUs, or why none.
     pub fn describe(&self) -> String {
         match self {
-            Pinning::Pinned { load, server } => {
+            Pinning::Pinned { load, server, .. } => {
                 format!("server on CPU {server}, load generator on CPU {load}")
             }
             Pinning::Off(why) => format!("off ({why})"),
         }
+    }
+}
+
+/// Sets the affinity of `command`'s process to `set` before it runs.
+fn run_on(command: &mut Command, set: CpuSet) {
+    // SAFETY: the closure runs in the child between fork and exec,
+    // where only async-signal-safe calls are allowed: it makes one
+    // system call, sched_setaffinity(2), on a set built before the
+    // fork, and a failure becomes an `io::Error` from the errno
+    // without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            sched_setaffinity(Pid::from_raw(0), &set).map_err(Into::into)
+        });
     }
 }
 
