@@ -12,13 +12,13 @@
 //! (`net.ipv4.ip_local_port_range`, about 28,000), and `connect` finds
 //! them quickly only in the even half of the range (see [`Sources`]);
 //! past that half the bench binds the next loopback address, 127.0.0.2,
-//! 127.0.0.3, ... Every
-//! connection then sends one message and reads its `ack`, and the
-//! server's resident memory and the kernel's memory are read before and
-//! after: the pages of socket buffers (`/proc/net/sockstat`) and the slab
-//! caches that hold the sockets themselves (`/proc/meminfo`). From the
-//! per-connection figures the table extrapolates to 100,000 and
-//! 1,000,000 connections and names the limits that would bind there.
+//! 127.0.0.3, ... Every connection then sends one message and reads its
+//! `ack`, and the server's resident memory and the kernel's memory are
+//! read before and after: the pages of socket buffers
+//! (`/proc/net/sockstat`) and the slab caches that hold the sockets
+//! themselves (`/proc/meminfo`). From the per-connection figures the
+//! table extrapolates to 100,000 and 1,000,000 connections and names the
+//! limits that would bind there.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -358,8 +358,9 @@ pub fn open_acked(addr: SocketAddr, count: usize) -> Opened {
 /// range first, leaving the odd ones to `bind`. Once the even half is
 /// taken, every further `connect` from that address scans it in vain
 /// before it tries an odd port, and connecting slows from tens of
-/// microseconds to milliseconds (here: 14,000 connections in 0.1 s, the
-/// next 2,000 in 10 s). So each address serves half its range.
+/// microseconds to milliseconds (measured here: 14,000 connections in
+/// half a second, the next 2,000 in ten). So each address serves half
+/// its range.
 struct Sources {
     /// The last octet of the current address.
     last: u8,
