@@ -108,7 +108,7 @@ pub enum Scenario {
     /// Scenario 3: zero work, closed loop.
     Zero,
     /// Every event loop at the open-file limit: memory per connection
-    /// (`idle` is its old name, from when it held 10,000).
+    /// (also `idle`: the memory per idle connection comes from it).
     #[value(alias = "idle")]
     Limit,
     /// The driver against a minimal tokio load generator.
