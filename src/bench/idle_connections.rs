@@ -290,26 +290,40 @@ fn goal(rows: &[Row], most: usize) -> String {
 }
 
 /// Server CPU per message against idle connections, a line per model
-/// (medians over the rounds).
+/// through the medians over the rounds, a bar from the lowest round to
+/// the highest at each point.
 fn svg(rows: &[Row]) -> String {
     let mut idle: Vec<usize> = rows.iter().map(|r| r.idle).collect();
     idle.sort_unstable();
     idle.dedup();
-    let points: Vec<(&'static str, usize, f64)> =
+    let points: Vec<(&'static str, usize, Spread)> =
         distinct(rows.iter().map(|r| r.window.model))
             .into_iter()
             .flat_map(|m| {
                 idle.iter().filter_map(move |&n| {
-                    median_of(rows, m, n, cpu).map(|v| (m, n, v))
+                    spread_of(rows, m, n, cpu).map(|v| (m, n, v))
                 })
             })
             .collect();
-    let refs: Vec<&(&'static str, usize, f64)> = points.iter().collect();
+    let refs: Vec<&(&'static str, usize, Spread)> = points.iter().collect();
+    let x = |p: &(&'static str, usize, Spread)| p.1 as f64;
+    let ranges = distinct(points.iter().map(|p| p.0))
+        .into_iter()
+        .map(|model| {
+            let bars = points
+                .iter()
+                .filter(|p| p.0 == model)
+                .map(|p| (x(p), p.2.min, p.2.max))
+                .collect();
+            (model, bars)
+        })
+        .collect();
     plot::draw(Chart {
         title: "one active client beside idle connections".into(),
         x_desc: "idle connections",
         y_desc: "server CPU per message (µs)",
-        lines: plot::lines_by_model(&refs, |p| p.0, |p| (p.1 as f64, p.2)),
+        lines: plot::lines_by_model(&refs, |p| p.0, |p| (x(p), p.2.median)),
+        ranges,
         x_log: false,
         y_log: false,
     })
