@@ -113,7 +113,7 @@ pub struct Config {
 
     /// Event loops, one thread each, for the many-loops server only
     /// (chapter 7; the others ignore it); 1 to 1024. Default: the
-    /// number of CPUs.
+    /// number of CPUs the server may run on.
     #[arg(
         long,
         value_parser = clap::value_parser!(u32)
@@ -166,7 +166,9 @@ impl Config {
             .then(|| Duration::from_millis(self.idle_timeout_ms))
     }
 
-    /// The number of event loops: `--loops`, or one per CPU.
+    /// The number of event loops: `--loops`, or one per CPU the process
+    /// may run on (its affinity mask and cgroup quota, as
+    /// `std::thread::available_parallelism` reads them).
     pub fn loops(&self) -> u32 {
         self.loops.unwrap_or_else(|| {
             std::thread::available_parallelism()
