@@ -72,7 +72,9 @@ pub fn serve(
     }
     let loops = config.loops();
     let shares = balance::shares(listener, config.balance, loops)?;
-    event!("{loops} loops, --balance {}", balance_name(config.balance));
+    let plural = if loops == 1 { "" } else { "s" };
+    let balance = balance_name(config.balance);
+    event!("{loops} loop{plural}, --balance {balance}");
     // Each loop keeps its share of the buffer budget: see `loop_config`.
     let config = &loop_config(config, loops);
     thread::scope(|scope| spawn_loops(scope, shares, &shutdown, config))?;
