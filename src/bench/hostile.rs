@@ -35,6 +35,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{
     Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout,
 };
+use nix::sys::socket::{setsockopt, sockopt};
 
 use super::driver::start_connect;
 use super::report::csv_text;
@@ -110,6 +111,10 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// server must still serve once the attackers are gone.
 const AFTER_WAIT: Duration = Duration::from_secs(2);
 
+/// The receive buffer the unread attackers ask for (the kernel doubles
+/// it, and never goes below its minimum).
+const UNREAD_WINDOW: usize = 4096;
+
 /// Bytes of each reply kept to classify it: the longest `err` reason fits.
 const REPLY_KEPT: usize = 64;
 
@@ -169,16 +174,16 @@ impl Sizes {
             trickle_every: Duration::from_millis(500),
             partial: 10_000,
             partial_bytes: 60_000,
-            unread: 20,
-            // Enough acks (1.5 times the bytes) to fill both kernels'
-            // socket buffers and the server's output cap behind them.
-            unread_bytes: 4 << 20,
+            unread: WORKERS as usize,
+            // Enough acks (1.5 times the bytes) to fill the server's
+            // socket send buffer (up to 4 MiB here) and its output cap.
+            unread_bytes: 8 << 20,
             flood: None,
             flood_server_files: 10_000,
-            connect_budget: Duration::from_secs(6),
-            attack: Duration::from_millis(2500),
+            connect_budget: Duration::from_secs(4),
+            attack: Duration::from_millis(2000),
             probe_after: Duration::from_millis(200),
-            wait: Duration::from_millis(2200),
+            wait: Duration::from_millis(1700),
         }
     }
 
@@ -648,6 +653,11 @@ impl Swarm {
             // Writable means connected (or failed).
             let interest = EpollFlags::EPOLLOUT | EpollFlags::EPOLLIN;
             let opened = start_connect(self.addr).and_then(|stream| {
+                if self.attack == Attack::Unread {
+                    // A small window, as a slow reader advertises: the
+                    // acks pile up in the server, not in our kernel.
+                    setsockopt(&stream, sockopt::RcvBuf, &UNREAD_WINDOW)?;
+                }
                 let event = EpollEvent::new(interest, slot);
                 self.epoll.add(stream.as_fd(), event)?;
                 Ok(stream)
