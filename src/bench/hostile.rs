@@ -603,7 +603,8 @@ impl Swarm {
         let mut opening = true;
         let mut next_byte = started + self.trickle_every;
         let mut events = vec![EpollEvent::empty(); 1024];
-        while !(stop.load(Ordering::Relaxed) && !opening) {
+        // Until told to stop, and never before the opening is over.
+        while opening || !stop.load(Ordering::Relaxed) {
             if opening {
                 self.open_more();
                 let all_tried = self.slots.len() == self.count
