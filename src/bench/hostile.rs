@@ -708,25 +708,29 @@ impl Swarm {
         if flags.contains(EpollFlags::EPOLLOUT) {
             self.send_payload(slot);
         }
-        let readable =
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+        let readable = EpollFlags::EPOLLIN
+            | EpollFlags::EPOLLRDHUP
+            | EpollFlags::EPOLLHUP
+            | EpollFlags::EPOLLERR;
         if flags.intersects(readable) {
             self.receive(slot);
         }
         false
     }
 
-    /// What a connected attacker waits for: replies (all but the unread
-    /// attack, which never reads), and room to send while it has payload
-    /// left.
+    /// What a connected attacker waits for: replies (the unread attack
+    /// only the end of the stream: it never reads), and room to send while
+    /// it has payload left.
     fn set_interest(&mut self, slot: usize) {
         let Some(attacker) = self.slots[slot].as_ref() else {
             return;
         };
-        let mut interest = EpollFlags::empty();
-        if self.attack != Attack::Unread {
-            interest |= EpollFlags::EPOLLIN;
-        }
+        let mut interest = if self.attack == Attack::Unread {
+            // Not the acks; only the server's end of the stream.
+            EpollFlags::EPOLLRDHUP
+        } else {
+            EpollFlags::EPOLLIN
+        };
         if attacker.sent < self.payload.len() {
             interest |= EpollFlags::EPOLLOUT;
         }
