@@ -430,7 +430,6 @@ pub(super) fn run(
     Ok(())
 }
 
-// ANCHOR: under_attack
 /// One cell: a fresh server, `attackers` connections attacking it, the
 /// ordinary client timed while they do, and the server checked after.
 fn under_attack(
@@ -515,7 +514,6 @@ fn under_attack(
         );
     row
 }
-// ANCHOR_END: under_attack
 
 /// Samples the server's resident memory every [`SAMPLE_EVERY`] into
 /// `peak`, until `done()` says so or `until` passes.
