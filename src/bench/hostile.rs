@@ -25,7 +25,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc::{self, TryRecvError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -476,8 +477,9 @@ fn under_attack(
         })
     };
     let opening = Instant::now() + sizes.connect_budget * 2;
+    // Open, or the attackers' thread ended early (its error is below).
     watch(&server, &mut peak, opening, || {
-        established.try_recv().is_ok()
+        !matches!(established.try_recv(), Err(TryRecvError::Empty))
     });
     let started = Instant::now();
     let cpu_before = server.usage().cpu;
