@@ -333,9 +333,9 @@ pub struct Row {
     pub first_ack: FirstAck,
     /// Its wait, for the table cell.
     pub wait_ms: u64,
-    /// Resident memory before the attack, and its peak during it.
+    /// The server's resident memory just before the attack.
     pub rss_before_kib: u64,
-    /// The peak (sampled every [`SAMPLE_EVERY`]).
+    /// Its peak during the attack (sampled every [`SAMPLE_EVERY`]).
     pub peak_rss_kib: u64,
     /// Server CPU over the attack, in percent of one core.
     pub cpu_percent: f64,
