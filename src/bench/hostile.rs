@@ -400,6 +400,7 @@ pub(super) fn run(
     bench
         .bar
         .inc_length((chosen.len() * Attack::ALL.len()) as u64);
+    let began = Instant::now();
     let mut rows = Vec::new();
     for model in &chosen {
         let available = bench.available(model);
@@ -423,7 +424,8 @@ pub(super) fn run(
     }
     fs::create_dir_all(out)?;
     fs::write(out.join("hostile.csv"), csv(&rows))?;
-    fs::write(out.join("hostile.md"), overview(&rows, &sizes))?;
+    let took = began.elapsed();
+    fs::write(out.join("hostile.md"), overview(&rows, &sizes, took))?;
     for attack in Attack::ALL {
         let name = format!("hostile-{}.md", attack.slug());
         fs::write(out.join(name), attack_table(&rows, attack, &sizes))?;
@@ -874,9 +876,11 @@ fn csv(rows: &[Row]) -> String {
 fn ran_with(sizes: &Sizes) -> String {
     format!(
         "Servers ran with `{}` and {WORKERS} workers where the model has \
-         them; one fresh server per cell. The ordinary client connected \
-         {} into the attack and waited up to {} for its ack.",
+         them; one fresh server per cell. Each attack lasted {} once its \
+         connections were open; the ordinary client connected {} into it \
+         and waited up to {} for its ack.",
         sizes.flags().join(" "),
+        seconds(sizes.attack.as_millis() as u64),
         seconds(sizes.probe_after.as_millis() as u64),
         seconds(sizes.wait.as_millis() as u64),
     )
@@ -910,7 +914,7 @@ fn describe(attack: Attack, sizes: &Sizes) -> String {
 
 /// The chapter's centre: for every model and attack, the ordinary
 /// client's first ack and the server's peak memory.
-fn overview(rows: &[Row], sizes: &Sizes) -> String {
+fn overview(rows: &[Row], sizes: &Sizes, took: Duration) -> String {
     let mut out = String::from("| model |");
     for attack in Attack::ALL {
         let _ = write!(out, " {} |", attack.name());
@@ -935,9 +939,10 @@ fn overview(rows: &[Row], sizes: &Sizes) -> String {
         "\nEach cell: the ordinary client's first ack during the attack; \
          the server's peak resident memory; `down` if the server exited, \
          `stuck` if it did not ack a new client within {} after the \
-         attackers left. {}",
+         attackers left. {} The whole scenario took {:.0} s.",
         seconds(AFTER_WAIT.as_millis() as u64),
-        ran_with(sizes)
+        ran_with(sizes),
+        took.as_secs_f64()
     );
     out
 }
