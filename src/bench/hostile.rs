@@ -425,10 +425,13 @@ pub(super) fn run(
     fs::create_dir_all(out)?;
     fs::write(out.join("hostile.csv"), csv(&rows))?;
     let took = began.elapsed();
-    fs::write(out.join("hostile.md"), overview(&rows, &sizes, took))?;
+    let pinning = bench.pinning.describe();
+    let overview = overview(&rows, &sizes, &pinning, took);
+    fs::write(out.join("hostile.md"), overview)?;
     for attack in Attack::ALL {
         let name = format!("hostile-{}.md", attack.slug());
-        fs::write(out.join(name), attack_table(&rows, attack, &sizes))?;
+        let table = attack_table(&rows, attack, &sizes, &pinning);
+        fs::write(out.join(name), table)?;
     }
     Ok(())
 }
@@ -873,10 +876,10 @@ fn csv(rows: &[Row]) -> String {
 }
 
 /// The flags line under every table.
-fn ran_with(sizes: &Sizes) -> String {
+fn ran_with(sizes: &Sizes, pinning: &str) -> String {
     format!(
         "Servers ran with `{}` and {WORKERS} workers where the model has \
-         them; one fresh server per cell. Each attack lasted {} once its \
+         them; one fresh server per cell; pinning: {pinning}. Each attack lasted {} once its \
          connections were open; the ordinary client connected {} into it \
          and waited up to {} for its ack.",
         sizes.flags().join(" "),
@@ -914,7 +917,12 @@ fn describe(attack: Attack, sizes: &Sizes) -> String {
 
 /// The chapter's centre: for every model and attack, the ordinary
 /// client's first ack and the server's peak memory.
-fn overview(rows: &[Row], sizes: &Sizes, took: Duration) -> String {
+fn overview(
+    rows: &[Row],
+    sizes: &Sizes,
+    pinning: &str,
+    took: Duration,
+) -> String {
     let mut out = String::from("| model |");
     for attack in Attack::ALL {
         let _ = write!(out, " {} |", attack.name());
@@ -941,7 +949,7 @@ fn overview(rows: &[Row], sizes: &Sizes, took: Duration) -> String {
          `stuck` if it did not ack a new client within {} after the \
          attackers left. {} The whole scenario took {:.0} s.",
         seconds(AFTER_WAIT.as_millis() as u64),
-        ran_with(sizes),
+        ran_with(sizes, pinning),
         took.as_secs_f64()
     );
     out
@@ -970,7 +978,12 @@ fn mib(kib: u64) -> String {
 }
 
 /// One attack's table: a row per model, every measurement.
-fn attack_table(rows: &[Row], attack: Attack, sizes: &Sizes) -> String {
+fn attack_table(
+    rows: &[Row],
+    attack: Attack,
+    sizes: &Sizes,
+    pinning: &str,
+) -> String {
     let mut out = String::from(
         "| model | attackers (connected) | first ack | peak RSS \
          (before) | server CPU | defences fired | after |\n\
@@ -1002,7 +1015,7 @@ fn attack_table(rows: &[Row], attack: Attack, sizes: &Sizes) -> String {
          percent of one core. Defences fired: how the attackers' \
          connections ended. {}",
         describe(attack, sizes),
-        ran_with(sizes)
+        ran_with(sizes, pinning)
     );
     if attack == Attack::Unread {
         out.push_str(&unread_note(&mine, sizes));
