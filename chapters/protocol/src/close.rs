@@ -33,6 +33,8 @@ pub enum Ending {
     Violation(ProtocolError),
     /// The client sent nothing for `--idle-timeout-ms`.
     IdleTimeout,
+    /// A started message was not finished within `--message-timeout-ms`.
+    MessageTimeout,
     /// The server is shutting down.
     Shutdown,
     /// The connection failed under us (reset, broken pipe, timeout).
@@ -53,6 +55,7 @@ impl fmt::Display for Ending {
             ),
             Ending::Violation(e) => write!(f, "protocol violation: {e}"),
             Ending::IdleTimeout => write!(f, "idle timeout"),
+            Ending::MessageTimeout => write!(f, "message timeout"),
             Ending::Shutdown => write!(f, "server shutting down"),
             Ending::Vanished(e) => write!(f, "connection lost: {e}"),
             Ending::Busy(e) => write!(f, "server busy: {e}"),

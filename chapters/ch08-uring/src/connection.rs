@@ -1,0 +1,564 @@
+//! One client, as a state machine driven by completions.
+//!
+//! Chapter 4's connection reacts to "the socket is readable" by reading.
+//! This one reacts to "the read is done, here are the bytes": it asks for
+//! the next receive and the next send itself, and the loop brings back
+//! their results. The phases are chapter 4's (open, draining, lingering,
+//! closed); what is new is that an operation may be in flight at any
+//! moment, holding this connection's receive buffer, so the buffer is
+//! either here or in the ring's table, never both ([`Connection::buffer`]).
+//!
+//! At most one receive and one send are in flight per connection: one
+//! receive keeps the bytes in order, one send keeps the acks in order.
+
+use std::mem;
+use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ch04_epoll::connection::{ACKS, OUTPUT_CAP};
+use ch04_epoll::poller::Token;
+use ch04_epoll::timers::{Timer, TimerKind, Timers};
+use protocol::close::{Ending, LINGER};
+use protocol::log::Preview;
+use protocol::{event, Decoder, Frame, Work, WorkKind, ACK};
+
+use crate::ring::{OpToken, Ring};
+
+/// Each connection's receive buffer. Big enough that a client sending a
+/// 64 KiB message needs 16 receives, not 64; small enough that 10,000
+/// connections hold 40 MiB between them (see the chapter's "what it
+/// costs").
+pub const RECV_BUFFER: usize = 4 * 1024;
+
+/// The reply to a client that was silent for too long.
+const IDLE_REPLY: &[u8] = b"err idle timeout";
+
+/// The reply to a client that took too long to finish a message.
+const MESSAGE_TIMEOUT_REPLY: &[u8] = b"err message timeout";
+
+/// What every connection handler needs from the loop, for one call.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// The time to act on (timers are due against it).
+    pub now: Instant,
+    /// The simulated work per message.
+    pub work: Work,
+    /// The idle limit, or `None` for none.
+    pub idle: Option<Duration>,
+    /// The time a started message has to finish, or `None` for none.
+    pub message: Option<Duration>,
+    /// Every deadline of the loop.
+    pub timers: &'a mut Timers,
+    /// The rings: where receives and sends are asked for.
+    pub ring: &'a mut Ring,
+}
+
+/// Where a connection is in its life (as in chapter 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading messages, working on them, acking them.
+    Open,
+    /// Reading nothing more: finishing the work on messages already
+    /// read, then sending the acks and the reply.
+    Draining,
+    /// Everything is sent and our side is shut down; receiving and
+    /// discarding until the client closes or `until`.
+    Lingering { until: Instant },
+    /// Done: the loop cancels what is in flight and drops it.
+    Closed,
+}
+
+// ANCHOR: connection
+/// One client's state between completions.
+#[derive(Debug)]
+pub struct Connection {
+    /// Shared with the ring's table while an operation is in flight, so
+    /// the descriptor outlives every request that names it.
+    socket: Rc<TcpStream>,
+    peer: SocketAddr,
+    token: Token,
+    phase: Phase,
+    /// The receive buffer while no receive is in flight; `None` while
+    /// the kernel holds it (the ring's table owns it then).
+    buffer: Option<Vec<u8>>,
+    /// The receive in flight, if any.
+    recv: Option<OpToken>,
+    /// The send in flight, if any.
+    send: Option<OpToken>,
+    /// How many bytes it sends.
+    sending: usize,
+    /// Bytes of an unfinished message, at most `--max-message-bytes`.
+    decoder: Decoder,
+    /// Messages read but not yet acked; the first is being worked on.
+    queued: u64,
+    /// When the work on the first queued message is done.
+    work_due: Option<Instant>,
+    /// Bytes of `ackack...` not yet sent.
+    owed: usize,
+    /// The reply to send once every message is acked (`err ...`).
+    reply: &'static [u8],
+    /// The part of the reply not yet sent.
+    unsent: &'static [u8],
+    /// Why the connection is closing, once it is.
+    ending: Option<Ending>,
+    /// The last time the client sent a byte, took a byte, or a message's
+    /// work finished: idle time is counted from here.
+    last_active: Instant,
+    /// When the unfinished message's first byte arrived.
+    message_began: Option<Instant>,
+    /// When the work on the last message finished: a message's clock
+    /// starts no earlier (the contract, book/contract.md, clause 8).
+    work_ended: Instant,
+    /// The deadline of this connection's check in the timer heap: the
+    /// idle limit and the message deadline, whichever comes first.
+    check_at: Option<Instant>,
+    /// Acks made since the last log line about them.
+    fresh_acks: u32,
+}
+// ANCHOR_END: connection
+
+impl Connection {
+    /// A freshly accepted client: its first receive is queued at once.
+    pub fn new(
+        socket: TcpStream,
+        peer: SocketAddr,
+        token: Token,
+        max_message_bytes: usize,
+        cx: &mut Context<'_>,
+    ) -> Connection {
+        let mut connection = Connection {
+            socket: Rc::new(socket),
+            peer,
+            token,
+            phase: Phase::Open,
+            buffer: Some(vec![0; RECV_BUFFER]),
+            recv: None,
+            send: None,
+            sending: 0,
+            decoder: Decoder::new(max_message_bytes),
+            queued: 0,
+            work_due: None,
+            owed: 0,
+            reply: b"",
+            unsent: b"",
+            ending: None,
+            last_active: cx.now,
+            message_began: None,
+            work_ended: cx.now,
+            check_at: None,
+            fresh_acks: 0,
+        };
+        connection.advance(cx);
+        connection
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Once closed, why; the loop then calls [`Connection::release`] and
+    /// drops it.
+    pub fn closed(&self) -> Option<&Ending> {
+        match self.phase {
+            Phase::Closed => self.ending.as_ref(),
+            _ => None,
+        }
+    }
+
+    // ANCHOR: release
+    /// Cancels whatever is in flight. The connection may then be dropped
+    /// at once: the ring's table keeps the buffer and the socket until
+    /// the kernel confirms each cancellation.
+    pub fn release(&mut self, ring: &mut Ring) {
+        for op in [self.recv.take(), self.send.take()].into_iter().flatten() {
+            ring.cancel(op);
+        }
+    }
+    // ANCHOR_END: release
+
+    // ANCHOR: on_received
+    /// A receive completed: `result` bytes (0 at end of stream) are at the
+    /// start of `buffer`, or it failed with `-result`. The buffer is ours
+    /// again.
+    pub fn on_received(
+        &mut self,
+        result: i32,
+        buffer: Vec<u8>,
+        cx: &mut Context<'_>,
+    ) {
+        self.recv = None;
+        let received = usize::try_from(result);
+        match (self.phase, received) {
+            (Phase::Closed, _) => {}
+            (Phase::Open, Ok(0)) => {
+                let dropped = self.decoder.pending_bytes();
+                self.drain(Ending::EndOfStream { dropped }, b"");
+            }
+            (Phase::Open, Ok(n)) => {
+                self.last_active = cx.now;
+                self.take_input(&buffer[..n], cx.now);
+            }
+            // Draining reads nothing more: a late receive's bytes are
+            // dropped, as chapter 4 leaves them unread.
+            (Phase::Draining, Ok(_)) => {}
+            // Lingering: the client has closed too, nothing can be reset.
+            (Phase::Lingering { .. }, Ok(0)) => self.phase = Phase::Closed,
+            (Phase::Lingering { .. }, Ok(_)) => {}
+            (_, Err(_)) => {
+                let errno = -result;
+                if let Phase::Lingering { .. } = self.phase {
+                    self.phase = Phase::Closed;
+                } else {
+                    let error = std::io::Error::from_raw_os_error(errno);
+                    self.close(Ending::Vanished(error));
+                }
+            }
+        }
+        self.buffer = Some(buffer);
+        self.advance(cx);
+    }
+
+    /// Frames `input` into messages and queues them for work.
+    fn take_input(&mut self, mut input: &[u8], now: Instant) {
+        while self.phase == Phase::Open {
+            match self.decoder.decode(&mut input) {
+                Ok(None) => break,
+                Ok(Some(Frame::Message(text))) => {
+                    event!("message {} from {}", Preview(text), self.peer);
+                    self.queued += 1;
+                    self.message_began = None;
+                }
+                // Anything after `goodbye` is ignored.
+                Ok(Some(Frame::Goodbye)) => self.drain(Ending::Goodbye, b""),
+                Err(violation) => {
+                    self.drain(Ending::Violation(violation), violation.reply())
+                }
+            }
+        }
+        // A message begun in this input: its clock starts now.
+        if self.decoder.pending_bytes() > 0 && self.message_began.is_none() {
+            self.message_began = Some(now);
+        }
+    }
+    // ANCHOR_END: on_received
+
+    // ANCHOR: on_sent
+    /// A send completed: `result` bytes were taken, or it failed.
+    pub fn on_sent(&mut self, result: i32, cx: &mut Context<'_>) {
+        self.send = None;
+        self.sending = 0;
+        match usize::try_from(result) {
+            _ if self.phase == Phase::Closed => {}
+            // The only sends are acks, then one reply once all are acked:
+            // while acks are owed, the send was of acks.
+            Ok(n) if n > 0 && self.owed > 0 => {
+                self.owed -= n;
+                self.last_active = cx.now;
+            }
+            Ok(n) if n > 0 => {
+                self.unsent = &self.unsent[n..];
+                self.last_active = cx.now;
+            }
+            Ok(_) => {
+                let error = std::io::ErrorKind::WriteZero.into();
+                self.close(Ending::Vanished(error));
+            }
+            Err(_) => {
+                let error = std::io::Error::from_raw_os_error(-result);
+                self.close(Ending::Vanished(error));
+            }
+        }
+        self.advance(cx);
+    }
+    // ANCHOR_END: on_sent
+
+    // ANCHOR: on_timer
+    /// Reacts to one of this connection's deadlines; stale ones (timers
+    /// are never cancelled) are ignored.
+    pub fn on_timer(&mut self, timer: Timer, cx: &mut Context<'_>) {
+        if !self.awaits(&timer) {
+            return;
+        }
+        match timer.kind {
+            TimerKind::Work => {
+                self.work_due = None;
+                if cx.work.kind == WorkKind::Spin {
+                    // CPU work runs right here, as in chapter 4: the
+                    // whole loop waits for it.
+                    cx.work.perform();
+                    cx.now = Instant::now();
+                }
+                self.last_active = cx.now;
+                self.work_ended = cx.now;
+                self.ack();
+            }
+            TimerKind::Idle => {
+                self.check_at = None;
+                self.check_deadlines(cx);
+            }
+            TimerKind::Linger => self.phase = Phase::Closed,
+        }
+        self.advance(cx);
+    }
+
+    /// Whether `timer` is a deadline this connection waits for.
+    pub fn awaits(&self, timer: &Timer) -> bool {
+        match timer.kind {
+            TimerKind::Work => self.work_due == Some(timer.at),
+            TimerKind::Idle => self.check_at == Some(timer.at),
+            TimerKind::Linger => {
+                self.phase == (Phase::Lingering { until: timer.at })
+            }
+        }
+    }
+    // ANCHOR_END: on_timer
+
+    /// The server is shutting down: read nothing more, finish the message
+    /// in progress, then close (as chapter 4's `stop`).
+    pub fn stop(&mut self, cx: &mut Context<'_>) {
+        if self.phase == Phase::Open {
+            self.drain(Ending::Shutdown, b"");
+        }
+        if cx.work.kind == WorkKind::Spin {
+            // Spin work in the heap has not started: it is only a turn.
+            self.work_due = None;
+        }
+        let keep = u64::from(self.work_due.is_some());
+        if self.queued > keep {
+            let dropped = self.queued - keep;
+            event!("{}: {dropped} queued messages not started", self.peer);
+            self.queued = keep;
+        }
+        self.advance(cx);
+    }
+
+    /// Closes at once, whatever is pending (the shutdown deadline passed).
+    pub fn abort(&mut self) {
+        if self.phase != Phase::Closed {
+            self.close(Ending::Shutdown);
+        }
+    }
+
+    // ANCHOR: advance
+    /// Moves the state machine as far as it can go without waiting, and
+    /// asks for the receive and send it needs next.
+    fn advance(&mut self, cx: &mut Context<'_>) {
+        self.start_work(cx);
+        if self.phase == Phase::Draining
+            && self.queued == 0
+            && !self.reply.is_empty()
+        {
+            // Every message is acked: the reply goes after the acks.
+            self.unsent = mem::take(&mut self.reply);
+        }
+        self.flush(cx);
+        self.log_acks();
+        if self.phase == Phase::Draining
+            && self.queued == 0
+            && !self.has_output()
+            && self.send.is_none()
+        {
+            self.finish(cx);
+        }
+        self.receive(cx);
+        self.arm_check(cx);
+    }
+
+    /// Works on queued messages, one at a time and in order.
+    fn start_work(&mut self, cx: &mut Context<'_>) {
+        while self.queued > 0 && self.work_due.is_none() {
+            if cx.work.duration.is_zero() {
+                self.work_ended = cx.now;
+                self.ack();
+                continue;
+            }
+            let due = match cx.work.kind {
+                WorkKind::Sleep => cx.now + cx.work.duration,
+                // One spin per turn of the loop (see `on_timer`).
+                WorkKind::Spin => cx.now,
+            };
+            self.work_due = Some(due);
+            cx.timers.schedule(due, self.token, TimerKind::Work);
+        }
+    }
+
+    /// The first queued message is done: owe its ack.
+    fn ack(&mut self) {
+        self.queued -= 1;
+        self.owed += ACK.len();
+        self.fresh_acks += 1;
+    }
+
+    /// One line per new ack, once `flush` has tried to send it: sent if
+    /// the send just asked for holds every byte owed (the kernel gets it
+    /// at the end of this turn), else waiting behind a send in flight.
+    fn log_acks(&mut self) {
+        for _ in 0..mem::take(&mut self.fresh_acks) {
+            let unsent = self.owed - self.sending.min(self.owed);
+            if unsent == 0 {
+                event!("ack sent to {}", self.peer);
+            } else {
+                event!("ack for {} waits: {unsent} bytes unsent", self.peer);
+            }
+        }
+    }
+    // ANCHOR_END: advance
+
+    // ANCHOR: flush
+    /// Asks for a send of what is owed, unless one is in flight: its
+    /// completion calls this again.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        if self.send.is_some() || self.phase == Phase::Closed {
+            return;
+        }
+        let bytes: &'static [u8] = if self.owed > 0 {
+            // Where in "ack" the next byte is, after a partial send.
+            let start = (ACK.len() - self.owed % ACK.len()) % ACK.len();
+            &ACKS[start..ACKS.len().min(start + self.owed)]
+        } else if !self.unsent.is_empty() {
+            self.unsent
+        } else {
+            return;
+        };
+        let socket = Rc::clone(&self.socket);
+        self.sending = bytes.len();
+        self.send = Some(cx.ring.send(self.token, socket, bytes));
+    }
+    // ANCHOR_END: flush
+
+    // ANCHOR: receive
+    /// Lends the buffer to the kernel for the next receive, if this phase
+    /// reads and none is in flight.
+    fn receive(&mut self, cx: &mut Context<'_>) {
+        let wanted = match self.phase {
+            // Flow control, as in chapter 4: while this many bytes of
+            // acks are ahead, TCP holds the client back, not our memory.
+            Phase::Open => self.acks_ahead() < OUTPUT_CAP as u64,
+            Phase::Lingering { .. } => true,
+            Phase::Draining | Phase::Closed => false,
+        };
+        if !wanted || self.recv.is_some() {
+            return;
+        }
+        let Some(buffer) = self.buffer.take() else {
+            return; // cannot happen: no receive in flight means it is here
+        };
+        let socket = Rc::clone(&self.socket);
+        self.recv = Some(cx.ring.recv(self.token, socket, buffer));
+    }
+    // ANCHOR_END: receive
+
+    /// Bytes of acks ahead of the client: owed, and those of the messages
+    /// still waiting for their work.
+    fn acks_ahead(&self) -> u64 {
+        self.owed as u64 + ACK.len() as u64 * self.queued
+    }
+
+    fn has_output(&self) -> bool {
+        self.owed > 0 || !self.unsent.is_empty()
+    }
+
+    // ANCHOR: deadlines
+    /// The idle limit runs out at this time, if it applies now.
+    fn idle_deadline(&self, cx: &Context<'_>) -> Option<Instant> {
+        let limit = cx.idle?;
+        if !matches!(self.phase, Phase::Open | Phase::Draining) {
+            return None;
+        }
+        // While a message is worked on the idle clock stands still; the
+        // earliest it can run out is a whole limit after now.
+        Some(if self.queued > 0 {
+            cx.now + limit
+        } else {
+            self.last_active + limit
+        })
+    }
+
+    /// The unfinished message's deadline, if its clock runs: from its
+    /// first byte, or from the end of the work before it, whichever is
+    /// later; stopped while earlier messages are worked on.
+    fn message_deadline(&self, cx: &Context<'_>) -> Option<Instant> {
+        let limit = cx.message?;
+        let began = self.message_began?;
+        if self.phase != Phase::Open || self.queued > 0 {
+            return None;
+        }
+        Some(began.max(self.work_ended) + limit)
+    }
+
+    /// Puts this connection's check in the timer heap for the earliest
+    /// deadline, unless one as early is there already. Reads and sends
+    /// only move `last_active`; the check looks again when it comes due.
+    fn arm_check(&mut self, cx: &mut Context<'_>) {
+        let idle = self.idle_deadline(cx);
+        let message = self.message_deadline(cx);
+        let Some(at) = idle.into_iter().chain(message).min() else {
+            return;
+        };
+        if self.check_at.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        self.check_at = Some(at);
+        cx.timers.schedule(at, self.token, TimerKind::Idle);
+    }
+
+    /// A check came due: end the connection if a limit ran out. Every
+    /// completion of this turn was handled before any timer, so bytes
+    /// that arrived in time (even while the process was stopped) have
+    /// been read by now.
+    fn check_deadlines(&mut self, cx: &mut Context<'_>) {
+        if self.message_deadline(cx).is_some_and(|at| cx.now >= at) {
+            return self.drain(Ending::MessageTimeout, MESSAGE_TIMEOUT_REPLY);
+        }
+        let waiting_for_client = self.queued == 0;
+        let idle = self.idle_deadline(cx);
+        if !waiting_for_client || idle.is_none_or(|at| cx.now < at) {
+            return; // `advance` arms the next check
+        }
+        if self.phase == Phase::Open && !self.has_output() {
+            self.drain(Ending::IdleTimeout, IDLE_REPLY);
+        } else {
+            // It has not taken our output for the whole limit: a reply
+            // would never reach it.
+            self.close(Ending::IdleTimeout);
+        }
+    }
+    // ANCHOR_END: deadlines
+
+    // ANCHOR: closing
+    /// Stops reading: the messages read so far are worked on and acked,
+    /// then `reply` is sent and the connection closes.
+    fn drain(&mut self, ending: Ending, reply: &'static [u8]) {
+        self.phase = Phase::Draining;
+        self.ending = Some(ending);
+        self.reply = reply;
+        self.message_began = None;
+    }
+
+    /// Everything is sent: close, lingering if the client may still be
+    /// sending (chapter 4's `finish`).
+    fn finish(&mut self, cx: &mut Context<'_>) {
+        if let Some(Ending::EndOfStream { .. }) = self.ending {
+            self.phase = Phase::Closed;
+            return;
+        }
+        // One plain system call per closing connection: io_uring has a
+        // shutdown request too, but the loop would gain nothing from it.
+        if self.socket.shutdown(Direction::Write).is_err() {
+            self.phase = Phase::Closed;
+            return;
+        }
+        let until = cx.now + LINGER;
+        self.phase = Phase::Lingering { until };
+        cx.timers.schedule(until, self.token, TimerKind::Linger);
+    }
+
+    /// Ends the connection now; the loop cancels what is in flight.
+    fn close(&mut self, ending: Ending) {
+        self.ending = Some(ending);
+        self.phase = Phase::Closed;
+    }
+    // ANCHOR_END: closing
+}

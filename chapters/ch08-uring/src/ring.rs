@@ -1,0 +1,355 @@
+//! The two rings, and the table of what the kernel holds.
+//!
+//! io_uring is two queues shared between this process and the kernel: we
+//! write requests into the *submission* ring ("receive into this buffer
+//! from that socket"), one `io_uring_enter` system call hands the kernel
+//! every request written since the last one and waits, and the kernel
+//! writes a *completion* ("done: 37 bytes") into the other ring for each.
+//! A request names its completion with a 64-bit `user_data` of our
+//! choosing.
+//!
+//! The hard part is not the rings but what a request points to. Between
+//! submission and completion the kernel may write into the buffer at any
+//! moment, and the compiler cannot see it: to Rust, the buffer is ours
+//! again as soon as the call that built the request returns. So every
+//! request in flight has an entry in [`Ring`]'s table of operations, and
+//! the entry *owns* whatever the kernel borrows: the buffer a receive
+//! fills, and a reference to the socket, so that its descriptor stays
+//! open. A connection may be dropped at any time; its requests are
+//! cancelled, and their entries keep the buffer and the socket alive
+//! until the kernel reports each request finished. Only then does the
+//! entry, and what it owns, go.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use ch04_epoll::poller::Token;
+use ch04_epoll::slab::Slab;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use protocol::Shutdown;
+
+/// Submission-ring slots. When they run out mid-turn, what is queued is
+/// submitted early (see [`Ring::push`]); a completion ring of four times
+/// as many holds the replies of a busy turn.
+const ENTRIES: u32 = 4096;
+
+/// The `user_data` of cancellation requests: their own completions say
+/// nothing we act on, and no operation token is ever this value (it
+/// would be slot 4,294,967,295 of the table).
+const CANCEL: u64 = u64::MAX;
+
+/// An operation's key in the table, and its request's `user_data`.
+pub type OpToken = u64;
+
+// ANCHOR: op
+/// One request the kernel holds, with everything it borrows.
+#[derive(Debug)]
+pub enum Op {
+    /// Accepting connections, until cancelled or it fails: one request,
+    /// many completions.
+    Accept {
+        /// Keeps the listening socket open while the kernel uses it.
+        listener: Rc<TcpListener>,
+    },
+    /// Waiting for the shutdown switch to become readable.
+    Shutdown {
+        /// Keeps the switch's descriptor open.
+        switch: Shutdown,
+    },
+    /// Receiving into `buffer` for the connection `owner`.
+    Recv {
+        /// The connection's token; it may be gone when the op completes.
+        owner: Token,
+        /// Keeps the socket open while the kernel reads from it.
+        socket: Rc<TcpStream>,
+        /// What the kernel writes into. A `Vec`, not a `Box`: moving a
+        /// `Box` (into this table, or when the table grows) asserts that
+        /// it is the only pointer to its memory, and the kernel holds
+        /// another; a `Vec` claims no such thing.
+        buffer: Vec<u8>,
+    },
+    /// Sending `bytes` to the connection `owner`.
+    Send {
+        /// The connection's token.
+        owner: Token,
+        /// Keeps the socket open while the kernel writes to it.
+        socket: Rc<TcpStream>,
+        /// Acks and replies are `'static`: nothing to keep alive.
+        bytes: &'static [u8],
+    },
+}
+// ANCHOR_END: op
+
+/// One completion, copied out of the ring.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    /// Which operation.
+    pub op: OpToken,
+    /// A count of bytes, a descriptor, or a negated `errno`.
+    pub result: i32,
+    /// The operation goes on and will complete again (multishot accept).
+    pub more: bool,
+}
+
+/// The rings and the operations in flight.
+pub struct Ring {
+    uring: IoUring,
+    ops: Slab<Op>,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ring {{ {} operations in flight }}", self.ops.len())
+    }
+}
+
+impl Ring {
+    // ANCHOR: new
+    /// Sets up the rings.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses io_uring: `ENOSYS` on kernels before 5.1
+    /// or built without it, `EPERM` when the sysctl
+    /// `kernel.io_uring_disabled` or a seccomp filter forbids it, `EINVAL`
+    /// on kernels too old for the flags (before 6.1). The error says so
+    /// in one line.
+    pub fn new() -> io::Result<Ring> {
+        let uring = IoUring::builder()
+            // One thread submits, and completions are delivered when it
+            // asks for them (in `io_uring_enter`) instead of interrupting
+            // it: fewer context switches, bigger batches.
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(4 * ENTRIES)
+            .build(ENTRIES)
+            .map_err(|e| {
+                let why = match e.raw_os_error() {
+                    Some(libc::ENOSYS) => "the kernel has no io_uring",
+                    Some(libc::EPERM) => {
+                        "io_uring is disabled here \
+                        (sysctl kernel.io_uring_disabled, or seccomp)"
+                    }
+                    Some(libc::EINVAL) => {
+                        "the kernel's io_uring is too old \
+                        (this server needs Linux 6.1 or later)"
+                    }
+                    _ => "cannot set up io_uring",
+                };
+                io::Error::new(e.kind(), format!("{why}: {e}"))
+            })?;
+        Ok(Ring {
+            uring,
+            ops: Slab::new(),
+        })
+    }
+    // ANCHOR_END: new
+
+    // ANCHOR: push
+    /// Records `op` in the table, then queues the request `build` makes
+    /// for it, with the op's token as `user_data`. Nothing reaches the
+    /// kernel before the next [`Ring::submit_and_wait`].
+    fn start(
+        &mut self,
+        op: Op,
+        build: impl FnOnce(&mut Op) -> squeue::Entry,
+    ) -> OpToken {
+        let token = self.ops.insert(op);
+        let op = self.ops.get_mut(token).expect("inserted just now");
+        let entry = build(op).user_data(token);
+        self.push(&entry);
+        token
+    }
+
+    /// Queues one request, submitting what is queued first if the
+    /// submission ring is full.
+    fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: every pointer in a request built by this module
+            // points to memory that outlives the request: a receive's
+            // buffer and the socket of every request are owned by the
+            // op's entry in `self.ops`, which is removed only when the
+            // kernel reports the request finished (`take`), and never
+            // freed while the ring lives (see `Drop for Ring`); sends
+            // point to `'static` bytes; cancellations point to nothing.
+            let pushed = unsafe { self.uring.submission().push(entry) };
+            if pushed.is_ok() {
+                return;
+            }
+            // Full: hand the kernel what is queued, which empties the
+            // submission ring. Not waiting, so this cannot block; EINTR
+            // or EBUSY just mean "try again".
+            if let Err(e) = self.uring.submit() {
+                if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY))
+                {
+                    panic!("io_uring_enter failed with a full queue: {e}");
+                }
+            }
+        }
+    }
+    // ANCHOR_END: push
+
+    /// Accepts connections on `listener` until cancelled: one request for
+    /// every connection to come (multishot accept).
+    pub fn accept(&mut self, listener: Rc<TcpListener>) -> OpToken {
+        let fd = types::Fd(listener.as_raw_fd());
+        self.start(Op::Accept { listener }, |_| {
+            opcode::AcceptMulti::new(fd)
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        })
+    }
+
+    /// Completes once `switch` is on.
+    pub fn watch(&mut self, switch: Shutdown) -> OpToken {
+        let fd = types::Fd(switch.as_fd().as_raw_fd());
+        self.start(Op::Shutdown { switch }, |_| {
+            opcode::PollAdd::new(fd, libc::POLLIN as u32).build()
+        })
+    }
+
+    // ANCHOR: recv
+    /// Receives from `socket` into `buffer`, for the connection `owner`.
+    /// The buffer comes back with the completion (see [`Ring::take`]).
+    pub fn recv(
+        &mut self,
+        owner: Token,
+        socket: Rc<TcpStream>,
+        buffer: Vec<u8>,
+    ) -> OpToken {
+        let fd = types::Fd(socket.as_raw_fd());
+        let op = Op::Recv {
+            owner,
+            socket,
+            buffer,
+        };
+        self.start(op, |op| {
+            let Op::Recv { buffer, .. } = op else {
+                unreachable!("built from a receive")
+            };
+            // The pointer is taken from the buffer where it now lives, in
+            // the table; its memory stays put however the table grows.
+            let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
+            opcode::Recv::new(fd, buffer.as_mut_ptr(), len).build()
+        })
+    }
+    // ANCHOR_END: recv
+
+    /// Sends `bytes` to `socket`, for the connection `owner`.
+    pub fn send(
+        &mut self,
+        owner: Token,
+        socket: Rc<TcpStream>,
+        bytes: &'static [u8],
+    ) -> OpToken {
+        let fd = types::Fd(socket.as_raw_fd());
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        let op = Op::Send {
+            owner,
+            socket,
+            bytes,
+        };
+        self.start(op, |_| {
+            // MSG_NOSIGNAL: a reset client makes the send fail with
+            // EPIPE, not raise SIGPIPE.
+            opcode::Send::new(fd, bytes.as_ptr(), len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        })
+    }
+
+    // ANCHOR: cancel
+    /// Asks the kernel to give up `op`. Its entry stays in the table,
+    /// owning its buffer and socket, until the op's own completion
+    /// arrives: with `-ECANCELED`, or with a result if it finished first.
+    pub fn cancel(&mut self, op: OpToken) {
+        let entry = opcode::AsyncCancel::new(op).build().user_data(CANCEL);
+        self.push(&entry);
+    }
+    // ANCHOR_END: cancel
+
+    // ANCHOR: submit_and_wait
+    /// The loop's one system call: hands the kernel every request queued
+    /// since the last call, and waits until at least one completion is
+    /// ready or `timeout` has passed (forever if `None`).
+    ///
+    /// # Errors
+    ///
+    /// Only failures of `io_uring_enter` itself; a timeout, a signal
+    /// (EINTR) or a full completion ring (EBUSY) are normal returns.
+    pub fn submit_and_wait(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let submitter = self.uring.submitter();
+        let result = match timeout {
+            Some(timeout) => {
+                let timespec = types::Timespec::from(timeout);
+                let args = types::SubmitArgs::new().timespec(&timespec);
+                submitter.submit_with_args(1, &args)
+            }
+            None => submitter.submit_and_wait(1),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                // The timeout passed with nothing done; a signal handler
+                // ran (SIGHUP is logged and ignored); the completion ring
+                // is full and we must read it. All mean: go on.
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY) => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+    // ANCHOR_END: submit_and_wait
+
+    /// Moves every completion ready in the ring to `into`, except those
+    /// of cancellation requests.
+    pub fn reap(&mut self, into: &mut Vec<Completion>) {
+        for entry in self.uring.completion() {
+            if entry.user_data() == CANCEL {
+                continue;
+            }
+            into.push(Completion {
+                op: entry.user_data(),
+                result: entry.result(),
+                more: cqueue::more(entry.flags()),
+            });
+        }
+    }
+
+    /// The op a completion is for, still in flight (`more`), or `None`.
+    pub fn get(&self, op: OpToken) -> Option<&Op> {
+        self.ops.get(op)
+    }
+
+    /// The op a final completion is for, out of the table: the kernel is
+    /// done with it, so what it owns is the caller's again.
+    pub fn take(&mut self, op: OpToken) -> Option<Op> {
+        self.ops.remove(op)
+    }
+
+    /// Operations the kernel still holds.
+    pub fn in_flight(&self) -> usize {
+        self.ops.len()
+    }
+}
+
+// ANCHOR: drop
+impl Drop for Ring {
+    /// Closing the ring makes the kernel cancel what is still in flight,
+    /// but in the background, after `close` returns: a buffer freed now
+    /// could still be written. So whatever the kernel may still hold is
+    /// leaked instead. The server waits for every completion before it
+    /// returns, so this happens only when something failed.
+    fn drop(&mut self) {
+        let ops = std::mem::take(&mut self.ops);
+        if !ops.is_empty() {
+            std::mem::forget(ops);
+        }
+    }
+}
+// ANCHOR_END: drop
