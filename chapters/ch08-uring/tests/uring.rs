@@ -132,6 +132,7 @@ fn refused_io_uring_is_one_line_and_an_exit() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line:\n{stderr}");
     assert!(lines[0].contains("io_uring"), "{stderr}");
+    eprintln!("the server said: {}", lines[0]);
 }
 
 /// A seccomp filter that fails `io_uring_setup` with EPERM and allows
