@@ -126,13 +126,17 @@ if perf stat -e cpu-clock true >/dev/null 2>&1; then
             perf record --quiet -e cpu-clock -C 1 -o "$scratch/perf.data" \
                 -- taskset -c 0 "$rounds" "target/release/$server" \
                 "$CLIENTS" "$per_message" >/dev/null 2>&1
-            echo "\$ perf record -C 1 ...; perf report --comm $server"
-            echo "where $server's samples are:"
+            echo "\$ perf record -e cpu-clock -C 1 -- taskset -c 0 rounds" \
+                "$server $CLIENTS $per_message   # perf report --comm $server"
             perf report -i "$scratch/perf.data" --comm "$server" \
-                --sort dso --stdio 2>/dev/null | grep '%' | head -n 4
+                --sort sym --percentage relative --stdio 2>/dev/null |
+                awk '/%/ && !/^#/' >"$scratch/perf-$server.txt"
+            awk '{ share[$2] += $1 } END {
+                printf "samples in the kernel [k]: %.0f%%, in user space" \
+                    " [.]: %.0f%%\n", share["[k]"], share["[.]"] }' \
+                "$scratch/perf-$server.txt"
             echo "its busiest functions:"
-            perf report -i "$scratch/perf.data" --comm "$server" \
-                --sort sym --stdio 2>/dev/null | grep '%' | head -n 12
+            awk 'n++ < 12' "$scratch/perf-$server.txt"
             echo
         done
     } >"$out/ch08-uring-perf.txt"

@@ -286,14 +286,16 @@ impl<'c> Server<'c> {
     }
 
     fn resume_accepting(&mut self) {
+        // Cleared whatever happens next: a deadline left in the past
+        // would make every wait return at once.
+        let paused = self.resume_accepting_at.take().is_some();
         let Some(listener) = &self.listener else {
-            self.resume_accepting_at = None;
             return;
         };
         if self.accept.is_some() {
             return;
         }
-        if self.resume_accepting_at.take().is_some() {
+        if paused {
             event!("accepting again");
         }
         self.accept = Some(self.ring.accept(Rc::clone(listener)));
