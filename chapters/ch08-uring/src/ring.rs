@@ -124,6 +124,9 @@ impl Ring {
             // it: fewer context switches, bigger batches.
             .setup_single_issuer()
             .setup_defer_taskrun()
+            // ...and flags in the shared memory when finished work is
+            // waiting to be delivered (see `Ring::undelivered`).
+            .setup_taskrun_flag()
             .setup_cqsize(4 * ENTRIES)
             .build(ENTRIES)
             .map_err(|e| {
@@ -320,6 +323,39 @@ impl Ring {
             });
         }
     }
+
+    // ANCHOR: undelivered
+    /// Whether the kernel holds finished work it has not delivered as
+    /// completions yet. With `DEFER_TASKRUN` it delivers only inside a
+    /// wait; a wait that ends on its timeout may return first, say when
+    /// the process was stopped (SIGSTOP, a debugger) while a client's
+    /// bytes arrived. A flag in shared memory: no system call.
+    pub fn undelivered(&mut self) -> bool {
+        self.uring.submission().taskrun()
+    }
+
+    /// Has the kernel deliver what it finished, without waiting, and
+    /// moves the completions to `into`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::submit_and_wait`].
+    pub fn deliver(&mut self, into: &mut Vec<Completion>) -> io::Result<()> {
+        // With work pending, a plain submit asks the kernel to run it
+        // (`IORING_ENTER_GETEVENTS`) and returns at once.
+        match self.uring.submit() {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap(into);
+        Ok(())
+    }
+    // ANCHOR_END: undelivered
 
     /// The op a completion is for, still in flight (`more`), or `None`.
     pub fn get(&self, op: OpToken) -> Option<&Op> {
