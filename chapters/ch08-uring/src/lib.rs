@@ -105,8 +105,11 @@ pub fn event_loop(
         let timeout = server.timeout(Instant::now());
         server.ring.submit_and_wait(timeout)?;
         server.ring.reap(&mut completions);
+        // One clock reading for the batch: every completion in it was
+        // there when the wait returned.
+        let now = Instant::now();
         for completion in completions.drain(..) {
-            server.complete(completion);
+            server.complete(completion, now);
         }
         // Deadlines only after every completion: a byte that arrived in
         // time is never judged late - including one the kernel has
@@ -117,7 +120,7 @@ pub fn event_loop(
         {
             server.ring.deliver(&mut completions)?;
             for completion in completions.drain(..) {
-                server.complete(completion);
+                server.complete(completion, now);
             }
         }
         server.run_timers(now);
@@ -190,26 +193,26 @@ impl<'c> Server<'c> {
     /// completion takes the op out of the ring's table: what it owned (a
     /// buffer, a socket) is ours again, or dropped if its connection is
     /// gone.
-    fn complete(&mut self, completion: Completion) {
+    fn complete(&mut self, completion: Completion, now: Instant) {
         let Completion { op, result, more } = completion;
         if more {
             // Only the multishot accept goes on completing.
             if let Some(Op::Accept { .. }) = self.ring.get(op) {
-                self.accepted(result);
+                self.accepted(result, now);
             }
             return;
         }
         match self.ring.take(op) {
             Some(Op::Accept { .. }) => {
                 self.accept = None;
-                self.accepted(result);
+                self.accepted(result, now);
             }
             Some(Op::Shutdown { .. }) => self.begin_shutdown(),
             Some(Op::Recv { owner, buffer, .. }) => {
                 let Some(connection) = self.connections.get_mut(owner) else {
                     return; // cancelled: dropping `buffer` is safe now
                 };
-                let mut cx = context!(self, Instant::now());
+                let mut cx = context!(self, now);
                 connection.on_received(result, buffer, &mut cx);
                 self.settle(owner);
             }
@@ -217,7 +220,7 @@ impl<'c> Server<'c> {
                 let Some(connection) = self.connections.get_mut(owner) else {
                     return;
                 };
-                connection.on_sent(result, &mut context!(self, Instant::now()));
+                connection.on_sent(result, &mut context!(self, now));
                 self.settle(owner);
             }
             None => warn!("completion for unknown operation {op}"),
@@ -229,7 +232,7 @@ impl<'c> Server<'c> {
     /// One result of the multishot accept: a new client's descriptor, or
     /// an error. If the accept has stopped (no `more`), ask again - or,
     /// out of descriptors, pause first instead of spinning.
-    fn accepted(&mut self, result: i32) {
+    fn accepted(&mut self, result: i32, now: Instant) {
         if let Ok(fd) = u32::try_from(result) {
             // SAFETY: a successful accept's result is a descriptor the
             // kernel just opened for this process; nothing else owns it.
@@ -239,7 +242,7 @@ impl<'c> Server<'c> {
                 // effect: too late to serve, so close it (drop `fd`).
                 return;
             }
-            self.add_client(TcpStream::from(fd));
+            self.add_client(TcpStream::from(fd), now);
         } else {
             let error = io::Error::from_raw_os_error(-result);
             match -result {
@@ -261,7 +264,7 @@ impl<'c> Server<'c> {
         }
     }
 
-    fn add_client(&mut self, stream: TcpStream) {
+    fn add_client(&mut self, stream: TcpStream, now: Instant) {
         let peer = match stream.peer_addr() {
             Ok(peer) => peer,
             Err(e) => {
@@ -270,14 +273,19 @@ impl<'c> Server<'c> {
                 return;
             }
         };
-        self.serve_client(stream, peer);
+        self.serve_client(stream, peer, now);
     }
 
-    fn serve_client(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn serve_client(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
         event!("accepted {peer}");
         let token = self.connections.next_token();
         let max = self.config.max_message_bytes;
-        let mut cx = context!(self, Instant::now());
+        let mut cx = context!(self, now);
         let connection = Connection::new(stream, peer, token, max, &mut cx);
         self.connections.insert(connection);
     }
