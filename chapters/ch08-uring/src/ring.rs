@@ -389,3 +389,77 @@ impl Drop for Ring {
     }
 }
 // ANCHOR_END: drop
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A connected pair over loopback: the server's end, shared as the
+    /// connections share theirs, and the client's.
+    fn connected() -> (Rc<TcpStream>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let client = TcpStream::connect(addr).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        (Rc::new(server), client)
+    }
+
+    /// Waits for completions until one for `op` arrives.
+    fn completion_of(ring: &mut Ring, op: OpToken) -> Completion {
+        let mut completions = Vec::new();
+        for _ in 0..100 {
+            let wait = Some(Duration::from_millis(100));
+            ring.submit_and_wait(wait).expect("io_uring_enter");
+            ring.reap(&mut completions);
+            if let Some(done) = completions.iter().find(|c| c.op == op) {
+                return *done;
+            }
+        }
+        panic!("no completion for op {op} in 10 s");
+    }
+
+    /// A receive whose owner let go of everything - its socket handle
+    /// and any claim on the buffer - still has both in the table, and
+    /// the kernel fills the buffer when the client's bytes arrive; the
+    /// buffer comes back with the completion.
+    #[test]
+    fn a_receive_owns_its_buffer_after_its_owner_is_gone() {
+        let Ok(mut ring) = Ring::new() else {
+            eprintln!("skipped: the kernel refuses io_uring");
+            return;
+        };
+        let (server, mut client) = connected();
+        let op = ring.recv(1, Rc::clone(&server), vec![0; 64]);
+        drop(server);
+        ring.submit_and_wait(Some(Duration::ZERO))
+            .expect("submitted");
+        client.write_all(b"hello\x03").expect("sent");
+        let done = completion_of(&mut ring, op);
+        assert_eq!(done.result, 6);
+        let Some(Op::Recv { buffer, .. }) = ring.take(op) else {
+            panic!("the receive's entry is gone before its completion");
+        };
+        assert_eq!(&buffer[..6], b"hello\x03");
+        assert_eq!(ring.in_flight(), 0);
+    }
+
+    /// A cancelled receive stays in the table until the kernel confirms,
+    /// with -ECANCELED; nothing arrives in its buffer.
+    #[test]
+    fn a_cancelled_receive_completes_before_its_entry_goes() {
+        let Ok(mut ring) = Ring::new() else {
+            eprintln!("skipped: the kernel refuses io_uring");
+            return;
+        };
+        let (server, _client) = connected();
+        let op = ring.recv(1, server, vec![0; 64]);
+        ring.submit_and_wait(Some(Duration::ZERO))
+            .expect("submitted");
+        ring.cancel(op);
+        assert!(ring.get(op).is_some(), "the entry outlives the cancel");
+        let done = completion_of(&mut ring, op);
+        assert_eq!(done.result, -libc::ECANCELED);
+        assert!(matches!(ring.take(op), Some(Op::Recv { .. })));
+    }
+}
