@@ -1,15 +1,16 @@
 //! One client, as a state machine driven by completions.
 //!
 //! Chapter 4's connection reacts to "the socket is readable" by reading.
-//! This one reacts to "the read is done, here are the bytes": it asks for
-//! the next receive and the next send itself, and the loop brings back
-//! their results. The phases are chapter 4's (open, draining, lingering,
-//! closed); what is new is that an operation may be in flight at any
-//! moment, holding this connection's receive buffer, so the buffer is
-//! either here or in the ring's table, never both ([`Connection::buffer`]).
+//! This one reacts to "bytes arrived, here they are": it asks for its
+//! receives and sends itself, and the loop brings back their results.
+//! The phases are chapter 4's (open, draining, lingering, closed); what
+//! is new is that operations are in flight at almost every moment, and
+//! must be cancelled, and their end awaited, to stop them.
 //!
-//! At most one receive and one send are in flight per connection: one
-//! receive keeps the bytes in order, one send keeps the acks in order.
+//! At most one receive and one send are in flight per connection. The
+//! receive is multishot: asked for once, it completes at every arrival
+//! of bytes until it is cancelled or fails. One send at a time keeps the
+//! acks in order.
 
 use std::mem;
 use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
@@ -20,16 +21,12 @@ use ch04_epoll::connection::{ACKS, OUTPUT_CAP};
 use ch04_epoll::poller::Token;
 use ch04_epoll::timers::{Timer, TimerKind, Timers};
 use protocol::close::{Ending, LINGER};
+
 use protocol::log::Preview;
 use protocol::{event, Decoder, Frame, Work, WorkKind, ACK};
 
+use crate::pool::Filled;
 use crate::ring::{OpToken, Ring};
-
-/// Each connection's receive buffer. Big enough that a client sending a
-/// 64 KiB message needs 16 receives, not 64; small enough that 10,000
-/// connections hold 40 MiB between them (see the chapter's "what it
-/// costs").
-pub const RECV_BUFFER: usize = 4 * 1024;
 
 /// The reply to a client that was silent for too long.
 const IDLE_REPLY: &[u8] = b"err idle timeout";
@@ -79,11 +76,11 @@ pub struct Connection {
     peer: SocketAddr,
     token: Token,
     phase: Phase,
-    /// The receive buffer while no receive is in flight; `None` while
-    /// the kernel holds it (the ring's table owns it then).
-    buffer: Option<Vec<u8>>,
-    /// The receive in flight, if any.
+    /// The multishot receive in flight, if any, until its final
+    /// completion.
     recv: Option<OpToken>,
+    /// Whether that receive has been asked to stop.
+    recv_cancelled: bool,
     /// The send in flight, if any.
     send: Option<OpToken>,
     /// How many bytes it sends.
@@ -132,8 +129,8 @@ impl Connection {
             peer,
             token,
             phase: Phase::Open,
-            buffer: Some(vec![0; RECV_BUFFER]),
             recv: None,
+            recv_cancelled: false,
             send: None,
             sending: 0,
             decoder: Decoder::new(max_message_bytes),
@@ -172,6 +169,9 @@ impl Connection {
     /// at once: the ring's table keeps the buffer and the socket until
     /// the kernel confirms each cancellation.
     pub fn release(&mut self, ring: &mut Ring) {
+        if self.recv_cancelled {
+            self.recv = None; // asked already
+        }
         for op in [self.recv.take(), self.send.take()].into_iter().flatten() {
             ring.cancel(op);
         }
@@ -179,44 +179,52 @@ impl Connection {
     // ANCHOR_END: release
 
     // ANCHOR: on_received
-    /// A receive completed: `result` bytes (0 at end of stream) are at the
-    /// start of `buffer`, or it failed with `-result`. The buffer is ours
-    /// again.
+    /// The receive completed: `result` bytes arrived in `buffer` (0 at
+    /// end of stream), or it failed with `-result`. Without `more`, it
+    /// has ended. The buffer goes back to the pool here.
     pub fn on_received(
         &mut self,
         result: i32,
-        buffer: Vec<u8>,
+        more: bool,
+        buffer: Option<Filled>,
         cx: &mut Context<'_>,
     ) {
-        self.recv = None;
-        let received = usize::try_from(result);
-        match (self.phase, received) {
+        if !more {
+            self.recv = None;
+            self.recv_cancelled = false;
+        }
+        match (self.phase, usize::try_from(result)) {
             (Phase::Closed, _) => {}
             (Phase::Open, Ok(0)) => {
                 let dropped = self.decoder.pending_bytes();
                 self.drain(Ending::EndOfStream { dropped }, b"");
             }
-            (Phase::Open, Ok(n)) => {
+            (Phase::Open, Ok(_)) => {
                 self.last_active = cx.now;
-                self.take_input(&buffer[..n], cx.now);
+                if let Some(filled) = &buffer {
+                    self.take_input(cx.ring.bytes(filled), cx.now);
+                }
             }
-            // Draining reads nothing more: a late receive's bytes are
-            // dropped, as chapter 4 leaves them unread.
+            // Draining reads nothing more: bytes that were on their way
+            // when the receive was cancelled are dropped, as chapter 4
+            // leaves them unread.
             (Phase::Draining, Ok(_)) => {}
             // Lingering: the client has closed too, nothing can be reset.
             (Phase::Lingering { .. }, Ok(0)) => self.phase = Phase::Closed,
             (Phase::Lingering { .. }, Ok(_)) => {}
+            // Cancelled by us, or the pool was empty for a moment: it is
+            // asked for again below if it is still wanted.
+            (_, Err(_))
+                if matches!(-result, libc::ECANCELED | libc::ENOBUFS) => {}
+            (Phase::Lingering { .. }, Err(_)) => self.phase = Phase::Closed,
             (_, Err(_)) => {
-                let errno = -result;
-                if let Phase::Lingering { .. } = self.phase {
-                    self.phase = Phase::Closed;
-                } else {
-                    let error = std::io::Error::from_raw_os_error(errno);
-                    self.close(Ending::Vanished(error));
-                }
+                let error = std::io::Error::from_raw_os_error(-result);
+                self.close(Ending::Vanished(error));
             }
         }
-        self.buffer = Some(buffer);
+        if let Some(filled) = buffer {
+            cx.ring.give_back(filled);
+        }
         self.advance(cx);
     }
 
@@ -429,8 +437,8 @@ impl Connection {
     // ANCHOR_END: flush
 
     // ANCHOR: receive
-    /// Lends the buffer to the kernel for the next receive, if this phase
-    /// reads and none is in flight.
+    /// Asks for a multishot receive if this phase reads and none is in
+    /// flight; cancels the one in flight if this phase does not read.
     fn receive(&mut self, cx: &mut Context<'_>) {
         let wanted = match self.phase {
             // Flow control, as in chapter 4: while this many bytes of
@@ -439,14 +447,19 @@ impl Connection {
             Phase::Lingering { .. } => true,
             Phase::Draining | Phase::Closed => false,
         };
-        if !wanted || self.recv.is_some() {
-            return;
+        match self.recv {
+            // A cancelled receive must end before another starts, so
+            // that bytes arrive in one order.
+            None if wanted => {
+                let socket = Rc::clone(&self.socket);
+                self.recv = Some(cx.ring.recv(self.token, socket));
+            }
+            Some(op) if !wanted && !self.recv_cancelled => {
+                cx.ring.cancel(op);
+                self.recv_cancelled = true;
+            }
+            _ => {}
         }
-        let Some(buffer) = self.buffer.take() else {
-            return; // cannot happen: no receive in flight means it is here
-        };
-        let socket = Rc::clone(&self.socket);
-        self.recv = Some(cx.ring.recv(self.token, socket, buffer));
     }
     // ANCHOR_END: receive
 

@@ -20,6 +20,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod connection;
+pub mod pool;
 pub mod ring;
 
 use std::io;
@@ -36,7 +37,7 @@ use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::{event, warn, Config, Shutdown, WorkKind};
 
 use crate::connection::{Connection, Context};
-use crate::ring::{Completion, Op, OpToken, Ring};
+use crate::ring::{Completion, Op, OpToken, Purpose, Ring};
 
 /// What `--help` says about this server.
 pub const ABOUT: &str =
@@ -190,41 +191,50 @@ impl<'c> Server<'c> {
 
     // ANCHOR: complete
     /// Hands one completion to whoever asked for the operation. A final
-    /// completion takes the op out of the ring's table: what it owned (a
-    /// buffer, a socket) is ours again, or dropped if its connection is
-    /// gone.
+    /// completion (no `more`) takes the op out of the ring's table: the
+    /// kernel is done with its socket, which is ours again, or closed if
+    /// its connection is gone. A filled buffer goes back to the pool,
+    /// whoever it was for.
     fn complete(&mut self, completion: Completion, now: Instant) {
-        let Completion { op, result, more } = completion;
-        if more {
-            // Only the multishot accept goes on completing.
-            if let Some(Op::Accept { .. }) = self.ring.get(op) {
-                self.accepted(result, now);
+        let Completion {
+            op,
+            result,
+            more,
+            buffer,
+        } = completion;
+        // A final completion drops the op's entry (and with it the last
+        // handle to its socket) at the end of this call, not before.
+        let finished = if more { None } else { self.ring.take(op) };
+        let Some(purpose) =
+            finished.as_ref().or(self.ring.get(op)).map(Op::purpose)
+        else {
+            return warn!("completion for unknown operation {op}");
+        };
+        let owner = match purpose {
+            Purpose::Accept => {
+                if !more {
+                    self.accept = None;
+                }
+                return self.accepted(result, now);
+            }
+            Purpose::Shutdown => return self.begin_shutdown(),
+            Purpose::Recv(owner) | Purpose::Send(owner) => owner,
+        };
+        let Some(connection) = self.connections.get_mut(owner) else {
+            // It closed and cancelled this op: only the buffer matters.
+            if let Some(buffer) = buffer {
+                self.ring.give_back(buffer);
             }
             return;
+        };
+        let mut cx = context!(self, now);
+        match purpose {
+            Purpose::Recv(_) => {
+                connection.on_received(result, more, buffer, &mut cx)
+            }
+            _ => connection.on_sent(result, &mut cx),
         }
-        match self.ring.take(op) {
-            Some(Op::Accept { .. }) => {
-                self.accept = None;
-                self.accepted(result, now);
-            }
-            Some(Op::Shutdown { .. }) => self.begin_shutdown(),
-            Some(Op::Recv { owner, buffer, .. }) => {
-                let Some(connection) = self.connections.get_mut(owner) else {
-                    return; // cancelled: dropping `buffer` is safe now
-                };
-                let mut cx = context!(self, now);
-                connection.on_received(result, buffer, &mut cx);
-                self.settle(owner);
-            }
-            Some(Op::Send { owner, .. }) => {
-                let Some(connection) = self.connections.get_mut(owner) else {
-                    return;
-                };
-                connection.on_sent(result, &mut context!(self, now));
-                self.settle(owner);
-            }
-            None => warn!("completion for unknown operation {op}"),
-        }
+        self.settle(owner);
     }
     // ANCHOR_END: complete
 

@@ -31,6 +31,8 @@ use ch04_epoll::slab::Slab;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use protocol::Shutdown;
 
+use crate::pool::{Filled, Pool, GROUP};
+
 /// Submission-ring slots. When they run out mid-turn, what is queued is
 /// submitted early (see [`Ring::push`]); a completion ring of four times
 /// as many holds the replies of a busy turn.
@@ -59,17 +61,14 @@ pub enum Op {
         /// Keeps the switch's descriptor open.
         switch: Shutdown,
     },
-    /// Receiving into `buffer` for the connection `owner`.
+    /// Receiving into buffers of the pool for the connection `owner`,
+    /// until cancelled or it fails: one request, a completion for every
+    /// arrival of bytes (multishot receive).
     Recv {
         /// The connection's token; it may be gone when the op completes.
         owner: Token,
         /// Keeps the socket open while the kernel reads from it.
         socket: Rc<TcpStream>,
-        /// What the kernel writes into. A `Vec`, not a `Box`: moving a
-        /// `Box` (into this table, or when the table grows) asserts that
-        /// it is the only pointer to its memory, and the kernel holds
-        /// another; a `Vec` claims no such thing.
-        buffer: Vec<u8>,
     },
     /// Sending `bytes` to the connection `owner`.
     Send {
@@ -83,21 +82,49 @@ pub enum Op {
 }
 // ANCHOR_END: op
 
+/// What an op is for, without what it owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The multishot accept.
+    Accept,
+    /// The shutdown switch.
+    Shutdown,
+    /// A receive for this connection.
+    Recv(Token),
+    /// A send for this connection.
+    Send(Token),
+}
+
+impl Op {
+    /// What this op is for.
+    pub fn purpose(&self) -> Purpose {
+        match self {
+            Op::Accept { .. } => Purpose::Accept,
+            Op::Shutdown { .. } => Purpose::Shutdown,
+            Op::Recv { owner, .. } => Purpose::Recv(*owner),
+            Op::Send { owner, .. } => Purpose::Send(*owner),
+        }
+    }
+}
+
 /// One completion, copied out of the ring.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Completion {
     /// Which operation.
     pub op: OpToken,
     /// A count of bytes, a descriptor, or a negated `errno`.
     pub result: i32,
-    /// The operation goes on and will complete again (multishot accept).
+    /// The operation goes on and will complete again (multishot).
     pub more: bool,
+    /// The pool's buffer the kernel filled, for a receive with bytes.
+    pub buffer: Option<Filled>,
 }
 
 /// The rings and the operations in flight.
 pub struct Ring {
     uring: IoUring,
     ops: Slab<Op>,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Ring {
@@ -144,9 +171,15 @@ impl Ring {
                 };
                 io::Error::new(e.kind(), format!("{why}: {e}"))
             })?;
+        let pool = Pool::register(&uring).map_err(|e| {
+            let why = "cannot register receive buffers with io_uring \
+                (this server needs Linux 5.19 or later)";
+            io::Error::new(e.kind(), format!("{why}: {e}"))
+        })?;
         Ok(Ring {
             uring,
             ops: Slab::new(),
+            pool,
         })
     }
     // ANCHOR_END: new
@@ -172,12 +205,13 @@ impl Ring {
     fn push(&mut self, entry: &squeue::Entry) {
         loop {
             // SAFETY: every pointer in a request built by this module
-            // points to memory that outlives the request: a receive's
-            // buffer and the socket of every request are owned by the
-            // op's entry in `self.ops`, which is removed only when the
-            // kernel reports the request finished (`take`), and never
-            // freed while the ring lives (see `Drop for Ring`); sends
-            // point to `'static` bytes; cancellations point to nothing.
+            // points to memory that outlives the request: the socket of
+            // every request is owned by the op's entry in `self.ops`,
+            // which is removed only when the kernel reports the request
+            // finished (`take`), and never freed while the ring lives
+            // (see `Drop for Ring`); receives point to the pool, freed
+            // only when no request is in flight; sends point to
+            // `'static` bytes; cancellations point to nothing.
             let pushed = unsafe { self.uring.submission().push(entry) };
             if pushed.is_ok() {
                 return;
@@ -215,29 +249,24 @@ impl Ring {
     }
 
     // ANCHOR: recv
-    /// Receives from `socket` into `buffer`, for the connection `owner`.
-    /// The buffer comes back with the completion (see [`Ring::take`]).
-    pub fn recv(
-        &mut self,
-        owner: Token,
-        socket: Rc<TcpStream>,
-        buffer: Vec<u8>,
-    ) -> OpToken {
+    /// Receives from `socket` into the pool, for the connection `owner`,
+    /// until cancelled: each arrival of bytes is a completion naming the
+    /// buffer the kernel filled.
+    pub fn recv(&mut self, owner: Token, socket: Rc<TcpStream>) -> OpToken {
         let fd = types::Fd(socket.as_raw_fd());
-        let op = Op::Recv {
-            owner,
-            socket,
-            buffer,
-        };
-        self.start(op, |op| {
-            let Op::Recv { buffer, .. } = op else {
-                unreachable!("built from a receive")
-            };
-            // The pointer is taken from the buffer where it now lives, in
-            // the table; its memory stays put however the table grows.
-            let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
-            opcode::Recv::new(fd, buffer.as_mut_ptr(), len).build()
+        self.start(Op::Recv { owner, socket }, |_| {
+            opcode::RecvMulti::new(fd, GROUP).build()
         })
+    }
+
+    /// The bytes of a buffer the kernel filled.
+    pub fn bytes(&self, filled: &Filled) -> &[u8] {
+        self.pool.bytes(filled)
+    }
+
+    /// Gives a filled buffer back to the kernel's pool.
+    pub fn give_back(&mut self, filled: Filled) {
+        self.pool.give_back(filled);
     }
     // ANCHOR_END: recv
 
@@ -316,10 +345,17 @@ impl Ring {
             if entry.user_data() == CANCEL {
                 continue;
             }
+            let len = usize::try_from(entry.result()).unwrap_or(0);
+            let buffer = cqueue::buffer_select(entry.flags()).map(|id| {
+                // SAFETY: the id is this completion's, read once: the
+                // kernel has handed that buffer over.
+                unsafe { Pool::filled(id, len) }
+            });
             into.push(Completion {
                 op: entry.user_data(),
                 result: entry.result(),
                 more: cqueue::more(entry.flags()),
+                buffer,
             });
         }
     }
@@ -377,14 +413,18 @@ impl Ring {
 // ANCHOR: drop
 impl Drop for Ring {
     /// Closing the ring makes the kernel cancel what is still in flight,
-    /// but in the background, after `close` returns: a buffer freed now
-    /// could still be written. So whatever the kernel may still hold is
-    /// leaked instead. The server waits for every completion before it
-    /// returns, so this happens only when something failed.
+    /// but in the background, after `close` returns: memory freed now
+    /// could still be written. So with anything in flight, the pool and
+    /// the table are leaked instead. The server waits for every
+    /// completion before it returns, so this happens only when something
+    /// failed.
     fn drop(&mut self) {
-        let ops = std::mem::take(&mut self.ops);
-        if !ops.is_empty() {
-            std::mem::forget(ops);
+        if self.ops.is_empty() {
+            // Nothing can select a buffer any more: the pool is ours.
+            let _ = self.uring.submitter().unregister_buf_ring(GROUP);
+            self.pool.free();
+        } else {
+            std::mem::forget(std::mem::take(&mut self.ops));
         }
     }
 }
@@ -412,40 +452,40 @@ mod tests {
             let wait = Some(Duration::from_millis(100));
             ring.submit_and_wait(wait).expect("io_uring_enter");
             ring.reap(&mut completions);
-            if let Some(done) = completions.iter().find(|c| c.op == op) {
-                return *done;
+            if let Some(at) = completions.iter().position(|c| c.op == op) {
+                return completions.swap_remove(at);
             }
         }
         panic!("no completion for op {op} in 10 s");
     }
 
-    /// A receive whose owner let go of everything - its socket handle
-    /// and any claim on the buffer - still has both in the table, and
-    /// the kernel fills the buffer when the client's bytes arrive; the
-    /// buffer comes back with the completion.
+    /// A receive whose owner let go of its socket handle still has the
+    /// socket in the table: the kernel fills a buffer of the pool when
+    /// the client's bytes arrive, once, then again; the receive goes on.
     #[test]
-    fn a_receive_owns_its_buffer_after_its_owner_is_gone() {
+    fn a_receive_goes_on_after_its_owner_let_go() {
         let Ok(mut ring) = Ring::new() else {
             eprintln!("skipped: the kernel refuses io_uring");
             return;
         };
         let (server, mut client) = connected();
-        let op = ring.recv(1, Rc::clone(&server), vec![0; 64]);
+        let op = ring.recv(1, Rc::clone(&server));
         drop(server);
         ring.submit_and_wait(Some(Duration::ZERO))
             .expect("submitted");
-        client.write_all(b"hello\x03").expect("sent");
-        let done = completion_of(&mut ring, op);
-        assert_eq!(done.result, 6);
-        let Some(Op::Recv { buffer, .. }) = ring.take(op) else {
-            panic!("the receive's entry is gone before its completion");
-        };
-        assert_eq!(&buffer[..6], b"hello\x03");
-        assert_eq!(ring.in_flight(), 0);
+        for bytes in [&b"hello\x03"[..], b"again\x03"] {
+            client.write_all(bytes).expect("sent");
+            let done = completion_of(&mut ring, op);
+            assert!(done.more, "a multishot receive goes on");
+            let filled = done.buffer.expect("a filled buffer");
+            assert_eq!(ring.bytes(&filled), bytes);
+            ring.give_back(filled);
+        }
+        assert_eq!(ring.in_flight(), 1);
     }
 
     /// A cancelled receive stays in the table until the kernel confirms,
-    /// with -ECANCELED; nothing arrives in its buffer.
+    /// with -ECANCELED and no buffer.
     #[test]
     fn a_cancelled_receive_completes_before_its_entry_goes() {
         let Ok(mut ring) = Ring::new() else {
@@ -453,13 +493,14 @@ mod tests {
             return;
         };
         let (server, _client) = connected();
-        let op = ring.recv(1, server, vec![0; 64]);
+        let op = ring.recv(1, server);
         ring.submit_and_wait(Some(Duration::ZERO))
             .expect("submitted");
         ring.cancel(op);
         assert!(ring.get(op).is_some(), "the entry outlives the cancel");
         let done = completion_of(&mut ring, op);
-        assert_eq!(done.result, -libc::ECANCELED);
+        assert_eq!((done.result, done.more), (-libc::ECANCELED, false));
+        assert!(done.buffer.is_none());
         assert!(matches!(ring.take(op), Some(Op::Recv { .. })));
     }
 }
