@@ -3,19 +3,19 @@
 //! Chapter 4's loop asks the kernel "which sockets are ready?" and then
 //! makes each call itself: a `read` and a `write` per message, plus its
 //! share of `epoll_wait`. Here the loop tells the kernel what it wants
-//! done - receive into this buffer, send these bytes, accept whatever
-//! arrives - by writing requests into a ring, and reads the results from
-//! another ring. One `io_uring_enter` per turn submits every request of
-//! the turn and waits for the next results, however many clients they
-//! concern ([`ring`]).
+//! done - receive whatever arrives on this socket, send these bytes,
+//! accept whatever connects - by writing requests into a ring, and reads
+//! the results from another ring. One `io_uring_enter` per turn submits
+//! every request of the turn and waits for the next results, however
+//! many clients they concern ([`ring`]).
 //!
 //! The rest is chapter 4's: the same state machine per client
 //! ([`connection`]), the same timer heap for the work and the deadlines,
-//! the same connection table. What it costs that chapter 4 did not: a
-//! receive buffer per connection, lent to the kernel while a receive is
-//! in flight - and the discipline of never freeing memory the kernel may
-//! still write (the ring's table of operations owns it). Spin work still
-//! holds the one thread, and every client with it.
+//! the same connection table. What is new is memory the kernel uses
+//! behind the compiler's back - a pool of receive buffers ([`pool`]), and
+//! every socket with a request in flight - and the discipline of never
+//! freeing it while the kernel may still use it. Spin work still holds
+//! the one thread, and every client with it.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -332,8 +332,8 @@ impl<'c> Server<'c> {
 
     // ANCHOR: settle
     /// After a connection acted: if it closed, cancel what it has in
-    /// flight and drop it. The ring's table keeps its buffer and socket
-    /// until the kernel lets go of them.
+    /// flight and drop it. The ring's table keeps its socket open until
+    /// the kernel lets go of it.
     fn settle(&mut self, token: Token) {
         let Some(connection) = self.connections.get_mut(token) else {
             return;

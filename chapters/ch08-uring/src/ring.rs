@@ -1,25 +1,23 @@
 //! The two rings, and the table of what the kernel holds.
 //!
 //! io_uring is two queues shared between this process and the kernel: we
-//! write requests into the *submission* ring ("receive into this buffer
-//! from that socket"), one `io_uring_enter` system call hands the kernel
-//! every request written since the last one and waits, and the kernel
-//! writes a *completion* ("done: 37 bytes") into the other ring for each.
-//! A request names its completion with a 64-bit `user_data` of our
+//! write requests into the *submission* ring ("receive from that
+//! socket"), one `io_uring_enter` system call hands the kernel every
+//! request written since the last one and waits, and the kernel writes a
+//! *completion* ("done: 37 bytes, in buffer 12") into the other ring for
+//! each. A request names its completion with a 64-bit `user_data` of our
 //! choosing.
 //!
 //! The hard part is not the rings but what a request points to. Between
-//! submission and completion the kernel may write into the buffer at any
-//! moment, and the compiler cannot see it: to Rust, the buffer is ours
-//! again as soon as the call that built the request returns. So every
-//! request in flight has an entry in [`Ring`]'s table of operations, and
-//! the entry *owns* whatever the kernel borrows: the buffer a receive
-//! fills, and a reference to the socket, so that its descriptor stays
-//! open. A connection may be dropped at any time; its requests are
-//! cancelled, and their entries keep the buffer and the socket alive
-//! until the kernel reports each request finished. Only then does the
-//! entry, and what it owns, go.
-
+//! submission and completion the kernel may use that memory at any
+//! moment, and the compiler cannot see it. So every request in flight has
+//! an entry in [`Ring`]'s table of operations, and the entry *owns* what
+//! the kernel uses: a reference to the socket, so that its descriptor
+//! stays open (and its number is not reused under the request). A
+//! connection may be dropped at any time; its requests are cancelled, and
+//! their entries keep the sockets alive until the kernel reports each
+//! request finished. The receive buffers belong to the pool ([`Pool`]),
+//! which the ring owns and frees only when nothing is in flight.
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
@@ -295,7 +293,7 @@ impl Ring {
 
     // ANCHOR: cancel
     /// Asks the kernel to give up `op`. Its entry stays in the table,
-    /// owning its buffer and socket, until the op's own completion
+    /// owning its socket, until the op's own completion
     /// arrives: with `-ECANCELED`, or with a result if it finished first.
     pub fn cancel(&mut self, op: OpToken) {
         let entry = opcode::AsyncCancel::new(op).build().user_data(CANCEL);
