@@ -140,17 +140,18 @@ impl Ring {
     /// When the kernel refuses io_uring: `ENOSYS` on kernels before 5.1
     /// or built without it, `EPERM` when the sysctl
     /// `kernel.io_uring_disabled` or a seccomp filter forbids it, `EINVAL`
-    /// on kernels too old for the flags (before 6.1). The error says so
+    /// on kernels too old for the flags (before 6.0). The error says so
     /// in one line.
     pub fn new() -> io::Result<Ring> {
         let uring = IoUring::builder()
-            // One thread submits, and completions are delivered when it
-            // asks for them (in `io_uring_enter`) instead of interrupting
-            // it: fewer context switches, bigger batches.
+            // One thread submits. The work that turns a finished
+            // operation into a completion waits for that thread's next
+            // system call, instead of interrupting it from another core:
+            // completions come in batches, mostly in the loop's one call.
             .setup_single_issuer()
-            .setup_defer_taskrun()
-            // ...and flags in the shared memory when finished work is
-            // waiting to be delivered (see `Ring::undelivered`).
+            .setup_coop_taskrun()
+            // ...and a flag in the shared memory says when such work is
+            // waiting (see `Ring::undelivered`).
             .setup_taskrun_flag()
             .setup_cqsize(4 * ENTRIES)
             .build(ENTRIES)
@@ -163,7 +164,7 @@ impl Ring {
                     }
                     Some(libc::EINVAL) => {
                         "the kernel's io_uring is too old \
-                        (this server needs Linux 6.1 or later)"
+                        (this server needs Linux 6.0 or later)"
                     }
                     _ => "cannot set up io_uring",
                 };
@@ -360,10 +361,11 @@ impl Ring {
 
     // ANCHOR: undelivered
     /// Whether the kernel holds finished work it has not delivered as
-    /// completions yet. With `DEFER_TASKRUN` it delivers only inside a
-    /// wait; a wait that ends on its timeout may return first, say when
-    /// the process was stopped (SIGSTOP, a debugger) while a client's
-    /// bytes arrived. A flag in shared memory: no system call.
+    /// completions yet: that work waits for this thread (see
+    /// `Ring::new`), and a wait that ends on its timeout may return
+    /// before it has run - say when the process was stopped (SIGSTOP, a
+    /// debugger) while a client's bytes arrived. A flag in shared
+    /// memory: no system call.
     pub fn undelivered(&mut self) -> bool {
         self.uring.submission().taskrun()
     }
