@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::socket::{send, MsgFlags};
+use protocol::clock::{earlier, MessageClock, TIMEOUT_REPLY};
 use protocol::close::{Ending, LINGER};
 use protocol::log::Preview;
 use protocol::{event, Config, Decoder, Frame, Shutdown, ACK};
@@ -27,7 +28,9 @@ const READ_BUFFER: usize = 16 * 1024;
 ///
 /// Reads whatever arrives, frames it, and for every message does the work
 /// and sends `ack`, in order. Ends on `goodbye`, end of stream, a protocol
-/// violation (answered with `err ...`), the idle timeout, or the shutdown
+/// violation (answered with `err ...`), the idle timeout, the message
+/// deadline (a message unfinished `--message-timeout-ms` after its first
+/// byte, see [`MessageClock`]), or the shutdown
 /// switch (after acking the message in progress, if any: messages queued
 /// behind it get no ack, or shutdown could take any multiple of
 /// `--work-ms`). Never panics on anything the client does; every failure
@@ -47,14 +50,24 @@ pub fn serve_session(
     }
     let mut decoder = Decoder::new(config.max_message_bytes);
     let mut buffer = vec![0; READ_BUFFER];
+    let mut clock = MessageClock::new(config.message_timeout());
     loop {
-        // Idle time is time spent waiting here, not time spent working.
-        let deadline = config.idle_timeout().map(|t| Instant::now() + t);
+        // Idle time is time spent waiting here, not time spent working;
+        // so is the message deadline's. We wait for the nearer of the two.
+        let idle = config.idle_timeout().map(|t| Instant::now() + t);
+        let deadline = earlier(idle, clock.deadline());
         match wait_readable(&stream, shutdown, deadline) {
             Ok(Wait::Ready) => {}
             Ok(Wait::Shutdown) => {
                 close_gracefully(stream, b"");
                 return Ending::Shutdown;
+            }
+            // `poll` looks at the socket once more before it reports a
+            // timeout, so bytes that came while the process was stopped
+            // are read first: a timeout here means none were waiting.
+            Ok(Wait::TimedOut) if clock.expired(Instant::now()) => {
+                close_gracefully(stream, TIMEOUT_REPLY);
+                return Ending::MessageTimeout;
             }
             Ok(Wait::TimedOut) => {
                 close_gracefully(stream, b"err idle timeout");
@@ -81,6 +94,9 @@ pub fn serve_session(
                 }
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {} from {peer}", Preview(text));
+                    // Complete, and worked on: its clock stops. The next
+                    // message's starts once the work is done.
+                    clock.track(false, Instant::now());
                     work.perform();
                     match send_ack(&stream, config, shutdown) {
                         Ok(()) => event!("ack sent to {peer}"),
@@ -110,6 +126,15 @@ pub fn serve_session(
         if shutdown.is_triggered() {
             close_gracefully(stream, b"");
             return Ending::Shutdown;
+        }
+        // We are not working, so bytes of a message held now are on its
+        // clock: from now if this read brought its first byte, or if the
+        // work on the message before it just ended.
+        let now = Instant::now();
+        clock.track(decoder.pending_bytes() > 0, now);
+        if clock.expired(now) {
+            close_gracefully(stream, TIMEOUT_REPLY);
+            return Ending::MessageTimeout;
         }
     }
 }

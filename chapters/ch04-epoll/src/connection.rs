@@ -8,8 +8,8 @@
 //! calls back when the socket (or a timer) is ready again.
 //!
 //! ```text
-//!        goodbye, end of stream, violation,
-//!        idle timeout, shutdown
+//!        goodbye, end of stream, violation, idle
+//!        or message timeout, eviction, shutdown
 //!  Open -------------------------------------> Draining
 //!   |  read, decode,                             |  work, ack, write;
 //!   |  work, ack, write                          |  all acked and written
@@ -30,6 +30,8 @@ use std::mem;
 use std::net::{Shutdown as Direction, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use protocol::budget::{Ledger, BUSY_REPLY};
+use protocol::clock::{MessageClock, TIMEOUT_REPLY};
 use protocol::close::{Ending, LINGER};
 use protocol::log::Preview;
 use protocol::{event, Decoder, Frame, Work, WorkKind, ACK};
@@ -87,6 +89,10 @@ pub struct Context<'a> {
     /// The loop's one read buffer, shared by every connection: bytes read
     /// into it are decoded before the next connection reads.
     pub buffer: &'a mut [u8],
+    /// Who holds how many bytes of unfinished messages: a connection
+    /// records itself after every read, and stops reading once the total
+    /// is over the budget, for the loop to evict someone.
+    pub ledger: &'a mut Ledger,
 }
 
 /// Where a connection is in its life.
@@ -134,6 +140,9 @@ pub struct Connection {
     last_active: Instant,
     /// The deadline of this connection's idle check in the timer heap.
     idle_check: Option<Instant>,
+    /// The deadline of the message being received (see [`MessageClock`]);
+    /// the timer heap holds a check for it.
+    clock: MessageClock,
     /// What epoll watches for, so we only tell it about changes.
     registered: Interest,
     /// Acks made since the last log line about them.
@@ -149,6 +158,7 @@ impl Connection {
         peer: SocketAddr,
         token: Token,
         max_message_bytes: usize,
+        message_timeout: Option<Duration>,
         cx: &mut Context<'_>,
     ) -> Connection {
         let mut connection = Connection {
@@ -165,6 +175,7 @@ impl Connection {
             ending: None,
             last_active: cx.now,
             idle_check: None,
+            clock: MessageClock::new(message_timeout),
             registered: Interest::READ,
             fresh_acks: 0,
         };
@@ -175,6 +186,16 @@ impl Connection {
     /// The client's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Bytes of an unfinished message this connection holds, for the
+    /// buffer budget.
+    pub fn held(&self) -> usize {
+        match self.phase {
+            Phase::Open => self.decoder.pending_bytes(),
+            // `drain` dropped the unfinished message.
+            _ => 0,
+        }
     }
 
     /// Once closed, why; the loop then drops the connection.
@@ -218,10 +239,16 @@ impl Connection {
                 }
                 Ok(n) => {
                     self.last_active = cx.now;
-                    self.take_input(&cx.buffer[..n]);
+                    self.take_input(&cx.buffer[..n], cx.now);
+                    // Account before the next read: over the budget, read
+                    // no more; the loop evicts the largest holders first.
+                    cx.ledger.record(self.token, self.held());
                     // A short read means the kernel had no more for us;
                     // if more arrives, epoll reports the socket again.
-                    if n < cx.buffer.len() || !self.wants_read() {
+                    if n < cx.buffer.len()
+                        || !self.wants_read()
+                        || cx.ledger.is_over()
+                    {
                         return;
                     }
                 }
@@ -235,13 +262,16 @@ impl Connection {
     }
 
     /// Frames `input` into messages and queues them for work.
-    fn take_input(&mut self, mut input: &[u8]) {
+    fn take_input(&mut self, mut input: &[u8], now: Instant) {
         while self.phase == Phase::Open {
             match self.decoder.decode(&mut input) {
                 Ok(None) => return,
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {} from {}", Preview(text), self.peer);
                     self.queued += 1;
+                    // Complete: its clock stops; the next message's
+                    // starts once the work before it is done (`advance`).
+                    self.clock.track(false, now);
                 }
                 // Anything after `goodbye` is ignored.
                 Ok(Some(Frame::Goodbye)) => self.drain(Ending::Goodbye, b""),
@@ -276,6 +306,7 @@ impl Connection {
                 self.idle_check = None;
                 self.check_idle(cx);
             }
+            TimerKind::Message => self.check_message(cx),
             TimerKind::Linger => self.phase = Phase::Closed,
         }
         self.advance(cx);
@@ -287,6 +318,7 @@ impl Connection {
         match timer.kind {
             TimerKind::Work => self.work_due == Some(timer.at),
             TimerKind::Idle => self.idle_check == Some(timer.at),
+            TimerKind::Message => self.clock.deadline() == Some(timer.at),
             TimerKind::Linger => {
                 self.phase == (Phase::Lingering { until: timer.at })
             }
@@ -319,6 +351,22 @@ impl Connection {
     }
     // ANCHOR_END: stop
 
+    // ANCHOR: evict
+    /// The loop evicts this connection to keep the buffer budget: its
+    /// unfinished message (`held` bytes) is dropped now, and so are the
+    /// complete messages not yet worked on (or in work); the acks of the
+    /// ones whose work is done are still sent, then `err server busy`.
+    pub fn evict(&mut self, held: usize, cx: &mut Context<'_>) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.queued = 0;
+        self.work_due = None;
+        self.drain(Ending::Evicted { held }, BUSY_REPLY);
+        self.advance(cx);
+    }
+    // ANCHOR_END: evict
+
     /// Closes at once, whatever is pending (the shutdown deadline passed).
     pub fn abort(&mut self) {
         if self.phase != Phase::Closed {
@@ -346,6 +394,7 @@ impl Connection {
             self.finish(cx);
         }
         self.arm_idle_check(cx);
+        self.arm_message_check(cx);
     }
 
     /// Works on queued messages, one at a time and in order.
@@ -535,11 +584,47 @@ impl Connection {
     }
     // ANCHOR_END: idle
 
+    // ANCHOR: message_deadline
+    /// Starts or stops the message clock and puts its deadline in the
+    /// timer heap. The clock runs while the connection holds bytes of an
+    /// unfinished message and no message before it waits for its work:
+    /// time spent working is not the client's (see [`MessageClock`]).
+    fn arm_message_check(&mut self, cx: &mut Context<'_>) {
+        let waiting = self.phase == Phase::Open
+            && self.queued == 0
+            && self.decoder.pending_bytes() > 0;
+        let before = self.clock.deadline();
+        self.clock.track(waiting, cx.now);
+        let deadline = self.clock.deadline();
+        // A new clock, a new check; one no longer wanted stays in the
+        // heap, and `awaits` ignores it.
+        if let Some(at) = deadline.filter(|_| deadline != before) {
+            cx.timers.schedule(at, self.token, TimerKind::Message);
+        }
+    }
+
+    /// The message deadline came: read what the socket holds first (it may
+    /// finish the message, after a SIGSTOP say, as in `check_idle`), then
+    /// judge. The complete messages before it are still worked on and
+    /// acked, then `err message timeout`.
+    fn check_message(&mut self, cx: &mut Context<'_>) {
+        if self.phase == Phase::Open && self.wants_read() {
+            self.on_readable(cx);
+        }
+        if self.phase == Phase::Open && self.clock.expired(cx.now) {
+            self.drain(Ending::MessageTimeout, TIMEOUT_REPLY);
+        }
+    }
+    // ANCHOR_END: message_deadline
+
     // ANCHOR: closing
     /// Stops reading: the messages read so far are worked on and acked
     /// (at shutdown, [`Connection::stop`] keeps only the one in progress),
     /// then `reply` is sent and the connection closes.
     fn drain(&mut self, ending: Ending, reply: &'static [u8]) {
+        // No more input will be decoded: give back the unfinished message
+        // now (a decoder for no message allocates nothing).
+        self.decoder = Decoder::new(0);
         self.phase = Phase::Draining;
         self.ending = Some(ending);
         self.reply = reply;
@@ -624,6 +709,7 @@ mod tests {
         let peer = stream.peer_addr().expect("peer");
         let mut timers = Timers::new();
         let mut buffer = [0; 1024];
+        let mut ledger = Ledger::new(usize::MAX);
         let mut cx = Context {
             now: Instant::now(),
             work: Work {
@@ -633,8 +719,10 @@ mod tests {
             idle: None,
             timers: &mut timers,
             buffer: &mut buffer,
+            ledger: &mut ledger,
         };
-        let mut connection = Connection::new(stream, peer, 0, 64, &mut cx);
+        let mut connection =
+            Connection::new(stream, peer, 0, 64, None, &mut cx);
         test(&mut connection, &mut cx);
     }
 
@@ -690,6 +778,31 @@ mod tests {
         client.read_to_end(&mut got).expect("read the rest");
         assert_eq!(got.len(), OWED_ACKS * ACK.len());
         assert!(got.chunks(ACK.len()).all(|chunk| chunk == ACK));
+    }
+
+    /// An evicted connection gets the acks whose work is done, not those
+    /// of messages waiting for work or in it, then `err server busy`; its
+    /// unfinished message is given back at once.
+    #[test]
+    fn eviction_sends_owed_acks_then_busy() {
+        let (server, mut client) = connected();
+        with_connection(server, |connection, cx| {
+            connection.take_input(b"a\x03b\x03c\x03unfinish", cx.now);
+            assert_eq!(connection.held(), 8);
+            // One message's work is done; two wait, one of them "in work".
+            connection.ack();
+            connection.work_due = Some(cx.now + Duration::from_secs(60));
+            connection.evict(8, cx);
+            assert_eq!(connection.held(), 0);
+            assert_eq!(connection.decoder.buffered_capacity(), 0);
+            assert!(matches!(
+                connection.ending,
+                Some(Ending::Evicted { held: 8 })
+            ));
+        });
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("read");
+        assert_eq!(got, b"ackerr server busy");
     }
 
     /// Memory per idle connection stays small: no buffer of its own.

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{listen, Backlog};
+use protocol::budget::Ledger;
 use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::{event, warn, Config, Shutdown, WorkKind};
 
@@ -151,6 +152,9 @@ struct Server<'c> {
     resume_accepting_at: Option<Instant>,
     connections: Slab<Connection>,
     timers: Timers,
+    /// Who holds how many bytes of unfinished messages, against
+    /// `--max-buffered-bytes` (see [`Server::enforce_budget`]).
+    ledger: Ledger,
     buffer: Box<[u8]>,
     /// Set by a shutdown: close whatever is left at this time.
     stop_by: Option<Instant>,
@@ -168,6 +172,7 @@ impl<'c> Server<'c> {
             resume_accepting_at: None,
             connections: Slab::new(),
             timers: Timers::new(),
+            ledger: Ledger::new(config.max_buffered_bytes),
             buffer: vec![0; READ_BUFFER].into_boxed_slice(),
             stop_by: None,
         })
@@ -228,12 +233,14 @@ impl<'c> Server<'c> {
             peer,
             token,
             self.config.max_message_bytes,
+            self.config.message_timeout(),
             &mut Context {
                 now: Instant::now(),
                 work: self.config.work(),
                 idle: self.config.idle_timeout(),
                 timers: &mut self.timers,
                 buffer: &mut self.buffer,
+                ledger: &mut self.ledger,
             },
         );
         self.connections.insert(connection);
@@ -296,13 +303,14 @@ impl<'c> Server<'c> {
                 idle: self.config.idle_timeout(),
                 timers: &mut self.timers,
                 buffer: &mut self.buffer,
+                ledger: &mut self.ledger,
             },
         );
         self.settle(token);
     }
 
     /// After a connection acted: drop it if it closed, else update what
-    /// the poller watches for it.
+    /// the poller watches for it; then keep the buffer budget.
     fn settle(&mut self, token: Token) {
         let Some(connection) = self.connections.get_mut(token) else {
             return;
@@ -313,12 +321,45 @@ impl<'c> Server<'c> {
             // Off the poller's list, then closed by dropping the stream.
             self.poller.delete(token);
             self.connections.remove(token);
+            self.ledger.record(token, 0);
             self.sweep_timers();
             // A descriptor is free: if we ran out, try again now.
             self.resume_accepting();
+        } else {
+            self.ledger.record(token, connection.held());
         }
+        self.enforce_budget();
     }
     // ANCHOR_END: handle_client
+
+    // ANCHOR: enforce_budget
+    /// Keeps the unfinished messages of all connections together within
+    /// `--max-buffered-bytes`: while the total is over it, the connection
+    /// holding the most is evicted (`err server busy`, then a lingering
+    /// close), and its unfinished message is dropped. A connection stops
+    /// reading as soon as a read takes the total over, so the total is
+    /// over the budget by at most one read, and only until here.
+    fn enforce_budget(&mut self) {
+        for (token, held) in self.ledger.evict_to_fit() {
+            let Some(connection) = self.connections.get_mut(token) else {
+                continue;
+            };
+            event!("evicting {}: {held} bytes held", connection.peer());
+            connection.evict(
+                held,
+                &mut Context {
+                    now: Instant::now(),
+                    work: self.config.work(),
+                    idle: self.config.idle_timeout(),
+                    timers: &mut self.timers,
+                    buffer: &mut self.buffer,
+                    ledger: &mut self.ledger,
+                },
+            );
+            self.settle(token);
+        }
+    }
+    // ANCHOR_END: enforce_budget
 
     /// Timers are never cancelled, so a closed connection leaves its
     /// deadlines in the heap until they come due - with a long idle limit
@@ -329,7 +370,7 @@ impl<'c> Server<'c> {
     /// A sweep costs a pass over the heap, paid for by the stale entries
     /// that made it necessary.
     fn sweep_timers(&mut self) {
-        let live = 3 * self.connections.len();
+        let live = 4 * self.connections.len();
         if self.timers.len() <= 2 * live + 64 {
             return;
         }
@@ -355,6 +396,7 @@ impl<'c> Server<'c> {
                     idle: self.config.idle_timeout(),
                     timers: &mut self.timers,
                     buffer: &mut self.buffer,
+                    ledger: &mut self.ledger,
                 },
             );
             self.settle(timer.token);
@@ -396,6 +438,7 @@ impl<'c> Server<'c> {
                     idle: self.config.idle_timeout(),
                     timers: &mut self.timers,
                     buffer: &mut self.buffer,
+                    ledger: &mut self.ledger,
                 });
             }
             self.settle(token);

@@ -29,6 +29,8 @@ pub enum TimerKind {
     Work,
     /// Check whether the client has been silent for the idle limit.
     Idle,
+    /// Check whether the message in hand is past its deadline.
+    Message,
     /// A lingering close has lingered long enough.
     Linger,
 }

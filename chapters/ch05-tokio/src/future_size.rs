@@ -14,6 +14,7 @@ use std::mem::size_of_val;
 use std::net::{TcpListener as StdListener, TcpStream as StdStream};
 use std::sync::Arc;
 
+use protocol::budget::SharedBudget;
 use protocol::Config;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -44,9 +45,22 @@ async fn a_connections_future_is_under_two_kib() {
     let (_switch, stop) = watch::channel(false);
     let (stream, _client) = connected_stream();
     let peer = stream.peer_addr().expect("connected");
-    let task = handle_client(stream, peer, Arc::new(config.clone()), stop);
+    let budget = SharedBudget::new(config.max_buffered_bytes);
+    let task = handle_client(
+        stream,
+        peer,
+        Arc::new(config.clone()),
+        stop,
+        budget.open(),
+    );
     let (stream, _client2) = connected_stream();
-    let session = session(stream, peer, &config, watch::channel(false).1);
+    let session = session(
+        stream,
+        peer,
+        &config,
+        watch::channel(false).1,
+        budget.open(),
+    );
     let (stream, _client3) = connected_stream();
     let close = close_gracefully(stream, b"");
     let perform = perform(config.work());

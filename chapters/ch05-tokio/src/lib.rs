@@ -22,9 +22,11 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{listen, recv, Backlog, MsgFlags};
+use protocol::budget::{Account, SharedBudget, BUSY_REPLY};
+use protocol::clock::{earlier, MessageClock, TIMEOUT_REPLY};
 use protocol::close::{Ending, LINGER};
 use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::log::Preview;
@@ -40,9 +42,6 @@ use tokio::time::{sleep, timeout};
 /// What `--help` says about this server.
 pub const ABOUT: &str =
     "Chapter 5: the production reference, on tokio (one thread, many tasks)";
-
-/// The reply to a client whose work cannot start: no thread for it.
-const BUSY: &[u8] = b"err server busy";
 
 /// Bytes read from a socket at a time. Each task owns one such buffer,
 /// which is most of what an idle connection costs in user space.
@@ -104,6 +103,8 @@ async fn accept_loop(
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     let mut stop = watch_shutdown(&shutdown)?;
+    // Every task's share of --max-buffered-bytes (see `session`).
+    let budget = SharedBudget::new(config.max_buffered_bytes);
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -115,7 +116,8 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let session = handle_client(
-                        stream, peer, config.clone(), stop.clone());
+                        stream, peer, config.clone(), stop.clone(),
+                        budget.open());
                     tasks.spawn(session);
                 }
                 // Out of descriptors, or the client gave up first: never
@@ -151,9 +153,10 @@ async fn handle_client(
     peer: SocketAddr,
     config: Arc<Config>,
     stop: Stop,
+    account: Account,
 ) {
     event!("accepted {peer}");
-    let ending = session(stream, peer, &config, stop).await;
+    let ending = session(stream, peer, &config, stop, account).await;
     event!("closed {peer}: {ending}");
 }
 // ANCHOR_END: handle_client
@@ -164,31 +167,54 @@ async fn handle_client(
 /// This is chapter 1's `serve_session` with `.await` at every point that
 /// would block: reading, the work, writing. Each `.await` is where the
 /// task's state machine stops and hands the thread to another task.
+///
+/// Besides chapter 1's endings, another task's read can evict this one
+/// to keep `--max-buffered-bytes` ([`Account`]): its reads and its work
+/// race the eviction, and it closes with `err server busy`, dropping
+/// the message in work (the acks already sent were the ones owed).
 async fn session(
     mut stream: TcpStream,
     peer: SocketAddr,
     config: &Config,
     mut stop: Stop,
+    account: Account,
 ) -> Ending {
-    let idle = config.idle_timeout().unwrap_or(Duration::MAX);
+    let idle = config.idle_timeout();
     let work = config.work();
     let mut decoder = Decoder::new(config.max_message_bytes);
     let mut buffer = vec![0; READ_BUFFER];
+    let mut clock = MessageClock::new(config.message_timeout());
     loop {
-        // Idle time is time spent here, waiting for the client.
+        // Idle time is time spent here, waiting for the client; so is
+        // the message deadline's. We wait for the nearer of the two.
+        let now = Instant::now();
+        let idle_at = idle.and_then(|idle| now.checked_add(idle));
+        let wait = earlier(idle_at, clock.deadline())
+            .map_or(Duration::MAX, |at| at.saturating_duration_since(now));
         let read = tokio::select! {
             biased;
             _ = stop.changed() => {
                 close_gracefully(stream, b"").await;
                 return Ending::Shutdown;
             }
-            read = timeout(idle, stream.read(&mut buffer)) => read,
+            () = account.evicted() => {
+                let held = decoder.pending_bytes();
+                // Give the buffer back now, not after the linger.
+                drop(decoder);
+                close_gracefully(stream, BUSY_REPLY).await;
+                return Ending::Evicted { held };
+            }
+            read = timeout(wait, stream.read(&mut buffer)) => read,
         };
         let read = match read {
             Ok(read) => read,
-            // The clock says idle; the socket may not agree.
+            // The clock says time is up; the socket may not agree.
             Err(_elapsed) => match read_waiting(&stream, &mut buffer) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if clock.expired(Instant::now()) {
+                        close_gracefully(stream, TIMEOUT_REPLY).await;
+                        return Ending::MessageTimeout;
+                    }
                     close_gracefully(stream, b"err idle timeout").await;
                     return Ending::IdleTimeout;
                 }
@@ -213,17 +239,36 @@ async fn session(
                 }
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {} from {peer}", Preview(text));
-                    if let Err(e) = perform(work).await {
-                        warn!("busy: no thread for {peer}'s work: {e}");
-                        close_gracefully(stream, BUSY).await;
-                        return Ending::Busy(e);
+                    // Complete, and worked on: its clock stops, and its
+                    // bytes are no unfinished message's any more.
+                    clock.track(false, Instant::now());
+                    account.hold(0);
+                    let worked = tokio::select! {
+                        biased;
+                        () = account.evicted() => None,
+                        worked = perform(work) => Some(worked),
+                    };
+                    match worked {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => {
+                            warn!("busy: no thread for {peer}'s work: {e}");
+                            close_gracefully(stream, BUSY_REPLY).await;
+                            return Ending::Busy(e);
+                        }
+                        None => {
+                            close_gracefully(stream, BUSY_REPLY).await;
+                            return Ending::Evicted { held: 0 };
+                        }
                     }
                     // A client that stops reading cannot hold the task
                     // (and its memory) forever, nor hold up a shutdown.
                     let sent = tokio::select! {
                         // An ack that can be sent is sent, stop or not.
                         biased;
-                        sent = timeout(idle, stream.write_all(ACK)) => sent,
+                        sent = timeout(
+                            idle.unwrap_or(Duration::MAX),
+                            stream.write_all(ACK),
+                        ) => sent,
                         () = stopped(&mut stop) => {
                             close_gracefully(stream, b"").await;
                             return Ending::Shutdown;
@@ -256,6 +301,23 @@ async fn session(
         if *stop.borrow() {
             close_gracefully(stream, b"").await;
             return Ending::Shutdown;
+        }
+        // Account before the next read: over the budget, the largest
+        // holders (this one, maybe) are evicted now.
+        let held = decoder.pending_bytes();
+        if account.hold(held) {
+            drop(decoder);
+            close_gracefully(stream, BUSY_REPLY).await;
+            return Ending::Evicted { held };
+        }
+        // We are not working, so bytes of a message held now are on its
+        // clock: from now if this read brought its first byte, or if the
+        // work on the message before it just ended.
+        let now = Instant::now();
+        clock.track(held > 0, now);
+        if clock.expired(now) {
+            close_gracefully(stream, TIMEOUT_REPLY).await;
+            return Ending::MessageTimeout;
         }
     }
 }

@@ -10,6 +10,7 @@ use std::mem::size_of_val;
 use std::net::{TcpListener as StdListener, TcpStream as StdStream};
 use std::rc::Rc;
 
+use protocol::budget::SharedBudget;
 use protocol::Config;
 
 use super::runtime::{block_on, sleep_until, TcpStream};
@@ -36,12 +37,19 @@ fn a_connections_future_is_small() {
     block_on(async {
         let config = Config::default();
         let stop = Stop::default();
+        let budget = SharedBudget::new(config.max_buffered_bytes);
         let (stream, client) = connected_stream();
         let peer = client.local_addr().expect("connected");
-        let task =
-            handle_client(stream, peer, Rc::new(config.clone()), stop.clone());
+        let task = handle_client(
+            stream,
+            peer,
+            Rc::new(config.clone()),
+            stop.clone(),
+            budget.open(),
+        );
         let (stream, _client2) = connected_stream();
-        let session = session(stream, peer, &config, &stop);
+        let account = budget.open();
+        let session = session(stream, peer, &config, &stop, &account);
         let (stream, _client3) = connected_stream();
         let mut idle = sleep_until(None);
         let input = next_input(&stream, &mut idle);

@@ -25,6 +25,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{listen, Backlog};
+use protocol::budget::{Account, SharedBudget, BUSY_REPLY};
+use protocol::clock::{earlier, MessageClock, TIMEOUT_REPLY};
 use protocol::close::{Ending, LINGER};
 use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::log::Preview;
@@ -95,6 +97,8 @@ async fn accept_loop(
             .ok_or(io::Error::from(ErrorKind::WouldBlock))
     };
     let stop = Stop::default();
+    // Every task's share of --max-buffered-bytes (see `session`).
+    let budget = SharedBudget::new(config.max_buffered_bytes);
     loop {
         let stopping = signal.read_with(signalled);
         match race(stopping, listener.accept()).await {
@@ -105,6 +109,7 @@ async fn accept_loop(
                     peer,
                     config.clone(),
                     stop.clone(),
+                    budget.open(),
                 ));
             }
             // Out of descriptors, or the client gave up first: never
@@ -140,32 +145,39 @@ async fn handle_client(
     peer: SocketAddr,
     config: Rc<Config>,
     stop: Stop,
+    account: Account,
 ) {
     event!("accepted {peer}");
-    let ending = session(stream, peer, &config, &stop).await;
+    let ending = session(stream, peer, &config, &stop, &account).await;
     event!("closed {peer}: {ending}");
 }
 // ANCHOR_END: handle_client
 
 // ANCHOR: session
 /// Serves one client from its first byte to its last: chapter 5's
-/// session, on our runtime.
+/// session, on our runtime, with its message deadline and its eviction
+/// over the buffer budget.
 async fn session(
     stream: TcpStream,
     peer: SocketAddr,
     config: &Config,
     stop: &Stop,
+    account: &Account,
 ) -> Ending {
     let idle = config.idle_timeout();
     let mut decoder = Decoder::new(config.max_message_bytes);
-    let mut idle_timer = sleep_until(None);
+    let mut clock = MessageClock::new(config.message_timeout());
+    let mut timer = sleep_until(None);
     loop {
-        // Idle time is time spent here, waiting for the client.
-        let deadline = idle.and_then(|idle| Instant::now().checked_add(idle));
-        idle_timer.reset(deadline);
-        let input = next_input(&stream, &mut idle_timer);
-        let input = match race(stopped(stop), input).await {
-            Either::Left(()) => Input::Stop,
+        // Idle time is time spent here, waiting for the client; so is
+        // the message deadline's. The timer is the nearer of the two.
+        let idle_at = idle.and_then(|idle| Instant::now().checked_add(idle));
+        timer.reset(earlier(idle_at, clock.deadline()));
+        let input = next_input(&stream, &mut timer);
+        let interrupt = race(stopped(stop), account.evicted());
+        let input = match race(interrupt, input).await {
+            Either::Left(Either::Left(())) => Input::Stop,
+            Either::Left(Either::Right(())) => Input::Evicted,
             Either::Right(input) => input,
         };
         let (buffer, n) = match input {
@@ -174,9 +186,20 @@ async fn session(
                 let dropped = decoder.pending_bytes();
                 return Ending::EndOfStream { dropped };
             }
+            Input::Idle if clock.expired(Instant::now()) => {
+                close_gracefully(stream, TIMEOUT_REPLY).await;
+                return Ending::MessageTimeout;
+            }
             Input::Idle => {
                 close_gracefully(stream, b"err idle timeout").await;
                 return Ending::IdleTimeout;
+            }
+            Input::Evicted => {
+                let held = decoder.pending_bytes();
+                // Give the buffer back now, not after the linger.
+                drop(decoder);
+                close_gracefully(stream, BUSY_REPLY).await;
+                return Ending::Evicted { held };
             }
             Input::Stop => {
                 close_gracefully(stream, b"").await;
@@ -194,11 +217,24 @@ async fn session(
                 }
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {} from {peer}", Preview(text));
-                    // A reset during the work ends the session at once.
-                    let work = race(perform(config.work()), stream.failed());
-                    if let Either::Right(()) = work.await {
-                        let error = ErrorKind::ConnectionReset.into();
-                        return Ending::Vanished(error);
+                    // Complete, and worked on: its clock stops, and its
+                    // bytes are no unfinished message's any more.
+                    clock.track(false, Instant::now());
+                    account.hold(0);
+                    // A reset during the work ends the session at once;
+                    // an eviction drops the message in work.
+                    let ended = race(stream.failed(), account.evicted());
+                    match race(perform(config.work()), ended).await {
+                        Either::Left(()) => {}
+                        Either::Right(Either::Left(())) => {
+                            let error = ErrorKind::ConnectionReset.into();
+                            return Ending::Vanished(error);
+                        }
+                        Either::Right(Either::Right(())) => {
+                            give_back(buffer);
+                            close_gracefully(stream, BUSY_REPLY).await;
+                            return Ending::Evicted { held: 0 };
+                        }
                     }
                     // An ack that can be sent is sent, stop or not; a
                     // client that never reads cannot hold the task.
@@ -238,6 +274,23 @@ async fn session(
             close_gracefully(stream, b"").await;
             return Ending::Shutdown;
         }
+        // Account before the next read: over the budget, the largest
+        // holders (this one, maybe) are evicted now.
+        let held = decoder.pending_bytes();
+        if account.hold(held) {
+            drop(decoder);
+            close_gracefully(stream, BUSY_REPLY).await;
+            return Ending::Evicted { held };
+        }
+        // We are not working, so bytes of a message held now are on its
+        // clock: from now if this read brought its first byte, or if the
+        // work on the message before it just ended.
+        let now = Instant::now();
+        clock.track(held > 0, now);
+        if clock.expired(now) {
+            close_gracefully(stream, TIMEOUT_REPLY).await;
+            return Ending::MessageTimeout;
+        }
     }
 }
 // ANCHOR_END: session
@@ -253,12 +306,15 @@ enum Input {
     Idle,
     /// The server is shutting down.
     Stop,
+    /// Evicted to keep the buffer budget.
+    Evicted,
     /// The connection failed.
     Failed(io::Error),
 }
 
-/// Waits for input until `idle` is due, then reads it into a buffer
-/// taken only then, so that no buffer is held while the client is quiet.
+/// Waits for input until `idle` (the idle or the message deadline) is
+/// due, then reads it into a buffer taken only then, so that no buffer is
+/// held while the client is quiet.
 async fn next_input(stream: &TcpStream, idle: &mut Sleep) -> Input {
     loop {
         let waited = race(stream.readable(), &mut *idle).await;

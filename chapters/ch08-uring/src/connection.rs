@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use ch04_epoll::connection::{ACKS, OUTPUT_CAP};
 use ch04_epoll::poller::Token;
 use ch04_epoll::timers::{Timer, TimerKind, Timers};
+use protocol::budget::{Ledger, BUSY_REPLY};
+use protocol::clock::{MessageClock, TIMEOUT_REPLY};
 use protocol::close::{Ending, LINGER};
 
 use protocol::log::Preview;
@@ -31,9 +33,6 @@ use crate::ring::{OpToken, Ring};
 /// The reply to a client that was silent for too long.
 const IDLE_REPLY: &[u8] = b"err idle timeout";
 
-/// The reply to a client that took too long to finish a message.
-const MESSAGE_TIMEOUT_REPLY: &[u8] = b"err message timeout";
-
 /// What every connection handler needs from the loop, for one call.
 #[derive(Debug)]
 pub struct Context<'a> {
@@ -43,12 +42,14 @@ pub struct Context<'a> {
     pub work: Work,
     /// The idle limit, or `None` for none.
     pub idle: Option<Duration>,
-    /// The time a started message has to finish, or `None` for none.
-    pub message: Option<Duration>,
     /// Every deadline of the loop.
     pub timers: &'a mut Timers,
     /// The rings: where receives and sends are asked for.
     pub ring: &'a mut Ring,
+    /// Who holds how many bytes of unfinished messages: a connection
+    /// records what it holds after every receive, and the loop evicts
+    /// the largest holders when the total is over the budget.
+    pub ledger: &'a mut Ledger,
 }
 
 /// Where a connection is in its life (as in chapter 4).
@@ -102,14 +103,11 @@ pub struct Connection {
     /// The last time the client sent a byte, took a byte, or a message's
     /// work finished: idle time is counted from here.
     last_active: Instant,
-    /// When the unfinished message's first byte arrived.
-    message_began: Option<Instant>,
-    /// When the work on the last message finished: a message's clock
-    /// starts no earlier (the contract, book/contract.md, clause 8).
-    work_ended: Instant,
-    /// The deadline of this connection's check in the timer heap: the
-    /// idle limit and the message deadline, whichever comes first.
-    check_at: Option<Instant>,
+    /// The deadline of this connection's idle check in the timer heap.
+    idle_check: Option<Instant>,
+    /// The unfinished message's deadline (the contract,
+    /// book/contract.md: a message must be complete in time).
+    clock: MessageClock,
     /// Acks made since the last log line about them.
     fresh_acks: u32,
 }
@@ -122,6 +120,7 @@ impl Connection {
         peer: SocketAddr,
         token: Token,
         max_message_bytes: usize,
+        message_timeout: Option<Duration>,
         cx: &mut Context<'_>,
     ) -> Connection {
         let mut connection = Connection {
@@ -141,9 +140,8 @@ impl Connection {
             unsent: b"",
             ending: None,
             last_active: cx.now,
-            message_began: None,
-            work_ended: cx.now,
-            check_at: None,
+            idle_check: None,
+            clock: MessageClock::new(message_timeout),
             fresh_acks: 0,
         };
         connection.advance(cx);
@@ -204,6 +202,9 @@ impl Connection {
                 if let Some(filled) = &buffer {
                     self.take_input(cx.ring.bytes(filled), cx.now);
                 }
+                // Account after every receive: over the budget, the loop
+                // evicts the largest holders before the next completion.
+                cx.ledger.record(self.token, self.held());
             }
             // Draining reads nothing more: bytes that were on their way
             // when the receive was cancelled are dropped, as chapter 4
@@ -236,7 +237,9 @@ impl Connection {
                 Ok(Some(Frame::Message(text))) => {
                     event!("message {} from {}", Preview(text), self.peer);
                     self.queued += 1;
-                    self.message_began = None;
+                    // Complete: its clock stops; the next message's
+                    // starts once the work before it is done (`advance`).
+                    self.clock.track(false, now);
                 }
                 // Anything after `goodbye` is ignored.
                 Ok(Some(Frame::Goodbye)) => self.drain(Ending::Goodbye, b""),
@@ -244,10 +247,6 @@ impl Connection {
                     self.drain(Ending::Violation(violation), violation.reply())
                 }
             }
-        }
-        // A message begun in this input: its clock starts now.
-        if self.decoder.pending_bytes() > 0 && self.message_began.is_none() {
-            self.message_began = Some(now);
         }
     }
     // ANCHOR_END: on_received
@@ -299,13 +298,13 @@ impl Connection {
                     cx.now = Instant::now();
                 }
                 self.last_active = cx.now;
-                self.work_ended = cx.now;
                 self.ack();
             }
             TimerKind::Idle => {
-                self.check_at = None;
-                self.check_deadlines(cx);
+                self.idle_check = None;
+                self.check_idle(cx);
             }
+            TimerKind::Message => self.check_message(cx),
             TimerKind::Linger => self.phase = Phase::Closed,
         }
         self.advance(cx);
@@ -315,7 +314,8 @@ impl Connection {
     pub fn awaits(&self, timer: &Timer) -> bool {
         match timer.kind {
             TimerKind::Work => self.work_due == Some(timer.at),
-            TimerKind::Idle => self.check_at == Some(timer.at),
+            TimerKind::Idle => self.idle_check == Some(timer.at),
+            TimerKind::Message => self.clock.deadline() == Some(timer.at),
             TimerKind::Linger => {
                 self.phase == (Phase::Lingering { until: timer.at })
             }
@@ -341,6 +341,33 @@ impl Connection {
         }
         self.advance(cx);
     }
+
+    /// Bytes of an unfinished message this connection holds: what the
+    /// buffer budget counts.
+    pub fn held(&self) -> usize {
+        match self.phase {
+            Phase::Open => self.decoder.pending_bytes(),
+            // `drain` dropped the unfinished message.
+            _ => 0,
+        }
+    }
+
+    // ANCHOR: evict
+    /// The loop evicts this connection to keep the buffer budget (as in
+    /// chapter 4): its unfinished message (`held` bytes) is dropped now,
+    /// and so are the complete messages not yet worked on (or in work);
+    /// the acks of the ones whose work is done are still sent, then
+    /// `err server busy`.
+    pub fn evict(&mut self, held: usize, cx: &mut Context<'_>) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.queued = 0;
+        self.work_due = None;
+        self.drain(Ending::Evicted { held }, BUSY_REPLY);
+        self.advance(cx);
+    }
+    // ANCHOR_END: evict
 
     /// Closes at once, whatever is pending (the shutdown deadline passed).
     pub fn abort(&mut self) {
@@ -371,14 +398,14 @@ impl Connection {
             self.finish(cx);
         }
         self.receive(cx);
-        self.arm_check(cx);
+        self.arm_idle_check(cx);
+        self.arm_message_check(cx);
     }
 
     /// Works on queued messages, one at a time and in order.
     fn start_work(&mut self, cx: &mut Context<'_>) {
         while self.queued > 0 && self.work_due.is_none() {
             if cx.work.duration.is_zero() {
-                self.work_ended = cx.now;
                 self.ack();
                 continue;
             }
@@ -474,68 +501,67 @@ impl Connection {
     }
 
     // ANCHOR: deadlines
-    /// The idle limit runs out at this time, if it applies now.
-    fn idle_deadline(&self, cx: &Context<'_>) -> Option<Instant> {
-        let limit = cx.idle?;
-        if !matches!(self.phase, Phase::Open | Phase::Draining) {
-            return None;
+    /// Puts this connection's idle check in the timer heap, unless one is
+    /// there already (chapter 4's `arm_idle_check`): reads and sends only
+    /// move `last_active`, and the check looks again when it comes due.
+    fn arm_idle_check(&mut self, cx: &mut Context<'_>) {
+        let Some(limit) = cx.idle else { return };
+        if self.idle_check.is_some()
+            || !matches!(self.phase, Phase::Open | Phase::Draining)
+        {
+            return;
         }
-        // While a message is worked on the idle clock stands still; the
+        // While a message is worked on, the idle clock stands still; the
         // earliest it can run out is a whole limit after now.
-        Some(if self.queued > 0 {
+        let at = if self.queued > 0 {
             cx.now + limit
         } else {
             self.last_active + limit
-        })
-    }
-
-    /// The unfinished message's deadline, if its clock runs: from its
-    /// first byte, or from the end of the work before it, whichever is
-    /// later; stopped while earlier messages are worked on.
-    fn message_deadline(&self, cx: &Context<'_>) -> Option<Instant> {
-        let limit = cx.message?;
-        let began = self.message_began?;
-        if self.phase != Phase::Open || self.queued > 0 {
-            return None;
-        }
-        Some(began.max(self.work_ended) + limit)
-    }
-
-    /// Puts this connection's check in the timer heap for the earliest
-    /// deadline, unless one as early is there already. Reads and sends
-    /// only move `last_active`; the check looks again when it comes due.
-    fn arm_check(&mut self, cx: &mut Context<'_>) {
-        let idle = self.idle_deadline(cx);
-        let message = self.message_deadline(cx);
-        let Some(at) = idle.into_iter().chain(message).min() else {
-            return;
         };
-        if self.check_at.is_some_and(|armed| armed <= at) {
-            return;
-        }
-        self.check_at = Some(at);
+        self.idle_check = Some(at);
         cx.timers.schedule(at, self.token, TimerKind::Idle);
     }
 
-    /// A check came due: end the connection if a limit ran out. Every
-    /// completion of this turn was handled before any timer, so bytes
-    /// that arrived in time (even while the process was stopped) have
-    /// been read by now.
-    fn check_deadlines(&mut self, cx: &mut Context<'_>) {
-        if self.message_deadline(cx).is_some_and(|at| cx.now >= at) {
-            return self.drain(Ending::MessageTimeout, MESSAGE_TIMEOUT_REPLY);
-        }
+    /// The idle check came due. Every completion of this turn was handled
+    /// before any timer (and the kernel's undelivered work collected), so
+    /// bytes that arrived in time - even while the process was stopped -
+    /// have been taken in by now.
+    fn check_idle(&mut self, cx: &mut Context<'_>) {
+        let Some(limit) = cx.idle else { return };
         let waiting_for_client = self.queued == 0;
-        let idle = self.idle_deadline(cx);
-        if !waiting_for_client || idle.is_none_or(|at| cx.now < at) {
+        if !waiting_for_client || cx.now < self.last_active + limit {
             return; // `advance` arms the next check
         }
         if self.phase == Phase::Open && !self.has_output() {
             self.drain(Ending::IdleTimeout, IDLE_REPLY);
-        } else {
+        } else if matches!(self.phase, Phase::Open | Phase::Draining) {
             // It has not taken our output for the whole limit: a reply
             // would never reach it.
             self.close(Ending::IdleTimeout);
+        }
+    }
+
+    /// Starts or stops the message clock and puts its deadline in the
+    /// timer heap (chapter 4's `arm_message_check`): the clock runs while
+    /// the connection holds bytes of an unfinished message and no message
+    /// before it waits for its work.
+    fn arm_message_check(&mut self, cx: &mut Context<'_>) {
+        let waiting = self.phase == Phase::Open
+            && self.queued == 0
+            && self.decoder.pending_bytes() > 0;
+        let before = self.clock.deadline();
+        self.clock.track(waiting, cx.now);
+        let deadline = self.clock.deadline();
+        if let Some(at) = deadline.filter(|_| deadline != before) {
+            cx.timers.schedule(at, self.token, TimerKind::Message);
+        }
+    }
+
+    /// The message deadline came: the complete messages before it are
+    /// still worked on and acked, then `err message timeout`.
+    fn check_message(&mut self, cx: &mut Context<'_>) {
+        if self.phase == Phase::Open && self.clock.expired(cx.now) {
+            self.drain(Ending::MessageTimeout, TIMEOUT_REPLY);
         }
     }
     // ANCHOR_END: deadlines
@@ -544,10 +570,12 @@ impl Connection {
     /// Stops reading: the messages read so far are worked on and acked,
     /// then `reply` is sent and the connection closes.
     fn drain(&mut self, ending: Ending, reply: &'static [u8]) {
+        // No more input will be decoded: give back the unfinished message
+        // now (a decoder for no message allocates nothing).
+        self.decoder = Decoder::new(0);
         self.phase = Phase::Draining;
         self.ending = Some(ending);
         self.reply = reply;
-        self.message_began = None;
     }
 
     /// Everything is sent: close, lingering if the client may still be

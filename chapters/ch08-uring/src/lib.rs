@@ -33,6 +33,7 @@ use ch04_epoll::poller::Token;
 use ch04_epoll::slab::Slab;
 use ch04_epoll::timers::{TimerKind, Timers};
 use nix::sys::socket::{listen, setsockopt, sockopt, Backlog};
+use protocol::budget::Ledger;
 use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::{event, warn, Config, Shutdown, WorkKind};
 
@@ -144,6 +145,8 @@ struct Server<'c> {
     resume_accepting_at: Option<Instant>,
     connections: Slab<Connection>,
     timers: Timers,
+    /// The buffer budget: who holds how much of an unfinished message.
+    ledger: Ledger,
     /// Set by a shutdown: close whatever is left at this time.
     stop_by: Option<Instant>,
 }
@@ -156,9 +159,9 @@ macro_rules! context {
             now: $now,
             work: $server.config.work(),
             idle: $server.config.idle_timeout(),
-            message: $server.config.message_timeout(),
             timers: &mut $server.timers,
             ring: &mut $server.ring,
+            ledger: &mut $server.ledger,
         }
     };
 }
@@ -175,6 +178,7 @@ impl<'c> Server<'c> {
             resume_accepting_at: None,
             connections: Slab::new(),
             timers: Timers::new(),
+            ledger: Ledger::new(config.max_buffered_bytes),
             stop_by: None,
         }
     }
@@ -295,8 +299,10 @@ impl<'c> Server<'c> {
         event!("accepted {peer}");
         let token = self.connections.next_token();
         let max = self.config.max_message_bytes;
+        let limit = self.config.message_timeout();
         let mut cx = context!(self, now);
-        let connection = Connection::new(stream, peer, token, max, &mut cx);
+        let connection =
+            Connection::new(stream, peer, token, max, limit, &mut cx);
         self.connections.insert(connection);
     }
 
@@ -332,8 +338,8 @@ impl<'c> Server<'c> {
 
     // ANCHOR: settle
     /// After a connection acted: if it closed, cancel what it has in
-    /// flight and drop it. The ring's table keeps its socket open until
-    /// the kernel lets go of it.
+    /// flight and drop it (the ring's table keeps its socket open until
+    /// the kernel lets go of it); then keep the buffer budget.
     fn settle(&mut self, token: Token) {
         let Some(connection) = self.connections.get_mut(token) else {
             return;
@@ -342,11 +348,32 @@ impl<'c> Server<'c> {
             event!("closed {}: {ending}", connection.peer());
             connection.release(&mut self.ring);
             self.connections.remove(token);
+            self.ledger.record(token, 0);
             self.sweep_timers();
             // A descriptor is about to be free: if we ran out, try again.
             if self.resume_accepting_at.is_some() {
                 self.resume_accepting();
             }
+        } else {
+            self.ledger.record(token, connection.held());
+        }
+        self.enforce_budget();
+    }
+
+    /// Keeps the unfinished messages of all connections together within
+    /// `--max-buffered-bytes` (chapter 4's `enforce_budget`): while the
+    /// total is over it, the connection holding the most is evicted. A
+    /// connection records what it holds after every completion, so the
+    /// total is over the budget by at most one buffer of the pool, and
+    /// only until here.
+    fn enforce_budget(&mut self) {
+        for (token, held) in self.ledger.evict_to_fit() {
+            let Some(connection) = self.connections.get_mut(token) else {
+                continue;
+            };
+            event!("evicting {}: {held} bytes held", connection.peer());
+            connection.evict(held, &mut context!(self, Instant::now()));
+            self.settle(token);
         }
     }
     // ANCHOR_END: settle
@@ -354,7 +381,7 @@ impl<'c> Server<'c> {
     /// Drops the deadlines of closed connections once they outnumber the
     /// live ones (chapter 4's `sweep_timers`).
     fn sweep_timers(&mut self) {
-        let live = 3 * self.connections.len();
+        let live = 4 * self.connections.len();
         if self.timers.len() <= 2 * live + 64 {
             return;
         }

@@ -1,15 +1,12 @@
 //! What the io_uring server promises beyond the conformance suite (the
 //! contract, book/contract.md), tested against the real binary: 10,000
-//! connections, the message deadline counted from the end of the work
-//! before it, and one clear line when the kernel refuses io_uring.
+//! connections, and one clear line when the kernel refuses io_uring.
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use client::connection::{Closed, Connection, ReplyError};
 use harness::conformance::ack_within;
 use harness::ServerProcess;
 use protocol::encoder::{message, GOODBYE_FRAME};
@@ -69,40 +66,6 @@ fn ten_thousand_connections() {
     }
     eprintln!("{CLIENTS} connections served in {served:?}");
     assert!(!server.log().contains("accept failed"), "{}", server.log());
-}
-
-/// A message begun while the one before it is being worked on has its
-/// clock started when that work ends, not at its first byte: with 1 s of
-/// work and a 300 ms message limit, the first message is still acked,
-/// and only then does the unfinished second one get
-/// `err message timeout`, and the connection closes.
-#[test]
-fn message_clock_starts_after_the_work_before_it() {
-    if !uring_available("message_clock_starts_after_the_work_before_it") {
-        return;
-    }
-    let flags = ["--work-ms", "1000", "--message-timeout-ms", "300"];
-    let server = start(&flags);
-    let mut conn = Connection::new(server.connect(TIMEOUT).expect("connects"))
-        .expect("a connection");
-    conn.send_raw(b"first\x03sec").expect("sent");
-    // A trickle that keeps the idle limit away but never ends the message.
-    for byte in b"ond" {
-        thread::sleep(Duration::from_millis(100));
-        conn.send_raw(&[*byte]).expect("sent");
-    }
-    conn.read_ack().expect("the first message is acked");
-    match conn.read_ack() {
-        Err(ReplyError::Unexpected(got)) => {
-            assert_eq!(got, b"err message timeout", "{}", server.log());
-        }
-        other => panic!("expected the timeout reply, got {other:?}"),
-    }
-    let (rest, closed) = conn.read_until_closed().expect("it closes");
-    assert!(
-        rest.is_empty() && closed == Closed::Eof,
-        "{rest:?} {closed:?}"
-    );
 }
 
 // ANCHOR: refused

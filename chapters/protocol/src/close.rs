@@ -33,8 +33,16 @@ pub enum Ending {
     Violation(ProtocolError),
     /// The client sent nothing for `--idle-timeout-ms`.
     IdleTimeout,
-    /// A started message was not finished within `--message-timeout-ms`.
+    /// A message was not complete within `--message-timeout-ms` of its
+    /// first byte; the client was told `err message timeout`.
     MessageTimeout,
+    /// Evicted to keep all connections' unfinished messages within
+    /// `--max-buffered-bytes`, holding `held` bytes of one; the client
+    /// was told `err server busy`.
+    Evicted {
+        /// Bytes of the unfinished message dropped.
+        held: usize,
+    },
     /// The server is shutting down.
     Shutdown,
     /// The connection failed under us (reset, broken pipe, timeout).
@@ -56,6 +64,10 @@ impl fmt::Display for Ending {
             Ending::Violation(e) => write!(f, "protocol violation: {e}"),
             Ending::IdleTimeout => write!(f, "idle timeout"),
             Ending::MessageTimeout => write!(f, "message timeout"),
+            Ending::Evicted { held } => write!(
+                f,
+                "evicted over the buffer budget, holding {held} bytes"
+            ),
             Ending::Shutdown => write!(f, "server shutting down"),
             Ending::Vanished(e) => write!(f, "connection lost: {e}"),
             Ending::Busy(e) => write!(f, "server busy: {e}"),
@@ -79,6 +91,11 @@ mod tests {
                 "end of stream, dropped an unfinished 4-byte message",
             ),
             (Ending::IdleTimeout, "idle timeout"),
+            (Ending::MessageTimeout, "message timeout"),
+            (
+                Ending::Evicted { held: 9 },
+                "evicted over the buffer budget, holding 9 bytes",
+            ),
             (Ending::Shutdown, "server shutting down"),
         ];
         for (ending, line) in lines {

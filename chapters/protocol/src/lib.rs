@@ -8,6 +8,11 @@
 //!   steps of every server's `main` (parse, bind, announce, exit code).
 //! - [`shutdown`]: SIGINT/SIGTERM as a switch blocking code can poll;
 //!   SIGHUP, SIGUSR1 and SIGUSR2 logged and ignored, or claimed by a model.
+//! - [`clock`]: the message deadline (`--message-timeout-ms`), one
+//!   [`MessageClock`] per connection.
+//! - [`budget`]: the server-wide buffer budget (`--max-buffered-bytes`):
+//!   a [`Ledger`](budget::Ledger) of who holds how much, and accounts
+//!   shared by tasks.
 //! - [`close`]: why a connection ended ([`Ending`]), and how long a
 //!   lingering close may take ([`LINGER`](close::LINGER)).
 //! - [`limits`]: running out of descriptors: raising the open-file limit,
@@ -17,7 +22,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod budget;
 pub mod cli;
+pub mod clock;
 pub mod close;
 pub mod config;
 pub mod decoder;
@@ -27,6 +34,7 @@ pub mod log;
 pub mod shutdown;
 pub mod work;
 
+pub use clock::MessageClock;
 pub use close::Ending;
 pub use config::{Config, PollerKind, WorkKind};
 pub use decoder::{Decoder, Frame, ProtocolError, ACK, ETX, GOODBYE};

@@ -324,12 +324,7 @@ pub fn stopped_process_serves_waiting_bytes(program: &str, extra: &[&str]) {
     let mut conn = connect(&server);
     ok(&server, "send", conn.send(b"a"));
     ok(&server, "ack", conn.read_ack());
-    ok(&server, "SIGSTOP", server.signal_group(Signal::SIGSTOP));
-    let deadline = Instant::now() + TIMEOUT;
-    while !procfs::group_stopped(server.pid()) {
-        assert!(Instant::now() < deadline, "SIGSTOP did not stop it");
-        thread::sleep(Duration::from_millis(5));
-    }
+    stop_group(&server);
     ok(&server, "send while stopped", conn.send(b"b"));
     // Not a readiness wait: the point is to stay stopped past the limit.
     thread::sleep(2 * IDLE);
@@ -337,6 +332,185 @@ pub fn stopped_process_serves_waiting_bytes(program: &str, extra: &[&str]) {
     ok(&server, "ack of what came while stopped", conn.read_ack());
     ok(&server, "goodbye", conn.send_goodbye());
     expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+// --- Trickling clients and the buffer budget -------------------------
+
+/// A client that trickles a message, one byte every 300 ms, is never
+/// idle for long: the message deadline (`--message-timeout-ms` 1000) is
+/// what ends it. The complete message before it is acked, then
+/// `err message timeout` and an orderly close, not before the deadline
+/// and within a second after it.
+pub fn trickling_message_timeout(program: &str, extra: &[&str]) {
+    const LIMIT: Duration = Duration::from_millis(1000);
+    let flags = ["--message-timeout-ms", "1000", "--idle-timeout-ms", "5000"];
+    let server = start_working(program, extra, &flags);
+    let mut conn = connect(&server);
+    let started = Instant::now();
+    // A whole message, then the first byte of the trickled one.
+    ok(&server, "send", conn.send_raw(b"a\x03p"));
+    let (got, closed, took) = trickle_until_closed(&server, &mut conn);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "ackerr message timeout",
+        "reply{}",
+        context(&server)
+    );
+    assert_eq!(closed, Closed::Eof, "how it closed{}", context(&server));
+    let took = took.duration_since(started);
+    // The clock starts after the work on `a`, after our first byte.
+    assert!(
+        took >= LIMIT,
+        "cut off after only {took:?}{}",
+        context(&server)
+    );
+    let work = Duration::from_millis(WORK_MS);
+    assert!(
+        took <= LIMIT + work + Duration::from_secs(1),
+        "cut off only after {took:?}{}",
+        context(&server)
+    );
+}
+
+/// Time the server spends working is not the next message's time: a
+/// message whose first byte came with the one before it, and whose next
+/// bytes came during that message's 2,500 ms of work, is acked although
+/// its bytes span twice the 1,500 ms limit - the clock started when the
+/// work ended, and it ends a second after that.
+pub fn work_is_not_message_time(program: &str, extra: &[&str]) {
+    let flags = [
+        "--work-ms",
+        "2500",
+        "--message-timeout-ms",
+        "1500",
+        "--idle-timeout-ms",
+        "8000",
+    ];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send_raw(b"a\x03b"));
+    // Not readiness waits: these pauses are the point, bytes that arrive
+    // while the server works, then a message finished 500 ms after.
+    thread::sleep(Duration::from_millis(1000));
+    ok(&server, "send during the work", conn.send_raw(b"cd"));
+    ok(&server, "ack of a", conn.read_ack());
+    thread::sleep(Duration::from_millis(500));
+    ok(&server, "send the end", conn.send_raw(b"\x03"));
+    ok(&server, "ack of bcd", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// `--message-timeout-ms 0` means no limit: a message trickled over
+/// 1.5 s, a byte every 300 ms, is acked.
+pub fn message_timeout_zero_disables(program: &str, extra: &[&str]) {
+    let flags = ["--message-timeout-ms", "0", "--idle-timeout-ms", "5000"];
+    let server = start_working(program, extra, &flags);
+    let mut conn = connect(&server);
+    for &byte in b"trickle" {
+        ok(&server, "send", conn.send_raw(&[byte]));
+        // Not a readiness wait: the trickle is the point.
+        thread::sleep(TRICKLE);
+    }
+    ok(&server, "send the end", conn.send_raw(b"\x03"));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// Every model takes `--max-buffered-bytes`, down to its smallest value
+/// (`--max-message-bytes`), and a message of nearly that size is acked.
+/// (A blocking server holds at most one unfinished message per worker,
+/// so its total is bounded by workers x `--max-message-bytes` already.)
+pub fn buffer_budget_flag(program: &str, extra: &[&str]) {
+    let flags = [
+        "--max-message-bytes",
+        "65536",
+        "--max-buffered-bytes",
+        "65536",
+    ];
+    let server = start_working(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send(&[b'x'; 60_000]));
+    ok(&server, "ack", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// The pause between trickled bytes.
+const TRICKLE: Duration = Duration::from_millis(300);
+
+/// Sends one byte every [`TRICKLE`] on `conn` from another thread while
+/// reading until the server closes; returns what arrived, how it closed
+/// and when. Sends at most 30 bytes, so a server that never cuts the
+/// trickle off fails on the read timeout instead of hanging.
+fn trickle_until_closed(
+    server: &ServerProcess,
+    conn: &mut Connection,
+) -> (Vec<u8>, Closed, Instant) {
+    let mut writer = ok(server, "clone", conn.stream().try_clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let trickle = thread::spawn(move || {
+        for _ in 0..30 {
+            thread::sleep(TRICKLE);
+            if stopped.load(Ordering::Relaxed)
+                || writer.write_all(b"x").is_err()
+            {
+                break;
+            }
+        }
+    });
+    let reply = conn.read_until_closed();
+    let at = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    trickle.join().expect("the trickle thread does not panic");
+    let (got, closed) = ok(server, "read the reply", reply);
+    (got, closed, at)
+}
+
+/// A server stopped (SIGSTOP) while a message was half received, and
+/// kept stopped past the message deadline, reads the rest of the message
+/// that arrived meanwhile before it judges the deadline: the message is
+/// complete, and acked.
+pub fn stopped_process_finishes_message(program: &str, extra: &[&str]) {
+    // Generous: the clock starts when the server reads the first half,
+    // and finding out that it has (from /proc) can take a while on a
+    // loaded machine; the server must still be within its limit when
+    // it is stopped.
+    const LIMIT: Duration = Duration::from_millis(2500);
+    let flags = [
+        "--message-timeout-ms",
+        "2500",
+        "--idle-timeout-ms",
+        "10000",
+        "--work-ms",
+        "0",
+    ];
+    let server = start(program, extra, &flags);
+    let mut conn = connect(&server);
+    ok(&server, "send", conn.send_raw(b"pack"));
+    wait_until_read(&server, &conn);
+    stop_group(&server);
+    ok(&server, "send while stopped", conn.send_raw(b"age\x03"));
+    // Not a readiness wait: the point is to stay stopped past the
+    // deadline, which the read before the stop started.
+    thread::sleep(LIMIT + Duration::from_millis(100));
+    ok(&server, "SIGCONT", server.signal_group(Signal::SIGCONT));
+    ok(&server, "ack of the finished message", conn.read_ack());
+    ok(&server, "goodbye", conn.send_goodbye());
+    expect_close(&server, &mut conn, b"", Some(Closed::Eof));
+}
+
+/// Sends SIGSTOP to the server's process group and waits until every
+/// process in it is stopped.
+fn stop_group(server: &ServerProcess) {
+    ok(server, "SIGSTOP", server.signal_group(Signal::SIGSTOP));
+    let deadline = Instant::now() + TIMEOUT;
+    while !procfs::group_stopped(server.pid()) {
+        assert!(Instant::now() < deadline, "SIGSTOP did not stop it");
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 // --- Signals and lifecycle -------------------------------------------
@@ -892,6 +1066,138 @@ pub fn big_messages_leave_small_buffers(program: &str, extra: &[&str]) {
         context(&server)
     );
     assert_serves(&server);
+}
+
+/// The server-wide budget (`--max-buffered-bytes` 1,000,000): 10
+/// clients hold 1,000 bytes of a message each, then 40 clients send
+/// 60,000 bytes each and no ETX, one after another - 2.4 MB of
+/// unfinished messages. The connections holding the largest get
+/// `err server busy` and an orderly close, until what the rest hold fits:
+/// at most 16 of the big ones and all the small ones keep their
+/// connections, and finish their messages. A new client is served, and
+/// the server's resident memory grows by at most the budget plus 4 MiB
+/// (allocator slack and the baseline's noise; 40 x 64 KiB would fit in
+/// that too - the evictions prove the budget, the memory bound that
+/// evicted connections give their buffers back).
+pub fn buffer_budget_evicts_largest(program: &str, extra: &[&str]) {
+    const BUDGET: usize = 1_000_000;
+    const SMALL: usize = 1_000;
+    const BIG: usize = 60_000;
+    let flags = [
+        "--max-message-bytes",
+        "65536",
+        "--max-buffered-bytes",
+        "1000000",
+        "--work-ms",
+        "0",
+        "--message-timeout-ms",
+        "0",
+    ];
+    let server = start(program, extra, &flags);
+    assert_serves(&server);
+    let before = server.usage().rss_bytes;
+    let mut small = Vec::new();
+    for _ in 0..10 {
+        let mut conn = connect(&server);
+        ok(&server, "send", conn.send_raw(&[b's'; SMALL]));
+        small.push(conn);
+    }
+    let mut big = Vec::new();
+    for _ in 0..40 {
+        let mut conn = connect(&server);
+        // An evicted connection may be closed before all of it is sent.
+        let _ = conn.send_raw(&[b'b'; BIG]);
+        big.push(conn);
+    }
+    // Once the server has read it all, at most `room` big ones fit: the
+    // others must have been told and closed. Wait for that many closes.
+    let room = (BUDGET - 10 * SMALL) / BIG;
+    let mut replies = vec![Vec::new(); big.len()];
+    let mut closed = vec![false; big.len()];
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        for ((conn, got), closed) in
+            big.iter().zip(&mut replies).zip(&mut closed)
+        {
+            *closed = *closed || read_available(conn, got);
+        }
+        let evicted = closed.iter().filter(|&&c| c).count();
+        if evicted >= big.len() - room {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{evicted} of {} connections evicted, {} should be{}",
+            big.len(),
+            big.len() - room,
+            context(&server)
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let grew = server.usage().rss_bytes.saturating_sub(before);
+    let evicted = replies.iter().zip(&closed).filter(|(_, &c)| c);
+    for (reply, _) in evicted {
+        assert_eq!(
+            String::from_utf8_lossy(reply),
+            "err server busy",
+            "an evicted connection's reply{}",
+            context(&server)
+        );
+    }
+    for conn in &mut small {
+        assert!(
+            still_open(conn),
+            "a small holder was evicted{}",
+            context(&server)
+        );
+        ok(&server, "finish", conn.send_raw(b"\x03"));
+        ok(&server, "ack", conn.read_ack());
+    }
+    assert_serves(&server);
+    let allowance = (BUDGET + 4 * 1024 * 1024) as u64;
+    assert!(
+        grew <= allowance,
+        "resident memory grew {} KiB, over {} KiB{}",
+        grew / 1024,
+        allowance / 1024,
+        context(&server)
+    );
+}
+
+/// Reads what the server has sent on `conn` into `got` without
+/// blocking; whether it has closed the connection (end of stream, or a
+/// reset after its reply).
+fn read_available(conn: &Connection, got: &mut Vec<u8>) -> bool {
+    let mut stream = conn.stream();
+    let mut chunk = [0; 256];
+    let _ = stream.set_nonblocking(true);
+    let closed = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                break false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break true,
+        }
+    };
+    let _ = stream.set_nonblocking(false);
+    closed
+}
+
+/// Whether the server has sent nothing on `conn` and not closed it: a
+/// read that would block.
+fn still_open(conn: &Connection) -> bool {
+    let stream = conn.stream();
+    let mut byte = [0; 1];
+    let _ = stream.set_nonblocking(true);
+    let open = matches!(
+        stream.peek(&mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    let _ = stream.set_nonblocking(false);
+    open
 }
 
 /// When the OS refuses the server a thread (here: its address-space limit

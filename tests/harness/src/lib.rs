@@ -137,6 +137,16 @@ macro_rules! __every_model_checks {
         work_is_not_idle,
         /// Bytes sent while the server was stopped are served, not idle.
         stopped_process_serves_waiting_bytes,
+        /// A trickled message: earlier acks, `err message timeout`, EOF.
+        trickling_message_timeout,
+        /// Bytes sent during the work are not on the next message's clock.
+        work_is_not_message_time,
+        /// --message-timeout-ms 0: a message trickled for 2 s is acked.
+        message_timeout_zero_disables,
+        /// --max-buffered-bytes is taken, down to --max-message-bytes.
+        buffer_budget_flag,
+        /// Stopped past the message deadline: the rest is read, then acked.
+        stopped_process_finishes_message,
         /// SIGTERM mid-work: the ack arrives, exit 0 within work-ms + 1 s.
         sigterm_drains,
         /// SIGINT mid-work: the ack arrives, exit 0 within work-ms + 1 s.
@@ -199,6 +209,8 @@ macro_rules! __event_loop_checks {
         $crate::$callback! { $args
         /// 500 quiet connections after a 60 KB message each stay small.
         big_messages_leave_small_buffers,
+        /// Over --max-buffered-bytes the largest holders get busy, EOF.
+        buffer_budget_evicts_largest,
         /// A refused thread: `err server busy`, no panic, serves after.
         refused_thread_gets_busy,
         }

@@ -8,12 +8,12 @@
 //! timers never see a task, only wakers.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::mem::swap;
+use std::mem::take;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -22,58 +22,58 @@ use super::reactor::Reactor;
 use super::timers::Timers;
 
 /// The number `block_on`'s own future is woken under.
-const MAIN: usize = usize::MAX;
+const MAIN: usize = 0;
+
+/// The ready queue: the numbers of the tasks to poll at the next round.
+/// A set, so that a task woken twice before it runs (by its socket and
+/// its timer) is polled once.
+type Ready = Arc<Mutex<BTreeSet<usize>>>;
 
 // ANCHOR: waker
 /// What a waker points to: a task's number and the queue to put it on.
 /// `std::task::Wake` turns an `Arc` of it into a `Waker`; wakers must be
-/// `Send` and `Sync`, hence the atomic and the mutex, though this runtime
-/// only ever wakes from its own thread.
+/// `Send` and `Sync`, hence the mutex, though this runtime only ever
+/// wakes from its own thread.
 struct TaskWaker {
     id: usize,
-    /// On the queue already: a second wake before the poll adds nothing.
-    queued: AtomicBool,
-    ready: Arc<Mutex<VecDeque<usize>>>,
+    ready: Ready,
 }
 
 impl Wake for TaskWaker {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            // Poisoned only if a push panicked, which needs an allocation
-            // failure, and that aborts the process first.
-            let mut ready = self.ready.lock().expect("never poisoned");
-            ready.push_back(self.id);
-        }
+        // Poisoned only if an insert panicked, which needs an allocation
+        // failure, and that aborts the process first.
+        self.ready.lock().expect("never poisoned").insert(self.id);
     }
 }
 // ANCHOR_END: waker
 
-/// A spawned future and its waker. The future is `None` while it is being
-/// polled, so that a task may spawn others meanwhile.
+/// A spawned future and its waker. Shared (`Rc`) between the table and
+/// the poll in progress, so that no borrow of the table is held while a
+/// task runs.
 struct Task {
-    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    waker: Arc<TaskWaker>,
+    future: RefCell<Pin<Box<dyn Future<Output = ()>>>>,
+    waker: Waker,
 }
 
 /// Everything the runtime owns, one per thread that runs `block_on`.
 pub(super) struct Core {
     pub(super) reactor: RefCell<Reactor>,
     pub(super) timers: RefCell<Timers>,
-    /// Tasks by number; numbers of finished tasks are reused.
-    tasks: RefCell<Vec<Option<Task>>>,
-    free: RefCell<Vec<usize>>,
-    live: Cell<usize>,
-    ready: Arc<Mutex<VecDeque<usize>>>,
-    /// Who waits for the last task to finish ([`all_tasks_done`]).
-    all_done: RefCell<Option<Waker>>,
+    /// Tasks by number. Numbers are never reused, so a waker that
+    /// outlives its task finds nothing, rather than another task.
+    tasks: RefCell<HashMap<usize, Rc<Task>>>,
+    last_id: Cell<usize>,
+    ready: Ready,
 }
 
 thread_local! {
     static CORE: RefCell<Option<Core>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's reactor.
+pub(super) fn with_reactor<R>(f: impl FnOnce(&mut Reactor) -> R) -> R {
+    with_core(|core| f(&mut core.reactor.borrow_mut()))
 }
 
 /// Runs `f` on this thread's runtime.
@@ -93,53 +93,42 @@ pub(super) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
 /// gets to it, first at the loop's next round.
 pub fn spawn(future: impl Future<Output = ()> + 'static) {
     with_core(|core| {
-        let id = core.free.borrow_mut().pop();
-        let mut tasks = core.tasks.borrow_mut();
-        let id = id.unwrap_or(tasks.len());
-        let waker = Arc::new(TaskWaker {
-            id,
-            queued: AtomicBool::new(false),
-            ready: core.ready.clone(),
-        });
+        let id = core.last_id.get() + 1;
+        core.last_id.set(id);
+        let ready = core.ready.clone();
+        let waker = Waker::from(Arc::new(TaskWaker { id, ready }));
         waker.wake_by_ref(); // ready to run its first step
-        let task = Some(Task {
-            future: Some(Box::pin(future)),
-            waker,
-        });
-        match tasks.get_mut(id) {
-            Some(slot) => *slot = task,
-            None => tasks.push(task),
-        }
-        core.live.set(core.live.get() + 1);
+        let future = RefCell::new(Box::pin(future));
+        let task = Rc::new(Task { future, waker });
+        core.tasks.borrow_mut().insert(id, task);
     });
 }
 // ANCHOR_END: spawn
 
 /// How many spawned tasks have not finished.
 pub fn live_tasks() -> usize {
-    with_core(|core| core.live.get())
+    with_core(|core| core.tasks.borrow().len())
 }
 
 /// Wakes every task, for news that concerns them all (a shutdown): each
 /// polls again and looks.
 pub fn wake_all() {
     with_core(|core| {
-        for task in core.tasks.borrow().iter().flatten() {
+        for task in core.tasks.borrow().values() {
             task.waker.wake_by_ref();
         }
     });
 }
 
-/// Returns once no spawned task is left.
+/// Returns once no spawned task is left. Only `block_on`'s own future
+/// waits for it: the last task to finish wakes that one.
 pub async fn all_tasks_done() {
-    poll_fn(|cx| {
-        with_core(|core| {
-            if core.live.get() == 0 {
-                return Poll::Ready(());
-            }
-            *core.all_done.borrow_mut() = Some(cx.waker().clone());
+    poll_fn(|_| {
+        if live_tasks() == 0 {
+            Poll::Ready(())
+        } else {
             Poll::Pending
-        })
+        }
     })
     .await;
 }
@@ -152,27 +141,20 @@ pub async fn all_tasks_done() {
 ///
 /// When the poller cannot be created or waited on.
 pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
-    let ready = Arc::new(Mutex::new(VecDeque::from([MAIN])));
+    let ready = Arc::new(Mutex::new(BTreeSet::from([MAIN])));
     let core = Core {
         reactor: RefCell::new(Reactor::new()?),
-        timers: RefCell::new(Timers::new()),
-        tasks: RefCell::new(Vec::new()),
-        free: RefCell::new(Vec::new()),
-        live: Cell::new(0),
+        timers: RefCell::default(),
+        tasks: RefCell::default(),
+        last_id: Cell::new(MAIN),
         ready: ready.clone(),
-        all_done: RefCell::new(None),
     };
     CORE.with(|slot| *slot.borrow_mut() = Some(core));
-    let main = Arc::new(TaskWaker {
-        id: MAIN,
-        queued: AtomicBool::new(true),
-        ready,
-    });
-    let result = run(pin!(future), &main);
+    let waker = Waker::from(Arc::new(TaskWaker { id: MAIN, ready }));
+    let result = run(pin!(future), &mut Context::from_waker(&waker));
     // Dropping the tasks drops their sockets and timers, which reach for
     // the reactor: the core must still be in place.
-    let tasks = with_core(|core| core.tasks.take());
-    drop(tasks);
+    drop(with_core(|core| core.tasks.take()));
     CORE.with(|slot| slot.borrow_mut().take());
     result
 }
@@ -181,33 +163,28 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
 /// readiness or the earliest timer is due, and fire what is due.
 fn run<F: Future>(
     mut main: Pin<&mut F>,
-    main_waker: &Arc<TaskWaker>,
+    cx: &mut Context<'_>,
 ) -> io::Result<F::Output> {
-    let waker = Waker::from(main_waker.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut batch = VecDeque::new();
     loop {
         // Only the tasks ready now, taken in one go: one that wakes
         // itself at every poll must not keep the reactor from running.
-        with_core(|core| swap(&mut batch, &mut *core.ready_queue()));
-        for id in batch.drain(..) {
+        let batch = with_core(|core| take(&mut *core.ready_queue()));
+        for id in batch {
             if id != MAIN {
                 poll_task(id);
-                continue;
-            }
-            main_waker.queued.store(false, Ordering::Release);
-            if let Poll::Ready(out) = main.as_mut().poll(&mut cx) {
+            } else if let Poll::Ready(out) = main.as_mut().poll(cx) {
                 return Ok(out);
             }
         }
-        let timeout = with_core(|core| {
+        with_core(|core| {
+            let mut timeout = core.timers.borrow().time_left(Instant::now());
             if !core.ready_queue().is_empty() {
-                return Some(Duration::ZERO);
+                timeout = Some(Duration::ZERO); // no sleep: work is waiting
             }
-            core.timers.borrow().time_left(Instant::now())
-        });
-        with_core(|core| core.reactor.borrow_mut().wait(timeout))?;
-        with_core(|core| core.timers.borrow_mut().fire(Instant::now()));
+            core.reactor.borrow_mut().wait(timeout)?;
+            core.timers.borrow_mut().fire(Instant::now());
+            Ok::<_, io::Error>(())
+        })?;
     }
 }
 // ANCHOR_END: block_on
@@ -215,42 +192,30 @@ fn run<F: Future>(
 // ANCHOR: poll_task
 /// Polls task `id` once; a finished task is dropped.
 fn poll_task(id: usize) {
-    // A stale number (a waker that outlived its task) finds no future,
-    // or a newer task's: that one is polled for nothing, which futures
-    // must tolerate anyway.
-    let Some((mut future, waker)) = with_core(|core| {
-        let mut tasks = core.tasks.borrow_mut();
-        let task = tasks.get_mut(id)?.as_mut()?;
-        // Before the poll: a wake during it must queue the task again.
-        task.waker.queued.store(false, Ordering::Release);
-        Some((task.future.take()?, Waker::from(task.waker.clone())))
-    }) else {
+    // A task that finished since it was woken is not there any more.
+    let task = with_core(|core| core.tasks.borrow().get(&id).cloned());
+    let Some(task) = task else { return };
+    // No borrow of the table is held while it runs: it may spawn, sleep
+    // or do I/O, and all of these reach for the core.
+    let mut cx = Context::from_waker(&task.waker);
+    if task.future.borrow_mut().as_mut().poll(&mut cx).is_pending() {
         return;
-    };
-    // Polled with no borrow held: the task may spawn, sleep or do I/O.
-    let done = future.as_mut().poll(&mut Context::from_waker(&waker));
+    }
+    // Out of the table. The future itself is dropped with `task`, at the
+    // end, with no borrow held: dropping its sockets and timers reaches
+    // for the core too.
     with_core(|core| {
         let mut tasks = core.tasks.borrow_mut();
-        if done.is_pending() {
-            if let Some(Some(task)) = tasks.get_mut(id) {
-                task.future = Some(future);
-            }
-            return;
-        }
-        tasks[id] = None;
-        core.free.borrow_mut().push(id);
-        core.live.set(core.live.get() - 1);
-        if core.live.get() == 0 {
-            if let Some(waker) = core.all_done.take() {
-                waker.wake();
-            }
+        tasks.remove(&id);
+        if tasks.is_empty() {
+            core.ready_queue().insert(MAIN); // see `all_tasks_done`
         }
     });
 }
 // ANCHOR_END: poll_task
 
 impl Core {
-    fn ready_queue(&self) -> MutexGuard<'_, VecDeque<usize>> {
+    fn ready_queue(&self) -> MutexGuard<'_, BTreeSet<usize>> {
         self.ready.lock().expect("never poisoned")
     }
 }

@@ -2,32 +2,40 @@
 //! reactor, with `async` methods that try the system call and, when the
 //! kernel says `WouldBlock`, wait for the reactor and try again.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 
-use super::executor::with_core;
+use super::executor::with_reactor;
 use super::reactor::Direction;
 
+/// What waiting for the reactor ends with: ready, or epoll could not be
+/// told to watch.
+type Waited = io::Result<()>;
+
 // ANCHOR: registration
-/// A descriptor registered with the reactor: what every I/O type holds.
-/// Dropping it leaves the reactor.
+/// A descriptor (or what owns one, such as a socket) registered with the
+/// reactor: [`TcpListener`] and [`TcpStream`] are registrations of std's
+/// sockets. Dropping it leaves the reactor, then closes the descriptor.
 #[derive(Debug)]
-pub struct Registration {
+pub struct Registration<T> {
     token: usize,
+    /// Shared with the reactor, which changes what epoll watches for it.
+    io: Rc<T>,
 }
 
-impl Registration {
-    /// Registers `fd`, which must be in non-blocking mode.
+impl<T: AsFd + 'static> Registration<T> {
+    /// Registers `io`, which must be in non-blocking mode.
     ///
     /// # Errors
     ///
     /// When epoll refuses it (out of memory, or of epoll watches).
-    pub fn new(fd: Rc<dyn AsFd>) -> io::Result<Registration> {
-        let token = with_core(|core| core.reactor.borrow_mut().register(fd))?;
-        Ok(Registration { token })
+    pub fn new(io: T) -> io::Result<Registration<T>> {
+        let io = Rc::new(io);
+        let token = with_reactor(|reactor| reactor.register(io.clone()))?;
+        Ok(Registration { token, io })
     }
 
     /// Returns once the descriptor may have input (or has failed).
@@ -39,24 +47,19 @@ impl Registration {
         self.ready(Direction::Read).await
     }
 
-    async fn ready(&self, direction: Direction) -> io::Result<()> {
-        poll_fn(|cx| {
-            with_core(|core| {
-                let mut reactor = core.reactor.borrow_mut();
-                reactor.poll_ready(self.token, direction, cx)
-            })
-        })
-        .await
-    }
-
     /// Returns once the descriptor was reported reset or hung up.
     pub async fn failed(&self) {
-        poll_fn(|cx| {
-            with_core(|core| {
-                core.reactor.borrow_mut().poll_failed(self.token, cx)
-            })
+        // Cannot fail: epoll watches for failures without being told.
+        let _ = self.ready(Direction::Failure).await;
+    }
+
+    /// Not an `async fn`, which would keep `self` and `direction` beside
+    /// the future it awaits, in every task that waits.
+    fn ready(&self, direction: Direction) -> impl Future<Output = Waited> {
+        let token = self.token;
+        poll_fn(move |cx| {
+            with_reactor(|reactor| reactor.poll_ready(token, direction, cx))
         })
-        .await;
     }
 
     /// Runs `op`, a non-blocking read-side call, until it does not say
@@ -65,17 +68,27 @@ impl Registration {
     /// # Errors
     ///
     /// What `op` returns, or failing to arm epoll.
-    pub async fn read_with<T>(
+    pub async fn read_with<U>(
         &self,
-        mut op: impl FnMut() -> io::Result<T>,
-    ) -> io::Result<T> {
+        op: impl FnMut() -> io::Result<U>,
+    ) -> io::Result<U> {
+        self.io_with(Direction::Read, op).await
+    }
+
+    /// [`Registration::read_with`], for either direction.
+    async fn io_with<U>(
+        &self,
+        direction: Direction,
+        mut op: impl FnMut() -> io::Result<U>,
+    ) -> io::Result<U> {
         loop {
-            self.readable().await?;
+            self.ready(direction).await?;
             match op() {
-                // Epoll's report is older than the read that emptied
-                // the socket: wait for the next one.
+                // Readiness was presumed, or epoll's report is older than
+                // the call that emptied (or filled) the socket: wait for
+                // the next report.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.clear_readable();
+                    self.clear_ready(direction);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 done => return done,
@@ -83,26 +96,22 @@ impl Registration {
         }
     }
 
-    fn clear_readable(&self) {
-        with_core(|core| core.reactor.borrow_mut().clear_readable(self.token));
+    fn clear_ready(&self, direction: Direction) {
+        with_reactor(|reactor| reactor.clear_ready(self.token, direction));
     }
 }
 
-impl Drop for Registration {
+impl<T> Drop for Registration<T> {
     fn drop(&mut self) {
-        with_core(|core| core.reactor.borrow_mut().deregister(self.token));
+        // Runs before `io` drops: the reactor lets go of the descriptor
+        // before it closes.
+        with_reactor(|reactor| reactor.deregister(self.token));
     }
 }
 // ANCHOR_END: registration
 
 /// A listening socket whose `accept` waits without blocking the thread.
-#[derive(Debug)]
-pub struct TcpListener {
-    // Declared first, so dropped first: the reactor lets go before the
-    // descriptor closes.
-    registration: Registration,
-    listener: Rc<net::TcpListener>,
-}
+pub type TcpListener = Registration<net::TcpListener>;
 
 impl TcpListener {
     /// Takes over `listener`, which must be in non-blocking mode.
@@ -111,12 +120,7 @@ impl TcpListener {
     ///
     /// See [`Registration::new`].
     pub fn from_std(listener: net::TcpListener) -> io::Result<Self> {
-        let listener = Rc::new(listener);
-        let registration = Registration::new(listener.clone())?;
-        Ok(TcpListener {
-            registration,
-            listener,
-        })
+        Registration::new(listener)
     }
 
     /// The next connection, non-blocking and registered.
@@ -126,19 +130,14 @@ impl TcpListener {
     /// What `accept(2)` reports (EMFILE, ECONNABORTED ...), or failing to
     /// set the connection up.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let accept = || self.listener.accept();
-        let (stream, peer) = self.registration.read_with(accept).await?;
+        let (stream, peer) = self.read_with(|| self.io.accept()).await?;
         Ok((TcpStream::from_std(stream)?, peer))
     }
 }
 
 // ANCHOR: stream
 /// A connection whose reads and writes wait without blocking the thread.
-#[derive(Debug)]
-pub struct TcpStream {
-    registration: Registration,
-    stream: Rc<net::TcpStream>,
-}
+pub type TcpStream = Registration<net::TcpStream>;
 
 impl TcpStream {
     /// Takes over `stream`: makes it non-blocking and registers it.
@@ -151,12 +150,7 @@ impl TcpStream {
         // An ack is 3 bytes, and Nagle's algorithm would hold one back
         // while the previous one is unacknowledged.
         stream.set_nodelay(true)?;
-        let stream = Rc::new(stream);
-        let registration = Registration::new(stream.clone())?;
-        Ok(TcpStream {
-            registration,
-            stream,
-        })
+        Registration::new(stream)
     }
 
     /// Reads into `buffer` once input is waiting; `Ok(0)` at end of
@@ -166,11 +160,7 @@ impl TcpStream {
     ///
     /// Connection failures (a reset).
     pub async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        let n = self
-            .registration
-            .read_with(|| self.try_read(buffer))
-            .await?;
-        Ok(n)
+        self.read_with(|| self.try_read(buffer)).await
     }
 
     /// One non-blocking read now, whatever the reactor last heard:
@@ -180,27 +170,13 @@ impl TcpStream {
     ///
     /// `WouldBlock`, or connection failures.
     pub fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        let read = (&*self.stream).read(buffer);
+        let read = (&*self.io).read(buffer);
         // A short read emptied the socket (TCP hands over all it has):
         // the next read waits for epoll instead of trying in vain.
         if read.as_ref().map_or(true, |&n| n < buffer.len()) {
-            self.registration.clear_readable();
+            self.clear_ready(Direction::Read);
         }
         read
-    }
-
-    /// Returns once input is waiting, or the connection failed.
-    ///
-    /// # Errors
-    ///
-    /// When epoll cannot be told to watch it.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.registration.readable().await
-    }
-
-    /// Returns once the connection was reset or hung up.
-    pub async fn failed(&self) {
-        self.registration.failed().await;
     }
 
     /// Writes all of `bytes`, waiting for room whenever the socket's
@@ -211,14 +187,10 @@ impl TcpStream {
     /// Connection failures (a reset, a broken pipe).
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            match (&*self.stream).write(bytes) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.registration.ready(Direction::Write).await?;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            let write = || (&*self.io).write(bytes);
+            match self.io_with(Direction::Write, write).await? {
+                0 => return Err(ErrorKind::WriteZero.into()),
+                n => bytes = &bytes[n..],
             }
         }
         Ok(())
@@ -231,7 +203,7 @@ impl TcpStream {
     ///
     /// When the connection is already gone.
     pub fn shutdown_write(&self) -> io::Result<()> {
-        self.stream.shutdown(Shutdown::Write)
+        self.io.shutdown(Shutdown::Write)
     }
 }
 // ANCHOR_END: stream

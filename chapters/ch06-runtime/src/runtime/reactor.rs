@@ -1,12 +1,13 @@
 //! The reactor: chapter 4's `Poller`, with wakers where chapter 4 had
 //! connections.
 //!
-//! Each registered descriptor is a *source* with a token (its place in a
+//! Each registered descriptor is a *source* with a token (its key in a
 //! table) and up to three wakers: the task waiting to read, the one
 //! waiting to write, and one watching for a reset. When `epoll_wait`
 //! reports a token, the reactor wakes those wakers, and that is all it
 //! does: what to read and what to do with it is the task's business.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsFd;
 use std::rc::Rc;
@@ -19,6 +20,15 @@ use protocol::PollerKind;
 /// Events taken per wait, as in chapter 4.
 const EVENTS_PER_WAIT: usize = 1024;
 
+/// What a task waits for: the index of its flag in [`Source::ready`] and
+/// of its waker in [`Source::waiting`].
+#[derive(Clone, Copy)]
+pub(super) enum Direction {
+    Read,
+    Write,
+    Failure,
+}
+
 /// One registered descriptor.
 struct Source {
     /// Shared with the I/O object, so the reactor can change what epoll
@@ -26,28 +36,23 @@ struct Source {
     fd: Rc<dyn AsFd>,
     /// What epoll watches it for now.
     armed: Interest,
-    /// Input may be waiting: reported, and not yet read to exhaustion.
-    readable: bool,
-    /// Reset or hung up: reported whatever it was armed for.
-    failed: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
-    watcher: Option<Waker>,
+    /// By [`Direction`]: may be ready to read, to write (presumed at
+    /// first, then set by epoll's reports and cleared when a call finds
+    /// `WouldBlock`), and failed (reset or hung up: epoll reports that
+    /// whatever it watches for).
+    ready: [bool; 3],
+    /// The tasks waiting, by [`Direction`]: reader, writer, watcher.
+    waiting: [Option<Waker>; 3],
 }
 
 /// The table of sources, and the poller that watches them.
 pub(super) struct Reactor {
     poller: Poller,
-    sources: Vec<Option<Source>>,
-    free: Vec<usize>,
+    /// Sources by token. Tokens are never reused, so a report about a
+    /// source dropped since finds nothing.
+    sources: HashMap<usize, Source>,
+    last_token: usize,
     events: Events,
-}
-
-/// Which way a task waits.
-#[derive(Clone, Copy)]
-pub(super) enum Direction {
-    Read,
-    Write,
 }
 
 impl Reactor {
@@ -55,31 +60,26 @@ impl Reactor {
         Ok(Reactor {
             // Chapter 4's epoll backend; its poll(2) one would do too.
             poller: Poller::new(PollerKind::Epoll)?,
-            sources: Vec::new(),
-            free: Vec::new(),
+            sources: HashMap::new(),
+            last_token: 0,
             events: Events::with_capacity(EVENTS_PER_WAIT),
         })
     }
 
     /// Adds `fd`, watched for input from the start (a new connection is
-    /// usually read at once), and presumed readable, so that the first
-    /// read is tried before anyone waits.
+    /// usually read at once), and presumed ready both ways, so that the
+    /// first read or write is tried before anyone waits.
     pub(super) fn register(&mut self, fd: Rc<dyn AsFd>) -> io::Result<usize> {
-        let token = self.free.pop().unwrap_or(self.sources.len());
+        self.last_token += 1;
+        let token = self.last_token;
         self.poller.add(&*fd, token as Token, Interest::READ)?;
-        let source = Some(Source {
+        let source = Source {
             fd,
             armed: Interest::READ,
-            readable: true,
-            failed: false,
-            reader: None,
-            writer: None,
-            watcher: None,
-        });
-        match self.sources.get_mut(token) {
-            Some(slot) => *slot = source,
-            None => self.sources.push(source),
-        }
+            ready: [true, true, false],
+            waiting: Default::default(),
+        };
+        self.sources.insert(token, source);
         Ok(token)
     }
 
@@ -87,38 +87,35 @@ impl Reactor {
     /// takes it off epoll's list, but not off poll's).
     pub(super) fn deregister(&mut self, token: usize) {
         self.poller.delete(token as Token);
-        self.sources[token] = None;
-        self.free.push(token);
+        self.sources.remove(&token);
     }
 
     // ANCHOR: poll_ready
-    /// Ready if the source may be ready for `direction`; else keeps the
-    /// waker, makes sure epoll watches for it, and returns `Pending`.
-    ///
-    /// Readiness for writing is never presumed: callers ask only after a
-    /// write found the socket full.
+    /// Ready if the source may be ready for `direction`, or has failed;
+    /// else keeps the waker, makes sure epoll watches for it, and returns
+    /// `Pending`.
     pub(super) fn poll_ready(
         &mut self,
         token: usize,
         direction: Direction,
         cx: &Context<'_>,
     ) -> Poll<io::Result<()>> {
-        let Some(Some(source)) = self.sources.get_mut(token) else {
-            unreachable!("an I/O object's token stays registered");
-        };
+        // An I/O object's token stays registered until the object drops.
+        let source = self.sources.get_mut(&token).expect("registered");
+        let failed = source.ready[Direction::Failure as usize];
+        if source.ready[direction as usize] || failed {
+            return Poll::Ready(Ok(()));
+        }
+        // Clones the waker only if the one kept wakes another task.
+        let waiting = &mut source.waiting[direction as usize];
+        waiting
+            .get_or_insert_with(|| cx.waker().clone())
+            .clone_from(cx.waker());
         let mut want = source.armed;
         match direction {
-            Direction::Read if source.readable || source.failed => {
-                return Poll::Ready(Ok(()));
-            }
-            Direction::Read => {
-                keep(&mut source.reader, cx);
-                want.read = true;
-            }
-            Direction::Write => {
-                keep(&mut source.writer, cx);
-                want.write = true;
-            }
+            Direction::Read => want.read = true,
+            Direction::Write => want.write = true,
+            Direction::Failure => {} // reported whatever is armed
         }
         if want != source.armed {
             self.poller.modify(&*source.fd, token as Token, want)?;
@@ -128,26 +125,12 @@ impl Reactor {
     }
     // ANCHOR_END: poll_ready
 
-    /// A read found nothing (or less than it asked for): the next one
-    /// waits for epoll.
-    pub(super) fn clear_readable(&mut self, token: usize) {
-        self.source(token).readable = false;
-    }
-
-    /// Ready once the source failed (a reset, a hang-up); otherwise keeps
-    /// the waker without arming anything, since epoll reports failures
-    /// whatever a descriptor is armed for.
-    pub(super) fn poll_failed(
-        &mut self,
-        token: usize,
-        cx: &Context<'_>,
-    ) -> Poll<()> {
-        let source = self.source(token);
-        if source.failed {
-            return Poll::Ready(());
-        }
-        keep(&mut source.watcher, cx);
-        Poll::Pending
+    /// A call found `WouldBlock` (or a read came back short): the next
+    /// one in that direction waits for epoll.
+    pub(super) fn clear_ready(&mut self, token: usize, direction: Direction) {
+        // An I/O object's token stays registered until the object drops.
+        let source = self.sources.get_mut(&token).expect("registered");
+        source.ready[direction as usize] = false;
     }
 
     // ANCHOR: wait
@@ -156,16 +139,20 @@ impl Reactor {
     pub(super) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.poller.wait(&mut self.events, timeout)?;
         for event in self.events.iter() {
-            let token = event.token as usize;
-            // A source dropped since it was registered: nobody to wake.
-            let Some(Some(source)) = self.sources.get_mut(token) else {
-                continue;
+            let Some(source) = self.sources.get_mut(&(event.token as usize))
+            else {
+                continue; // dropped since: nobody to wake
             };
-            source.readable |= event.readable || event.failed;
-            source.failed |= event.failed;
-            let reader = source.reader.take();
-            let writer = source.writer.take();
-            let watcher = source.watcher.take().filter(|_| event.failed);
+            let [reader, writer, watcher] = &mut source.waiting;
+            let (reader, writer) = (reader.take(), writer.take());
+            // The watcher waits for a failure only: any other report
+            // leaves its waker in place.
+            let watcher = watcher.take_if(|_| event.failed);
+            let [readable, writable, failed] = &mut source.ready;
+            *readable |= event.readable;
+            // Epoll does not say which way: a woken writer tries again.
+            *writable |= writer.is_some();
+            *failed |= event.failed;
             // Epoll is level-triggered: what nobody waits for would be
             // reported at every wait, a busy loop (a client that sends
             // while its task sleeps on the work). Stop watching for it;
@@ -175,12 +162,12 @@ impl Reactor {
                     && (reader.is_some() || !event.readable),
                 write: source.armed.write && writer.is_some(),
             };
-            if want != source.armed {
-                // On failure the interest stays as it was: one more
-                // report, and another try.
-                if self.poller.modify(&*source.fd, event.token, want).is_ok() {
-                    source.armed = want;
-                }
+            // On failure the interest stays as it was: one more report,
+            // and another try.
+            if want != source.armed
+                && self.poller.modify(&*source.fd, event.token, want).is_ok()
+            {
+                source.armed = want;
             }
             let wakers = [reader, writer, watcher];
             wakers.into_iter().flatten().for_each(Waker::wake);
@@ -188,19 +175,4 @@ impl Reactor {
         Ok(())
     }
     // ANCHOR_END: wait
-
-    fn source(&mut self, token: usize) -> &mut Source {
-        self.sources[token]
-            .as_mut()
-            .expect("an I/O object's token stays registered until it drops")
-    }
-}
-
-/// Stores the waker of `cx` in `slot`, unless the one there wakes the same
-/// task (cloning a waker costs an atomic increment).
-fn keep(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
-    }
 }

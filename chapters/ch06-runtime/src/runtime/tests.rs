@@ -1,19 +1,25 @@
 //! The runtime's parts on their own, without a server: the executor runs
 //! what is spawned and polls a task once per batch of wakes, the timers
-//! keep only live deadlines, and `race` drops the loser.
+//! keep only live deadlines, `race` drops the loser, and the reactor
+//! wakes a task that watches for a reset.
 
 use std::cell::Cell;
 use std::future::poll_fn;
+use std::io::Write;
+use std::net;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use client::connection::reset;
+
 use super::executor::with_core;
 use super::{all_tasks_done, block_on, race, sleep, spawn, timeout, Either};
+use super::{TcpListener, TcpStream};
 
 /// How many deadlines the timer table holds.
 fn pending_timers() -> usize {
-    with_core(|core| core.timers.borrow().pending_len())
+    with_core(|core| core.timers.borrow().pending.len())
 }
 
 /// Spawned tasks run, concurrently: three 500 ms sleeps take about
@@ -42,8 +48,8 @@ fn spawned_tasks_sleep_together() {
     assert!(took < Duration::from_millis(1200), "{took:?}");
 }
 
-/// A task woken several times before it runs is polled once: the
-/// waker's flag keeps it off the queue the second time.
+/// A task woken several times before it runs is polled once: the ready
+/// queue is a set, and holds its number once.
 #[test]
 fn many_wakes_one_poll() {
     let polls = Rc::new(Cell::new(0));
@@ -104,6 +110,36 @@ fn a_reset_sleep_ends_at_its_new_time() {
         (&mut timer).await;
         assert!(start.elapsed() >= Duration::from_millis(60));
         assert_eq!(pending_timers(), 0);
+    })
+    .expect("the runtime starts");
+}
+
+/// A task watching for a reset is woken by it even when input came first
+/// and nobody read it: the report of that input must not take the
+/// watcher's waker with it. The sleep is only a bound: an hour, so that
+/// it cannot win unless the wake is lost.
+#[test]
+fn a_reset_after_unread_input_wakes_the_watcher() {
+    block_on(async {
+        let listener = net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let addr = listener.local_addr().expect("bound");
+        let listener = TcpListener::from_std(listener).expect("registers");
+        let mut client = net::TcpStream::connect(addr).expect("connects");
+        let (server, _): (TcpStream, _) =
+            listener.accept().await.expect("accepts");
+        spawn(async move {
+            client.write_all(b"unread").expect("sent");
+            // Time for the reactor to report the input on its own.
+            sleep(Duration::from_millis(50)).await;
+            reset(client).expect("SO_LINGER");
+            // Never done: the last task to finish would wake the main
+            // future, and hide a lost wake.
+            std::future::pending::<()>().await;
+        });
+        let hour = sleep(Duration::from_secs(3600));
+        let won = race(hour, server.failed()).await;
+        assert!(matches!(won, Either::Right(())), "the reset was missed");
     })
     .expect("the runtime starts");
 }

@@ -20,38 +20,25 @@ use super::executor::with_core;
 type Key = (Instant, u64);
 
 /// Pending deadlines, earliest first.
+#[derive(Default)]
 pub(super) struct Timers {
-    pending: BTreeMap<Key, Waker>,
-    next: u64,
+    pub(super) pending: BTreeMap<Key, Waker>,
+    last: u64,
 }
 
 impl Timers {
-    pub(super) fn new() -> Timers {
-        Timers {
-            pending: BTreeMap::new(),
-            next: 0,
-        }
-    }
-
     /// How long until the earliest deadline; `None` if there is none.
     pub(super) fn time_left(&self, now: Instant) -> Option<Duration> {
         let (&(at, _), _) = self.pending.first_key_value()?;
         Some(at.saturating_duration_since(now))
     }
 
-    /// How many deadlines are pending.
-    #[cfg(test)]
-    pub(super) fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Wakes the owner of every deadline that has passed.
+    /// Wakes the owner of every deadline that has passed, earliest first.
     pub(super) fn fire(&mut self, now: Instant) {
-        while let Some(entry) = self.pending.first_entry() {
-            if entry.key().0 > now {
-                return;
-            }
-            entry.remove().wake();
+        while let Some(due) =
+            self.pending.first_entry().filter(|e| e.key().0 <= now)
+        {
+            due.remove().wake();
         }
     }
 }
@@ -89,18 +76,18 @@ impl Future for Sleep {
         with_core(|core| {
             let mut timers = core.timers.borrow_mut();
             // Our entry, still pending (perhaps for an earlier time, see
-            // `reset`): make sure it wakes this poll's task.
-            let pending = this.key.and_then(|k| timers.pending.get_mut(&k));
-            if let Some(waker) = pending {
-                if !waker.will_wake(cx.waker()) {
-                    *waker = cx.waker().clone();
-                }
-                return;
+            // `reset`): make sure it wakes this poll's task (`clone_from`
+            // clones only if the waker kept wakes another).
+            if let Some(waker) =
+                this.key.and_then(|k| timers.pending.get_mut(&k))
+            {
+                waker.clone_from(cx.waker());
+            } else {
+                timers.last += 1;
+                let key = (at, timers.last);
+                timers.pending.insert(key, cx.waker().clone());
+                this.key = Some(key);
             }
-            timers.next += 1;
-            let key = (at, timers.next);
-            timers.pending.insert(key, cx.waker().clone());
-            this.key = Some(key);
         });
         Poll::Pending
     }

@@ -1,0 +1,468 @@
+//! The server-wide buffer budget: `--max-buffered-bytes` for the
+//! unfinished messages of all connections together.
+//!
+//! `--max-message-bytes` bounds one connection. An event-driven server
+//! holds thousands of connections, so that bound alone lets 10,000
+//! clients that each send 60 KB and no ETX make it hold 600 MB. The
+//! budget bounds their sum: after every read, a connection records how
+//! many bytes of an unfinished message it holds; when the total is over
+//! the budget, the connections holding the most are evicted (told
+//! [`BUSY_REPLY`] and closed) until it fits. Reads are bounded by a
+//! buffer, so the total is over the budget by at most one read, and only
+//! until the evictions it triggers.
+//!
+//! Whom to evict follows Redis's client eviction (`maxmemory-clients`):
+//! Redis updates each client's memory after every read, and when the sum
+//! is over the limit disconnects clients from the biggest down until it
+//! fits. Redis sorts clients into power-of-two buckets to find the big
+//! ones cheaply; we keep them in exact order ([`Ledger`], a sorted set),
+//! which costs O(log n) per update and names the largest holder at once.
+//!
+//! What counts as held: the bytes of the message a connection is still
+//! receiving (`Decoder::pending_bytes`), nothing else. Complete messages
+//! waiting for their work cost a counter, not their bytes, and the read
+//! buffer is bounded per read. Evicting a connection gives back what it
+//! holds at once: its unfinished message is dropped.
+//!
+//! What an evicted connection gets: the acks of messages whose work has
+//! finished (they are owed), no ack for complete messages not yet worked
+//! on or in work (they are dropped, as at shutdown), then
+//! [`BUSY_REPLY`] and a lingering close.
+//!
+//! Two forms, one core:
+//!
+//! - [`Ledger`]: plain data for a server whose connections one thread
+//!   owns (an event loop, io_uring): it names its connections by its own
+//!   ids (tokens), calls [`Ledger::record`] after each read and evicts
+//!   the ids [`Ledger::evict_to_fit`] returns.
+//! - [`SharedBudget`] and [`Account`]: for connections served by tasks
+//!   (or by several loops on several threads). Each connection opens an
+//!   account; [`Account::hold`] records and evicts in one step, and an
+//!   evicted account's owner learns it from [`Account::is_evicted`] or
+//!   by awaiting [`Account::evicted`], which works on any executor (it
+//!   wakes the task through its `std::task::Waker`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// What an evicted connection is told before it closes.
+pub const BUSY_REPLY: &[u8] = b"err server busy";
+
+/// A connection's name in a [`Ledger`]: the event loop's token, or an
+/// [`Account`]'s number.
+pub type HolderId = u64;
+
+// ANCHOR: ledger
+/// Who holds how many bytes of unfinished messages, in order of size.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    budget: usize,
+    total: usize,
+    /// Every holder with at least one byte, and its bytes.
+    held: HashMap<HolderId, usize>,
+    /// The same, ordered by bytes (then id): the last is the largest.
+    by_size: BTreeSet<(usize, HolderId)>,
+}
+
+impl Ledger {
+    /// An empty ledger for at most `budget` bytes (`--max-buffered-bytes`).
+    pub fn new(budget: usize) -> Ledger {
+        Ledger {
+            budget,
+            total: 0,
+            held: HashMap::new(),
+            by_size: BTreeSet::new(),
+        }
+    }
+
+    /// The budget it was made with.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// The bytes held by every holder together.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The bytes `id` holds (0 for one it does not know).
+    pub fn held(&self, id: HolderId) -> usize {
+        self.held.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Records that `id` now holds `bytes` (replacing what it held):
+    /// call it after every read that was decoded, and with 0 when the
+    /// connection closes. Costs O(log n).
+    pub fn record(&mut self, id: HolderId, bytes: usize) {
+        let old = if bytes == 0 {
+            self.held.remove(&id)
+        } else {
+            self.held.insert(id, bytes)
+        };
+        if let Some(old) = old {
+            self.by_size.remove(&(old, id));
+            self.total -= old;
+        }
+        if bytes > 0 {
+            self.by_size.insert((bytes, id));
+            self.total += bytes;
+        }
+    }
+
+    /// Whether the holders together hold more than the budget.
+    pub fn is_over(&self) -> bool {
+        self.total > self.budget
+    }
+
+    /// Picks the holders to evict so that the total fits the budget,
+    /// largest first (of two equal holders, the higher id), forgets them,
+    /// and returns them with the bytes each held. Empty when the total
+    /// fits. The caller must drop what they held and close them with
+    /// [`BUSY_REPLY`]: the ledger already counts them as holding nothing.
+    pub fn evict_to_fit(&mut self) -> Vec<(HolderId, usize)> {
+        let mut evicted = Vec::new();
+        while self.is_over() {
+            // Over budget means some holder holds something.
+            let Some(&(bytes, id)) = self.by_size.last() else {
+                break;
+            };
+            self.record(id, 0);
+            evicted.push((id, bytes));
+        }
+        evicted
+    }
+}
+// ANCHOR_END: ledger
+
+// ANCHOR: shared_budget
+/// A [`Ledger`] shared by every connection's task (or by several event
+/// loops on several threads): clone it freely, then [`open`] one
+/// [`Account`] per connection.
+///
+/// [`open`]: SharedBudget::open
+#[derive(Debug, Clone)]
+pub struct SharedBudget {
+    inner: Arc<Mutex<Shared>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    ledger: Ledger,
+    next_id: HolderId,
+    /// How to tell each open account it was evicted.
+    notices: HashMap<HolderId, Arc<Notice>>,
+}
+
+/// One connection's share of a [`SharedBudget`]. Dropping it forgets
+/// what it held.
+#[derive(Debug)]
+pub struct Account {
+    id: HolderId,
+    budget: SharedBudget,
+    notice: Arc<Notice>,
+}
+
+/// An eviction, as the evicted connection learns of it: a flag, and the
+/// waker of whoever awaits it.
+#[derive(Debug, Default)]
+struct Notice {
+    evicted: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl SharedBudget {
+    /// A budget of `budget` bytes (`--max-buffered-bytes`), held by nobody.
+    pub fn new(budget: usize) -> SharedBudget {
+        SharedBudget {
+            inner: Arc::new(Mutex::new(Shared {
+                ledger: Ledger::new(budget),
+                next_id: 0,
+                notices: HashMap::new(),
+            })),
+        }
+    }
+
+    /// An account for a new connection, holding nothing.
+    pub fn open(&self) -> Account {
+        let notice = Arc::new(Notice::default());
+        let mut shared = self.lock();
+        let id = shared.next_id;
+        shared.next_id += 1;
+        shared.notices.insert(id, Arc::clone(&notice));
+        Account {
+            id,
+            budget: self.clone(),
+            notice,
+        }
+    }
+
+    /// The bytes every account holds together.
+    pub fn total(&self) -> usize {
+        self.lock().ledger.total()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Nothing panics while the lock is held (the ledger's updates
+        // cannot), so a poisoned lock still guards a consistent ledger.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Account {
+    /// Its id in the ledger (for log lines).
+    pub fn id(&self) -> HolderId {
+        self.id
+    }
+
+    /// Records that this connection now holds `bytes` of an unfinished
+    /// message, and evicts the largest holders, this one included, until
+    /// the total fits the budget: each evicted account is flagged and its
+    /// task woken. Returns whether this account is evicted (then it
+    /// holds nothing in the ledger, and further calls change nothing).
+    pub fn hold(&self, bytes: usize) -> bool {
+        if self.is_evicted() {
+            return true;
+        }
+        let mut shared = self.budget.lock();
+        shared.ledger.record(self.id, bytes);
+        for (id, _bytes) in shared.ledger.evict_to_fit() {
+            if let Some(notice) = shared.notices.remove(&id) {
+                notice.evict();
+            }
+        }
+        drop(shared);
+        self.is_evicted()
+    }
+
+    /// Whether this connection was evicted: it must drop its unfinished
+    /// message and close with [`BUSY_REPLY`].
+    pub fn is_evicted(&self) -> bool {
+        self.notice.evicted.load(Ordering::Acquire)
+    }
+
+    /// Completes once this connection is evicted: race it against the
+    /// connection's reads and work.
+    pub fn evicted(&self) -> Evicted<'_> {
+        Evicted {
+            notice: &self.notice,
+        }
+    }
+
+    /// Asks for `waker` to be woken when this account is evicted, in
+    /// place of any waker given before (or stored by [`evicted`]). For a
+    /// connection that is not a task: an event loop on another thread can
+    /// pass a waker made from an `Arc<impl std::task::Wake>` that notes
+    /// the connection and writes the loop's eventfd. If the account is
+    /// evicted already, `waker` is woken at once.
+    ///
+    /// [`evicted`]: Account::evicted
+    pub fn wake_on_eviction(&self, waker: &Waker) {
+        self.notice.register(waker);
+        if self.is_evicted() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let mut shared = self.budget.lock();
+        shared.ledger.record(self.id, 0);
+        shared.notices.remove(&self.id);
+    }
+}
+
+impl Notice {
+    /// Keeps `waker` for [`Notice::evict`] (a clone, unless the one kept
+    /// already wakes the same task).
+    fn register(&self, waker: &Waker) {
+        let mut kept =
+            self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*kept {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *kept = Some(waker.clone()),
+        }
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The future of [`Account::evicted`].
+#[derive(Debug)]
+pub struct Evicted<'a> {
+    notice: &'a Notice,
+}
+
+impl Future for Evicted<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let notice = self.notice;
+        if notice.evicted.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        notice.register(cx.waker());
+        // Evicted between the first look and storing the waker: `evict`
+        // may have found no waker to wake, so look again.
+        if notice.evicted.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+// ANCHOR_END: shared_budget
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use proptest::prelude::*;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A waker, and the count of its wakes.
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        (count, waker)
+    }
+
+    /// Over the budget, the largest holders go first, just enough of
+    /// them for the rest to fit; small holders stay.
+    #[test]
+    fn evicts_the_largest_until_it_fits() {
+        let mut ledger = Ledger::new(100);
+        ledger.record(1, 10);
+        ledger.record(2, 50);
+        ledger.record(3, 30);
+        assert!(ledger.evict_to_fit().is_empty());
+        ledger.record(4, 40); // 130 held
+        assert_eq!(ledger.evict_to_fit(), [(2, 50)]);
+        assert_eq!(ledger.total(), 80);
+        assert_eq!(ledger.held(2), 0);
+        ledger.record(3, 95); // 145: 95 goes, 50 is left
+        assert_eq!(ledger.evict_to_fit(), [(3, 95)]);
+        assert_eq!(ledger.total(), 50);
+    }
+
+    /// Recording replaces; recording 0 forgets.
+    #[test]
+    fn record_replaces_and_zero_forgets() {
+        let mut ledger = Ledger::new(100);
+        ledger.record(7, 60);
+        ledger.record(7, 20);
+        assert_eq!((ledger.total(), ledger.held(7)), (20, 20));
+        ledger.record(7, 0);
+        assert_eq!(ledger.total(), 0);
+        ledger.record(7, 0);
+        assert_eq!(ledger.total(), 0);
+    }
+
+    /// An account that pushes the total over is evicted itself when it is
+    /// the largest, and others are flagged when they are; dropping an
+    /// account gives its bytes back.
+    #[test]
+    fn accounts_flag_whoever_is_largest() {
+        let budget = SharedBudget::new(100);
+        let small = budget.open();
+        let big = budget.open();
+        let newcomer = budget.open();
+        assert!(!small.hold(10));
+        assert!(!big.hold(80));
+        // 10 + 80 + 30 = 120: `big` goes, `newcomer` stays.
+        assert!(!newcomer.hold(30));
+        assert!(big.is_evicted());
+        assert!(big.hold(5), "an evicted account records nothing");
+        assert_eq!(budget.total(), 40);
+        // Now `newcomer` is the largest when it grows past the budget.
+        assert!(newcomer.hold(95));
+        assert_eq!(budget.total(), 10);
+        drop(small);
+        assert_eq!(budget.total(), 0);
+    }
+
+    /// `evicted()` completes when another account's `hold` evicts it,
+    /// waking the task that awaits it.
+    #[test]
+    fn eviction_wakes_the_waiting_task() {
+        let (count, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+
+        let budget = SharedBudget::new(10);
+        let victim = budget.open();
+        let other = budget.open();
+        let mut evicted = std::pin::pin!(victim.evicted());
+        assert!(!victim.hold(8));
+        assert_eq!(evicted.as_mut().poll(&mut cx), Poll::Pending);
+        assert!(!other.hold(5)); // 13: the victim, at 8, goes
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(evicted.as_mut().poll(&mut cx), Poll::Ready(()));
+    }
+
+    /// A connection that is not a task registers a waker of its own,
+    /// and is woken once when evicted (at once, if it already was).
+    #[test]
+    fn a_registered_waker_is_woken() {
+        let (count, waker) = counting_waker();
+        let budget = SharedBudget::new(10);
+        let victim = budget.open();
+        victim.wake_on_eviction(&waker);
+        assert!(victim.hold(11));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        victim.wake_on_eviction(&waker);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    }
+
+    proptest! {
+        /// Whatever the updates, after `evict_to_fit` the total fits, it
+        /// equals the sum of what the live holders hold, and every
+        /// evicted holder held at least as much as any holder kept.
+        #[test]
+        fn the_total_always_fits_after_eviction(
+            updates in prop::collection::vec((0u64..20, 0usize..500), 1..200),
+            budget in 0usize..2000,
+        ) {
+            let mut ledger = Ledger::new(budget);
+            let mut live: HashMap<u64, usize> = HashMap::new();
+            for (id, bytes) in updates {
+                ledger.record(id, bytes);
+                if bytes == 0 { live.remove(&id); } else { live.insert(id, bytes); }
+                let evicted = ledger.evict_to_fit();
+                for &(id, _) in &evicted {
+                    live.remove(&id);
+                }
+                let kept_max = live.values().copied().max().unwrap_or(0);
+                for &(_, bytes) in &evicted {
+                    prop_assert!(bytes >= kept_max);
+                }
+                prop_assert!(ledger.total() <= budget);
+                prop_assert_eq!(ledger.total(), live.values().sum::<usize>());
+            }
+        }
+    }
+}
