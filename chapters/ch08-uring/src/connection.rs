@@ -164,8 +164,8 @@ impl Connection {
 
     // ANCHOR: release
     /// Cancels whatever is in flight. The connection may then be dropped
-    /// at once: the ring's table keeps the buffer and the socket until
-    /// the kernel confirms each cancellation.
+    /// at once: the ring's table keeps the socket open until the kernel
+    /// confirms each cancellation.
     pub fn release(&mut self, ring: &mut Ring) {
         if self.recv_cancelled {
             self.recv = None; // asked already
