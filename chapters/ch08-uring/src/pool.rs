@@ -94,7 +94,8 @@ impl Pool {
                 .register_buf_ring_with_flags(address, BUFFERS, GROUP, 0)
         };
         if let Err(e) = registered {
-            pool.free();
+            // SAFETY: never registered, so the kernel never saw it.
+            unsafe { pool.free() };
             return Err(e);
         }
         for id in 0..BUFFERS {
@@ -161,11 +162,16 @@ impl Pool {
     }
     // ANCHOR_END: give_back
 
-    /// Frees the memory. Only once the kernel cannot use it any more.
-    pub fn free(&mut self) {
-        // SAFETY: allocated in `register` with these layouts; the caller
-        // guarantees the kernel is done with both, and `free` is called
-        // at most once (from `register`'s failure or `Drop for Ring`).
+    /// Frees the memory.
+    ///
+    /// # Safety
+    ///
+    /// The kernel must be unable to use the pool any more (no receive in
+    /// flight that could pick a buffer, or the pool never registered),
+    /// and `free` is called once: the pool is not used after.
+    pub unsafe fn free(&mut self) {
+        // SAFETY: both were allocated in `register` with these layouts;
+        // the caller guarantees nobody uses them any more.
         unsafe {
             alloc::dealloc(self.memory.as_ptr(), memory_layout());
             alloc::dealloc(self.entries.as_ptr().cast(), entries_layout());

@@ -420,9 +420,11 @@ impl Drop for Ring {
     /// failed.
     fn drop(&mut self) {
         if self.ops.is_empty() {
-            // Nothing can select a buffer any more: the pool is ours.
             let _ = self.uring.submitter().unregister_buf_ring(GROUP);
-            self.pool.free();
+            // SAFETY: no request is in flight, so nothing can pick a
+            // buffer; the ring is being dropped, so nothing uses the pool
+            // after.
+            unsafe { self.pool.free() };
         } else {
             std::mem::forget(std::mem::take(&mut self.ops));
         }
