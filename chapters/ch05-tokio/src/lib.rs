@@ -136,8 +136,9 @@ async fn accept_loop(
     drop(listener);
     event!("stopping: {} connections to finish", tasks.len());
     // Every task acks the message it is working on, if any, then lingers
-    // at most LINGER.
-    let grace = config.work().duration + LINGER + Duration::from_millis(200);
+    // at most LINGER; the contract allows work + 1 s in all, and 100 ms of
+    // it is left for the exit itself.
+    let grace = config.work().duration + LINGER + Duration::from_millis(400);
     let _ =
         timeout(grace, async { while tasks.join_next().await.is_some() {} })
             .await;
