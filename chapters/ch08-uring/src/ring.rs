@@ -486,6 +486,27 @@ mod tests {
         assert_eq!(ring.in_flight(), 1);
     }
 
+    /// The ring's tail index is 16 bits and wraps: the pool must go on
+    /// handing out the right buffers past 65,536 returns. A byte at a
+    /// time, each received into a buffer and given back, 70,000 times.
+    #[test]
+    fn the_pool_works_past_the_wrap_of_its_tail() {
+        let Ok(mut ring) = Ring::new() else {
+            eprintln!("skipped: the kernel refuses io_uring");
+            return;
+        };
+        let (server, mut client) = connected();
+        let op = ring.recv(1, server);
+        for i in 0..70_000u32 {
+            let byte = [b'a' + (i % 26) as u8];
+            client.write_all(&byte).expect("sent");
+            let done = completion_of(&mut ring, op);
+            let filled = done.buffer.expect("a filled buffer");
+            assert_eq!(ring.bytes(&filled), byte, "return {i}");
+            ring.give_back(filled);
+        }
+    }
+
     /// A cancelled receive stays in the table until the kernel confirms,
     /// with -ECANCELED and no buffer.
     #[test]
