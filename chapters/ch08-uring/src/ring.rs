@@ -184,18 +184,12 @@ impl Ring {
     // ANCHOR_END: new
 
     // ANCHOR: push
-    /// Records `op` in the table, then queues the request `build` makes
-    /// for it, with the op's token as `user_data`. Nothing reaches the
-    /// kernel before the next [`Ring::submit_and_wait`].
-    fn start(
-        &mut self,
-        op: Op,
-        build: impl FnOnce(&mut Op) -> squeue::Entry,
-    ) -> OpToken {
+    /// Records `op` in the table, then queues `request` for it, with the
+    /// op's token as `user_data`. Nothing reaches the kernel before the
+    /// next [`Ring::submit_and_wait`].
+    fn start(&mut self, op: Op, request: squeue::Entry) -> OpToken {
         let token = self.ops.insert(op);
-        let op = self.ops.get_mut(token).expect("inserted just now");
-        let entry = build(op).user_data(token);
-        self.push(&entry);
+        self.push(&request.user_data(token));
         token
     }
 
@@ -216,11 +210,13 @@ impl Ring {
                 return;
             }
             // Full: hand the kernel what is queued, which empties the
-            // submission ring. Not waiting, so this cannot block; EINTR
-            // or EBUSY just mean "try again".
+            // submission ring. Not waiting, so this cannot block. EINTR,
+            // EBUSY (completions to read first) and EAGAIN (no memory for
+            // a request just now) mean "try again"; anything else is a
+            // bug in how this module uses the ring.
             if let Err(e) = self.uring.submit() {
-                if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY))
-                {
+                let again = [libc::EINTR, libc::EBUSY, libc::EAGAIN];
+                if !e.raw_os_error().is_some_and(|n| again.contains(&n)) {
                     panic!("io_uring_enter failed with a full queue: {e}");
                 }
             }
@@ -232,19 +228,17 @@ impl Ring {
     /// every connection to come (multishot accept).
     pub fn accept(&mut self, listener: Rc<TcpListener>) -> OpToken {
         let fd = types::Fd(listener.as_raw_fd());
-        self.start(Op::Accept { listener }, |_| {
-            opcode::AcceptMulti::new(fd)
-                .flags(libc::SOCK_CLOEXEC)
-                .build()
-        })
+        let request = opcode::AcceptMulti::new(fd)
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        self.start(Op::Accept { listener }, request)
     }
 
     /// Completes once `switch` is on.
     pub fn watch(&mut self, switch: Shutdown) -> OpToken {
         let fd = types::Fd(switch.as_fd().as_raw_fd());
-        self.start(Op::Shutdown { switch }, |_| {
-            opcode::PollAdd::new(fd, libc::POLLIN as u32).build()
-        })
+        let request = opcode::PollAdd::new(fd, libc::POLLIN as u32).build();
+        self.start(Op::Shutdown { switch }, request)
     }
 
     // ANCHOR: recv
@@ -253,9 +247,8 @@ impl Ring {
     /// buffer the kernel filled.
     pub fn recv(&mut self, owner: Token, socket: Rc<TcpStream>) -> OpToken {
         let fd = types::Fd(socket.as_raw_fd());
-        self.start(Op::Recv { owner, socket }, |_| {
-            opcode::RecvMulti::new(fd, GROUP).build()
-        })
+        let request = opcode::RecvMulti::new(fd, GROUP).build();
+        self.start(Op::Recv { owner, socket }, request)
     }
 
     /// The bytes of a buffer the kernel filled.
@@ -278,18 +271,17 @@ impl Ring {
     ) -> OpToken {
         let fd = types::Fd(socket.as_raw_fd());
         let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        // MSG_NOSIGNAL: a reset client makes the send fail with EPIPE,
+        // not raise SIGPIPE.
+        let request = opcode::Send::new(fd, bytes.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
         let op = Op::Send {
             owner,
             socket,
             bytes,
         };
-        self.start(op, |_| {
-            // MSG_NOSIGNAL: a reset client makes the send fail with
-            // EPIPE, not raise SIGPIPE.
-            opcode::Send::new(fd, bytes.as_ptr(), len)
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
-        })
+        self.start(op, request)
     }
 
     // ANCHOR: cancel
