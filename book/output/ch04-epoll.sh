@@ -5,7 +5,6 @@
 #   ch04-epoll-client.txt   those 3 clients' timeline: they overlap
 #   ch04-epoll-200.txt      200 clients x 500 ms of sleep work
 #   ch04-epoll-spin.txt     the same 3 clients with CPU-bound (spin) work
-#   ch04-epoll-c10k.txt     10,000 connections: server RSS and CPU (release)
 #   ch04-epoll-strace.txt   system calls per message (only if strace works)
 #
 # Short work keeps the runs to seconds; the shape of the output is what the
@@ -20,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source book/output/server.bash
 
 cargo build --quiet -p ch04-epoll -p client -p server-models
-cargo build --quiet --release -p ch04-epoll --bins --examples
+cargo build --quiet --release -p ch04-epoll --bins
 
 # What slow clients do to this model: three silent connections, then
 # three ordinary clients, drawn to book/images/ch04-epoll-slow-clients.svg.
@@ -47,15 +46,7 @@ stop_server
     cat "$scratch/spin.txt"
 } >"$out/ch04-epoll-spin.txt"
 
-# 4. The measured figure: 10,000 connections on the release build.
-{
-    echo "\$ cargo run --release -p ch04-epoll --example c10k --" \
-        "target/release/ch04-epoll 10000"
-    target/release/examples/c10k target/release/ch04-epoll 10000
-} >"$scratch/c10k.txt"
-mv "$scratch/c10k.txt" "$out/ch04-epoll-c10k.txt"
-
-# 5. System calls per message, counted by strace on the release build.
+# 4. System calls per message, counted by strace on the release build.
 # Needs strace and permission to trace; without them the old file stays.
 if command -v strace >/dev/null; then
     start_server target/release/ch04-epoll --addr 127.0.0.1:0 \
@@ -80,7 +71,7 @@ else
     echo "no strace; kept $out/ch04-epoll-strace.txt" >&2
 fi
 
-echo "wrote $out/ch04-epoll-{server,client,200,spin,c10k,strace}.txt"
+echo "wrote $out/ch04-epoll-{server,client,200,spin,strace}.txt"
 
 # The picture beside the chapter's diagram.
 timeline_pictures ch04-epoll

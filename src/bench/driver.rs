@@ -71,6 +71,8 @@ pub enum Until {
 pub struct Outcome {
     /// Acks counted (all of them, or those inside the window).
     pub messages: u64,
+    /// Every ack read, in the warmup too.
+    pub acked: u64,
     /// Time from the first connect to the last goodbye, or the window.
     pub elapsed: Duration,
     /// Send-to-ack time of every counted message, in nanoseconds; for
@@ -360,6 +362,7 @@ impl<'l> Driver<'l> {
             conn.state = State::Awaiting(acks);
             return;
         }
+        self.outcome.acked += 1;
         if self.counting {
             let latency = conn.sent_at.elapsed();
             self.outcome.latencies_ns.push(latency.as_nanos() as u64);

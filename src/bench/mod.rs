@@ -4,22 +4,26 @@
 //! re-executed as `server-models serve <chapter> ...`, as the tour does -
 //! and is driven by the [`driver`] (many connections from one thread, on
 //! epoll). Which models run, and how, comes from the registry
-//! (`crate::models`). Three scenarios, as in the book's "Measuring the
+//! (`crate::models`). The server runs on one CPU and the driver on
+//! another ([`pin`]). Three scenarios, as in the book's "Measuring the
 //! models" chapter:
 //!
 //! 1. **Sessions with sleep work**: the seed's experiment scaled. `C`
-//!    clients, 5 messages each, 100 ms of sleep per message: wall time
-//!    and observed parallelism (`C x 5 x 100 ms / wall time`).
+//!    clients, 2 messages each, 50 ms of sleep per message: wall time
+//!    and observed parallelism (`C x 2 x 50 ms / wall time`).
 //! 2. **Sessions with spin work**: the same, burning CPU.
-//! 3. **Zero work, closed loop** at 1 to 1,000 connections (10,000 for the
-//!    event loops; each model's `max_connections`): messages/s, latency, server CPU per message
-//!    and memory (from `/proc`), and the client's own CPU.
+//! 3. **Zero work, closed loop** at 1 to 1,000 connections (10,000 for
+//!    the event loops; each model's `max_connections`): messages/s,
+//!    latency, server CPU, system calls and context switches per message,
+//!    memory (from `/proc` and `strace -c -f`), and the client's own CPU.
 //!
-//! Plus the [`per_connection`] scenario: chapter 3's thread per
+//! Plus the goal rounds: the event loops in turn, five rounds at each
+//! goal's connection count, compared by median and range; the driver
+//! against a minimal tokio load generator, in rounds too; the [`limit`]
+//! scenario: every event loop holding connections up to the open-file
+//! limit; the [`per_connection`] scenario: chapter 3's thread per
 //! connection against its pool, up to 10,000 connections and at their
-//! limits. Plus two checks: the user-space memory per idle connection of the
-//! event loops, and the driver against a minimal tokio load generator;
-//! the [`slow_clients`] scenario: one ordinary client behind K
+//! limits; the [`slow_clients`] scenario: one ordinary client behind K
 //! connections that send nothing and K that send half a message; and the
 //! [`idle_connections`] scenario: chapter 4's poll against its epoll, one
 //! active client beside 0 to 10,000 idle connections.
@@ -27,7 +31,9 @@
 
 pub mod driver;
 pub mod idle_connections;
+pub mod limit;
 pub mod per_connection;
+pub mod pin;
 pub mod plot;
 pub mod report;
 pub mod slow_clients;
@@ -35,7 +41,8 @@ pub mod tokio_load;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -45,9 +52,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::models::{self, Model, MODELS};
 use driver::{Load, Outcome, Percentiles, Until};
-use report::{
-    CheckRow, IdleRow, Machine, Report, SessionRow, SlowRow, Status, ZeroRow,
-};
+use report::{CheckRow, Machine, Report, SessionRow, SlowRow, Status, ZeroRow};
 use slow_clients::{Crowd, FirstAck};
 
 /// Where a full run's results go by default: the book's source tree.
@@ -87,6 +92,11 @@ pub struct Options {
     /// Run only these scenarios (default: all of them).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
+
+    /// Let the scheduler place the servers and the load generator
+    /// anywhere, instead of on two CPUs of their own.
+    #[arg(long)]
+    pub no_pin: bool,
 }
 /// The parts of a run, for `--scenarios`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,16 +107,19 @@ pub enum Scenario {
     Spin,
     /// Scenario 3: zero work, closed loop.
     Zero,
-    /// Memory per idle connection (epoll, tokio).
-    Idle,
+    /// Every event loop at the open-file limit: memory per connection
+    /// (also `idle`: the memory per idle connection comes from it).
+    #[value(alias = "idle")]
+    Limit,
     /// The driver against a minimal tokio load generator.
     Check,
-    /// Chapter 4 against tokio, alternating rounds, for the goal.
+    /// The event loops against each other, alternating rounds, for the
+    /// goals.
     Goal,
     /// One ordinary client behind K silent and K half-message ones.
     SlowClients,
     /// Server CPU per message for one active client beside 0 to 10,000
-    /// idle connections: poll against epoll (and tokio).
+    /// idle connections: poll against epoll.
     IdleConnections,
     /// A thread per connection against the pool, and at their limits.
     PerConnection,
@@ -118,7 +131,7 @@ impl Scenario {
         Scenario::Sleep,
         Scenario::Spin,
         Scenario::Zero,
-        Scenario::Idle,
+        Scenario::Limit,
         Scenario::Check,
         Scenario::Goal,
         Scenario::SlowClients,
@@ -140,8 +153,11 @@ pub struct Plan {
     pub work: Duration,
     /// Messages per client in scenarios 1 and 2.
     pub messages: u32,
-    /// Client counts in scenarios 1 and 2.
+    /// Client counts in scenario 1.
     pub clients: Vec<usize>,
+    /// Client counts in scenario 2: fewer, since a model that spins one
+    /// message at a time takes `clients x messages x work` of CPU.
+    pub spin_clients: Vec<usize>,
     /// Connection counts in scenario 3 (capped per model).
     pub connections: Vec<usize>,
     /// Messages per session in scenario 3, before reconnecting.
@@ -150,15 +166,21 @@ pub struct Plan {
     pub warmup: Duration,
     /// Scenario 3: the measured window.
     pub window: Duration,
-    /// Idle connections for the memory check.
-    pub idle_connections: usize,
+    /// Scenario 3: after the window, a second run under `strace -c -f`
+    /// for the system calls per message, this long after its warmup
+    /// (`None`: no such pass).
+    pub trace_window: Option<Duration>,
+    /// The limit scenario: the most connections, below the open-file
+    /// limit.
+    pub limit_connections: usize,
     /// Connections for the driver-versus-tokio check.
     pub check_connections: usize,
-    /// Connections at which chapter 4 and tokio are compared for the
-    /// goal, in alternating rounds.
+    /// Connections at which the event loops are compared for the goals,
+    /// in alternating rounds.
     pub goal_connections: Vec<usize>,
-    /// Rounds of the goal comparison and of the client check; the
-    /// median counts, so one noisy moment does not decide.
+    /// Rounds of the goal comparisons and of the client check, the
+    /// models taking turns; the median counts, and a difference counts
+    /// only where the rounds' ranges do not overlap.
     pub rounds: usize,
     /// Slow-clients scenario: the values of K (the pool's edges,
     /// `WORKERS - 1` and `WORKERS`, are added).
@@ -179,20 +201,27 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full sweep the book's figures come from (about 6-8 minutes).
+    /// The full sweep the book's figures come from (about 7 minutes).
     pub fn full() -> Plan {
         Plan {
-            work: Duration::from_millis(100),
-            messages: 5,
+            // Enough to see the steps of 5 workers up to 50 clients; the
+            // single server's 50 clients take 5 s of it per work kind.
+            work: Duration::from_millis(50),
+            messages: 2,
             clients: vec![1, 2, 5, 10, 20, 50],
+            spin_clients: vec![1, 2, 5, 10, 20],
             connections: vec![1, 10, 100, 1000, 10_000],
             session_messages: 100,
-            warmup: Duration::from_secs(1),
-            window: Duration::from_secs(3),
-            idle_connections: 10_000,
+            // With the server and the driver pinned, a 1-second window
+            // of 10^4 to 10^5 messages varies by a few percent from one
+            // round to the next; the rounds show how much.
+            warmup: Duration::from_millis(500),
+            window: Duration::from_secs(1),
+            trace_window: Some(Duration::from_millis(300)),
+            limit_connections: usize::MAX,
             check_connections: 100,
             goal_connections: vec![100, 1000],
-            rounds: 3,
+            rounds: 5,
             slow_counts: vec![0, 1, 10, 100, 1000],
             // Short, so that the scenario takes well under a minute. A
             // slow connection holds a blocking server's worker for the
@@ -214,14 +243,16 @@ impl Plan {
             work: Duration::from_millis(20),
             messages: 2,
             clients: vec![1, 4],
+            spin_clients: vec![1, 4],
             connections: vec![1, 10],
             session_messages: 20,
             warmup: Duration::from_millis(100),
             window: Duration::from_millis(300),
-            idle_connections: 100,
+            trace_window: None,
+            limit_connections: 200,
             check_connections: 10,
             goal_connections: vec![10],
-            rounds: 1,
+            rounds: 2,
             slow_counts: vec![0, 1],
             slow_idle_timeout: Duration::from_millis(100),
             slow_wait: Duration::from_millis(500),
@@ -238,6 +269,11 @@ impl Plan {
         } else {
             Plan::full()
         }
+    }
+
+    /// The points of scenarios 1 and 2, per model.
+    fn session_points(&self) -> usize {
+        self.clients.len() + self.spin_clients.len()
     }
 
     fn connections_for(&self, model: &Model) -> Vec<usize> {
@@ -258,6 +294,12 @@ impl Plan {
 /// fails (e.g. epoll). A server that crashes or misbehaves is recorded
 /// as such, not an error.
 pub fn run(options: &Options) -> io::Result<()> {
+    // The machine as it is, before pinning narrows what this process
+    // sees of it.
+    let machine = Machine::describe(options.quick);
+    // Then, while this process has only its main thread, the pinning:
+    // every thread started later inherits the CPU.
+    let pinning = pin::Pinning::apply(!options.no_pin);
     // 10,000 connections need 10,000 descriptors on our side too; with
     // fewer, the big points fail and say so in the tables.
     let open_files = match protocol::limits::raise_open_files() {
@@ -275,9 +317,12 @@ pub fn run(options: &Options) -> io::Result<()> {
                 || options.models.iter().any(|n| n == m.name)
         })
         .collect();
-    let bench = Bench::new(options, &chosen, open_files)?;
+    let bench = Bench::new(options, &chosen, open_files, pinning)?;
     let mut report = Report {
-        machine: Machine::describe(options.quick),
+        machine: Machine {
+            pinning: pinning.describe(),
+            ..machine
+        },
         ran: Scenario::ALL
             .into_iter()
             .filter(|s| options.wants(*s))
@@ -286,9 +331,6 @@ pub fn run(options: &Options) -> io::Result<()> {
     };
     for model in &chosen {
         bench.sweep(model, &mut report);
-    }
-    for model in chosen.iter().filter(|m| m.event_loop) {
-        bench.idle(model, &mut report);
     }
     bench.goal(&mut report);
     bench.client_check(&mut report);
@@ -314,6 +356,9 @@ pub fn run(options: &Options) -> io::Result<()> {
     if options.wants(Scenario::IdleConnections) {
         idle_connections::run(&bench, &out, open_files)?;
     }
+    if options.wants(Scenario::Limit) {
+        report.limit = limit::run(&bench, &chosen, open_files);
+    }
     bench.bar.finish_with_message("done");
     report.write(&out)?;
     eprintln!("bench: results written to {}", out.display());
@@ -330,6 +375,10 @@ struct Bench<'o> {
     /// The slow-clients scenario's values of K, capped by our open-file
     /// limit.
     crowds: Vec<usize>,
+    /// Where the servers and the load run.
+    pinning: pin::Pinning,
+    /// Whether `strace` runs here, for the system calls per message.
+    strace: bool,
     bar: ProgressBar,
 }
 
@@ -339,6 +388,7 @@ impl<'o> Bench<'o> {
         options: &'o Options,
         chosen: &[&Model],
         open_files: u64,
+        pinning: pin::Pinning,
     ) -> io::Result<Bench<'o>> {
         let plan = Plan::for_options(options);
         let crowds =
@@ -346,9 +396,13 @@ impl<'o> Bench<'o> {
         let program = std::env::current_exe()?;
         let sweeps: usize = chosen
             .iter()
-            .map(|m| 1 + 2 * plan.clients.len() + plan.connections_for(m).len())
+            .map(|m| 1 + plan.session_points() + plan.connections_for(m).len())
             .sum();
-        let idle = chosen.iter().filter(|m| m.event_loop).count();
+        let limit = if options.wants(Scenario::Limit) {
+            limit::steps(chosen)
+        } else {
+            0
+        };
         let goal =
             goal_models().count() * plan.goal_connections.len() * plan.rounds;
         // The client check counts as two steps, one per generator.
@@ -358,23 +412,28 @@ impl<'o> Bench<'o> {
             0
         };
         let steps = sweeps
-            + idle
+            + limit
             + goal
             + 2
             + chosen.len() * crowds.len()
             + per_connection;
+        // Steps take from a fraction of a second to a few seconds, so
+        // the estimate of what is left settles after the first minute.
         let bar = ProgressBar::new(steps as u64).with_style(
             ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+                "{elapsed_precise} [{bar:30}] {pos}/{len} ~{eta} left: {msg}",
             )
             .expect("the template is valid")
             .progress_chars("=> "),
         );
+        let strace = plan.trace_window.is_some() && strace_runs();
         Ok(Bench {
             options,
             plan,
             program,
             crowds,
+            pinning,
+            strace,
             bar,
         })
     }
@@ -393,19 +452,20 @@ impl<'o> Bench<'o> {
                 self.bar.println(line);
             }
             report.unavailable.push((model.label, why));
-            self.bar.inc(1 + 2 * plan.clients.len() as u64);
+            self.bar.inc(1 + plan.session_points() as u64);
             self.bar.inc(plan.connections_for(model).len() as u64);
             return;
         }
         self.bar.inc(1);
-        for (kind, scenario) in
-            [("sleep", Scenario::Sleep), ("spin", Scenario::Spin)]
-        {
+        for (kind, scenario, counts) in [
+            ("sleep", Scenario::Sleep, &plan.clients),
+            ("spin", Scenario::Spin, &plan.spin_clients),
+        ] {
             if !self.options.wants(scenario) {
-                self.bar.inc(plan.clients.len() as u64);
+                self.bar.inc(counts.len() as u64);
                 continue;
             }
-            for &clients in &plan.clients {
+            for &clients in counts {
                 self.step(format!(
                     "{}: {clients} clients, {kind} work",
                     model.name
@@ -420,39 +480,31 @@ impl<'o> Bench<'o> {
                     "{}: {connections} connections, zero work",
                     model.name
                 ));
-                report.zero.push(self.zero_work(model, connections));
+                report.zero.push(self.zero_work(model, connections, true));
             }
             self.bar.inc(1);
         }
     }
 
-    /// Memory per idle connection, for an event loop.
-    fn idle(&self, model: &Model, report: &mut Report) {
-        if self.options.wants(Scenario::Idle) {
-            self.step(format!("{}: idle connections", model.name));
-            if self.available(model).is_ok() {
-                report.idle.push(self.idle_memory(model));
-            }
-        }
-        self.bar.inc(1);
-    }
-
     /// The book's event loop against the reference, in alternating rounds
     /// at each of the goal's connection counts.
     fn goal(&self, report: &mut Report) {
+        let wanted = self.options.wants(Scenario::Goal);
         let pair: Vec<(&Model, bool)> = goal_models()
-            .map(|m| (m, self.available(m).is_ok()))
+            .map(|m| (m, wanted && self.available(m).is_ok()))
             .collect();
         for &connections in &self.plan.goal_connections {
             for round in 1..=self.plan.rounds {
                 for &(model, available) in &pair {
-                    self.step(format!(
-                        "goal: {} at {connections} connections, round \
-                         {round}",
-                        model.name
-                    ));
-                    if self.options.wants(Scenario::Goal) && available {
-                        let mut row = self.zero_work(model, connections);
+                    if available {
+                        self.step(format!(
+                            "goal: {} at {connections} connections, round \
+                             {round}",
+                            model.name
+                        ));
+                        // The rounds compare CPU; the sweep counted the
+                        // system calls.
+                        let mut row = self.zero_work(model, connections, false);
                         row.round = round;
                         report.goal_rounds.push(row);
                     }
@@ -465,11 +517,11 @@ impl<'o> Bench<'o> {
     /// The driver against a minimal tokio load generator, both driving
     /// the reference server.
     fn client_check(&self, report: &mut Report) {
-        self.step("client check: driver vs tokio load generator".into());
         let reference = models::reference();
         if self.options.wants(Scenario::Check)
             && self.available(reference).is_ok()
         {
+            self.step("client check: driver vs tokio load generator".into());
             report.checks.extend(self.check_generators(reference));
         }
         self.bar.inc(2);
@@ -556,13 +608,60 @@ impl<'o> Bench<'o> {
     }
 
     /// Starts `model`'s server with `--quiet`, [`WORKERS`] workers, room
-    /// for `queue` waiting clients if given, and `args`.
+    /// for `queue` waiting clients if given, and `args`, on the server's
+    /// CPU.
     fn start(
         &self,
         model: &Model,
         queue: Option<usize>,
         args: &[&str],
     ) -> io::Result<ServerProcess> {
+        let mut command = Command::new(&self.program);
+        command.args(self.server_args(model, queue, args));
+        self.pinning.server(&mut command);
+        ServerProcess::spawn(command)
+    }
+
+    /// Like [`Bench::start`], free to use every CPU: scenarios 1 and 2
+    /// measure how many cores a model keeps busy.
+    fn start_unpinned(
+        &self,
+        model: &Model,
+        queue: Option<usize>,
+        args: &[&str],
+    ) -> io::Result<ServerProcess> {
+        let mut command = Command::new(&self.program);
+        command.args(self.server_args(model, queue, args));
+        self.pinning.unpinned(&mut command);
+        ServerProcess::spawn(command)
+    }
+
+    /// Like [`Bench::start`], under `strace -f -c -o summary`: every
+    /// system call of every process and thread of the server is counted,
+    /// and the table written to `summary` when they exit.
+    fn start_traced(
+        &self,
+        model: &Model,
+        queue: Option<usize>,
+        args: &[&str],
+        summary: &Path,
+    ) -> io::Result<ServerProcess> {
+        let mut command = Command::new("strace");
+        command.args(["-f", "-c", "-o"]).arg(summary).arg("--");
+        command.arg(&self.program);
+        command.args(self.server_args(model, queue, args));
+        self.pinning.server(&mut command);
+        ServerProcess::spawn(command)
+    }
+
+    /// `serve <model> --quiet`, the pool's flags, `args`, and a port of
+    /// the OS's choosing on loopback.
+    fn server_args(
+        &self,
+        model: &Model,
+        queue: Option<usize>,
+        args: &[&str],
+    ) -> Vec<String> {
         let mut all = vec![
             "serve".to_owned(),
             model.name.to_owned(),
@@ -570,7 +669,8 @@ impl<'o> Bench<'o> {
         ];
         all.extend(model.pool_flags(WORKERS, queue));
         all.extend(args.iter().map(|a| (*a).to_owned()));
-        ServerProcess::start(&self.program, &all)
+        all.extend(["--addr".to_owned(), "127.0.0.1:0".to_owned()]);
+        all
     }
 
     // Scenarios 1 and 2: `clients` clients, one session each.
@@ -594,7 +694,8 @@ impl<'o> Bench<'o> {
             status: Status::Ok,
         };
         let flags = ["--work-ms", &work_ms, "--work-kind", kind];
-        let server = match self.start(model, Some(clients.max(64)), &flags) {
+        let queue = Some(clients.max(64));
+        let server = match self.start_unpinned(model, queue, &flags) {
             Ok(server) => server,
             Err(e) => {
                 row.status = Status::Failed(format!("start: {e}"));
@@ -636,21 +737,78 @@ impl<'o> Bench<'o> {
         row
     }
 
-    /// Scenario 3: closed loop at zero work, sampled over the window.
-    fn zero_work(&self, model: &Model, connections: usize) -> ZeroRow {
+    /// Scenario 3: closed loop at zero work, sampled over the window;
+    /// then, if `traced`, the system calls per message.
+    fn zero_work(
+        &self,
+        model: &Model,
+        connections: usize,
+        traced: bool,
+    ) -> ZeroRow {
         let row = ZeroRow {
             model: model.label,
             connections,
             ..ZeroRow::default()
         };
         let queue = Some(connections.max(64));
-        match self.start(model, queue, &["--work-ms", "0"]) {
+        let mut row = match self.start(model, queue, &["--work-ms", "0"]) {
             Ok(server) => self.closed_loop_row(&server, row),
             Err(e) => ZeroRow {
                 status: Status::Failed(format!("start: {e}")),
                 ..row
             },
+        };
+        if traced && row.status == Status::Ok && self.strace {
+            row.server_syscalls_per_msg =
+                self.syscalls_per_message(model, connections).ok();
         }
+        row
+    }
+
+    /// A second closed loop of `connections`, shorter, with the server
+    /// under `strace -c -f`: its system calls (every process and thread,
+    /// from start to exit) divided by every ack the driver read. Tracing
+    /// slows each system call down, so this run's times mean nothing;
+    /// its count is the figure. The server's start-up and the accepts
+    /// are in it too, a few hundred calls beside tens of thousands.
+    fn syscalls_per_message(
+        &self,
+        model: &Model,
+        connections: usize,
+    ) -> io::Result<f64> {
+        let plan = &self.plan;
+        let summary = std::env::temp_dir()
+            .join(format!("bench-strace-{}.txt", std::process::id()));
+        let queue = Some(connections.max(64));
+        let mut server =
+            self.start_traced(model, queue, &["--work-ms", "0"], &summary)?;
+        let load = Load {
+            connections,
+            session_messages: plan.session_messages,
+            message: b"ping".to_vec(),
+            // Every ack counts here, so no warmup: just long enough to
+            // open the connections and serve a few rounds on each.
+            until: Until::Window {
+                warmup: Duration::ZERO,
+                window: opening(connections)
+                    .max(plan.trace_window.unwrap_or_default()),
+            },
+        };
+        let outcome = driver::run(server.addr(), &load);
+        // SIGTERM to the group: strace detaches and writes its table,
+        // the server drains and exits.
+        let _ = server.signal_group(nix::sys::signal::Signal::SIGTERM);
+        let _ = server.wait_timeout(Duration::from_secs(5));
+        let table = std::fs::read_to_string(&summary);
+        let _ = std::fs::remove_file(&summary);
+        let acked = outcome?.acked;
+        let calls = strace_total(&table?).ok_or_else(|| {
+            io::Error::other("no total line in strace's table")
+        })?;
+        if acked == 0 {
+            return Err(io::Error::other("no message acked under strace"));
+        }
+        Ok(calls as f64 / acked as f64)
     }
 
     /// [`Bench::closed_loop`] of `row.connections` at `server`, the
@@ -671,6 +829,9 @@ impl<'o> Bench<'o> {
                     &seen.after,
                     window,
                 );
+                if seen.threads_exited {
+                    row.server_switches_per_msg = None;
+                }
             }
             Err(why) => row.status = Status::Failed(why),
         }
@@ -704,8 +865,12 @@ impl<'o> Bench<'o> {
         };
         at(started + warmup(plan, connections));
         let before = server.usage();
+        let threads_before = procfs::group_threads(server.pid());
         at(started + warmup(plan, connections) + plan.window);
         let after = server.usage();
+        let threads_after = procfs::group_threads(server.pid());
+        let threads_exited =
+            threads_before.iter().any(|t| !threads_after.contains(t));
         let threads = procfs::thread_count(server.pid()).unwrap_or(0);
         let outcome = match driver.join() {
             Ok(Ok(outcome)) => outcome,
@@ -717,55 +882,8 @@ impl<'o> Bench<'o> {
             before,
             after,
             threads,
+            threads_exited,
         })
-    }
-
-    /// User-space memory per idle connection: resident memory before and
-    /// after opening `plan.idle_connections` connections that each exchange
-    /// one message and then wait.
-    fn idle_memory(&self, model: &Model) -> IdleRow {
-        let plan = &self.plan;
-        let mut row = IdleRow {
-            model: model.label,
-            connections: 0,
-            ..IdleRow::default()
-        };
-        let server = match self.start(model, None, &["--work-ms", "0"]) {
-            Ok(server) => server,
-            Err(e) => {
-                row.status = Status::Failed(format!("start: {e}"));
-                return row;
-            }
-        };
-        // One session first, so that lazily allocated state (the runtime,
-        // buffers that are reused) is in the baseline, not in the per-
-        // connection figure.
-        let _ = probe(&server);
-        thread::sleep(Duration::from_millis(200));
-        let before = server.usage();
-        let mut open = Vec::with_capacity(plan.idle_connections);
-        for _ in 0..plan.idle_connections {
-            match hold_idle(&server) {
-                Ok(stream) => open.push(stream),
-                Err(e) => {
-                    row.status = Status::Failed(format!(
-                        "after {} connections: {e}",
-                        open.len()
-                    ));
-                    break;
-                }
-            }
-        }
-        thread::sleep(Duration::from_millis(500));
-        let after = server.usage();
-        row.connections = open.len();
-        row.rss_before_kib = before.rss_bytes / 1024;
-        row.rss_after_kib = after.rss_bytes / 1024;
-        if !open.is_empty() {
-            let grown = after.rss_bytes.saturating_sub(before.rss_bytes);
-            row.bytes_per_connection = grown as f64 / open.len() as f64;
-        }
-        row
     }
 
     /// The driver and a minimal tokio load generator against the same
@@ -808,6 +926,28 @@ impl<'o> Bench<'o> {
     }
 }
 
+/// Whether `strace` can be started here.
+fn strace_runs() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The calls column of the `total` line of a `strace -c` table:
+///
+/// ```text
+/// 100.00    0.412345           2    180210       312 total
+/// ```
+fn strace_total(table: &str) -> Option<u64> {
+    let line = table.lines().find(|l| l.trim_end().ends_with(" total"))?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // % time, seconds, usecs/call, calls[, errors], "total".
+    fields.get(3)?.parse().ok()
+}
+
 /// What a closed loop observed (see `Bench::closed_loop`).
 struct Window {
     /// The driver's side.
@@ -817,6 +957,9 @@ struct Window {
     after: procfs::Usage,
     /// The server's threads at the window's end (its main process).
     threads: usize,
+    /// Whether a thread of the server that was there at the window's
+    /// start had gone at its end (with its context switches).
+    threads_exited: bool,
 }
 
 /// The models the goal compares, in chapter order: every event loop (the
@@ -836,8 +979,12 @@ fn probe(server: &ServerProcess) -> io::Result<()> {
 /// The warmup before a window: long enough to open every connection
 /// (the driver opens a few thousand per second, alongside the load).
 fn warmup(plan: &Plan, connections: usize) -> Duration {
-    plan.warmup
-        .max(Duration::from_micros(200) * connections as u32)
+    plan.warmup.max(opening(connections))
+}
+
+/// About how long the driver takes to open `connections`.
+fn opening(connections: usize) -> Duration {
+    Duration::from_micros(200) * connections as u32
 }
 
 /// The server-side columns of a zero-work row whose client side is
@@ -852,8 +999,10 @@ fn fill_server_columns(
     let cpu = after.cpu.saturating_sub(before.cpu);
     let user = after.user.saturating_sub(before.user);
     let sleeps = after.sleeps.saturating_sub(before.sleeps);
+    let switches = after.switches().saturating_sub(before.switches());
     if row.messages > 0 {
         let messages = row.messages as f64;
+        row.server_switches_per_msg = Some(switches as f64 / messages);
         row.server_cpu_us_per_msg = cpu.as_secs_f64() * 1e6 / messages;
         row.server_sleeps_per_100 = sleeps as f64 * 100.0 / messages;
         row.server_user_us_per_msg = user.as_secs_f64() * 1e6 / messages;
@@ -894,14 +1043,6 @@ fn first_error(outcome: &Outcome, otherwise: &str) -> String {
         .unwrap_or_else(|| otherwise.to_owned())
 }
 
-/// A connection that has exchanged one message and now waits.
-fn hold_idle(server: &ServerProcess) -> io::Result<Connection> {
-    let mut conn = Connection::new(server.connect(Duration::from_secs(5))?)?;
-    conn.send(b"hello")?;
-    conn.read_ack()?;
-    Ok(conn)
-}
-
 fn run_generator(
     generator: &str,
     addr: SocketAddr,
@@ -928,4 +1069,26 @@ fn run_generator(
     let outcome = driver::run(addr, &load)?;
     let cpu = outcome.client_cpu;
     Ok((outcome, cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calls of the `total` line, with or without an errors column.
+    #[test]
+    fn reads_the_strace_total() {
+        let table = "\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 51.20    0.210000           2    100210           sendto
+ 48.80    0.200000           2    100000       312 recvfrom
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.410000           2    200210       312 total
+";
+        assert_eq!(strace_total(table), Some(200_210));
+        let no_errors = "100.00    0.000000           0       107 total\n";
+        assert_eq!(strace_total(no_errors), Some(107));
+        assert_eq!(strace_total("strace: exec: No such file\n"), None);
+    }
 }

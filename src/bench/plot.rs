@@ -13,14 +13,19 @@ use crate::models::MODELS;
 
 const SIZE: (u32, u32) = (720, 420);
 
-/// The models' colours, in the registry's (chapter) order.
-const PALETTE: [RGBColor; 6] = [
+/// The models' colours, in the registry's (chapter) order: ten, so
+/// that every model so far has its own.
+const PALETTE: [RGBColor; 10] = [
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(31, 119, 180),
     RGBColor(140, 86, 75),
     RGBColor(255, 127, 14),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
 ];
 
 /// The same colour for a model in every plot: its place in the registry
@@ -51,6 +56,7 @@ pub fn sessions(report: &Report, kind: &str) -> String {
         x_desc: "concurrent clients",
         y_desc: "wall time (s)",
         lines,
+        ranges: Vec::new(),
         x_log: false,
         y_log: false,
     })
@@ -89,6 +95,7 @@ fn zero(
         x_desc: "concurrent connections",
         y_desc,
         lines,
+        ranges: Vec::new(),
         x_log: true,
         y_log,
     })
@@ -126,6 +133,7 @@ pub fn slow_clients(report: &Report) -> String {
         x_desc: "K",
         y_desc: "time to first ack (s)",
         lines,
+        ranges: Vec::new(),
         x_log: true,
         y_log: false,
     })
@@ -151,12 +159,20 @@ pub(super) fn lines_by_model<R>(
         .collect()
 }
 
+/// A bar at `x` from the lowest round's value to the highest's:
+/// `(x, lowest, highest)`.
+pub(super) type Bar = (f64, f64, f64);
+
 /// One line chart.
 pub(super) struct Chart {
     pub(super) title: String,
     pub(super) x_desc: &'static str,
     pub(super) y_desc: &'static str,
     pub(super) lines: Vec<(&'static str, Vec<(f64, f64)>)>,
+    /// Per model, where rounds were measured: at each x, the lowest and
+    /// highest round, drawn as a vertical bar through the median's
+    /// point.
+    pub(super) ranges: Vec<(&'static str, Vec<Bar>)>,
     pub(super) x_log: bool,
     pub(super) y_log: bool,
 }
@@ -201,7 +217,8 @@ fn x_range(chart: &Chart) -> (f64, f64) {
 
 fn y_top(chart: &Chart) -> f64 {
     let ys = chart.lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
-    ys.fold(0.0, f64::max).max(1e-3)
+    let highs = chart.ranges.iter().flat_map(|(_, r)| r.iter().map(|q| q.2));
+    ys.chain(highs).fold(0.0, f64::max).max(1e-3)
 }
 
 fn y_bottom(chart: &Chart) -> f64 {
@@ -269,6 +286,13 @@ where
             } else {
                 Circle::new(p, 3, color.filled())
             }
+        }))
+        .map_err(|e| text(&e))?;
+    }
+    for (label, ranges) in &chart.ranges {
+        let color = color_of(label);
+        area.draw_series(ranges.iter().map(|&(x, low, high)| {
+            PathElement::new(vec![(x, low), (x, high)], color.stroke_width(2))
         }))
         .map_err(|e| text(&e))?;
     }

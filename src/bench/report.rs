@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::driver::Outcome;
+use super::limit;
 use super::per_connection;
 use super::plot;
 use super::slow_clients::FirstAck;
@@ -108,6 +109,13 @@ pub struct ZeroRow {
     /// Times the server went to sleep (voluntary context switches) per
     /// 100 acks: how much batching its waits achieved.
     pub server_sleeps_per_100: f64,
+    /// Context switches of the server's threads, voluntary and not, per
+    /// ack (`None`: a thread exited in the window and took its count
+    /// with it, as a thread per connection does after each session).
+    pub server_switches_per_msg: Option<f64>,
+    /// System calls of the server per ack, from a separate run under
+    /// `strace -c -f` (`None`: not counted).
+    pub server_syscalls_per_msg: Option<f64>,
     /// Server CPU over the window, percent of one core.
     pub server_cpu_percent: f64,
     /// Server resident memory at the end of the window.
@@ -125,23 +133,6 @@ pub struct ZeroRow {
     /// Which round of a repeated comparison (0 in the sweep).
     pub round: usize,
     /// Whether the run worked.
-    pub status: Status,
-}
-
-/// The idle-connection memory check.
-#[derive(Debug, Clone, Default)]
-pub struct IdleRow {
-    /// Model label.
-    pub model: &'static str,
-    /// Idle connections held open.
-    pub connections: usize,
-    /// Server RSS before, KiB.
-    pub rss_before_kib: u64,
-    /// Server RSS with the connections open, KiB.
-    pub rss_after_kib: u64,
-    /// Growth divided by connections.
-    pub bytes_per_connection: f64,
-    /// Whether every connection was opened.
     pub status: Status,
 }
 
@@ -238,10 +229,13 @@ pub struct Machine {
     pub mode: &'static str,
     /// The build profile of the client and servers.
     pub profile: &'static str,
+    /// Which CPUs the servers and the load ran on.
+    pub pinning: String,
 }
 
 impl Machine {
     /// Describes this machine, now.
+    /// `pinning` is left for the caller to fill in.
     pub fn describe(quick: bool) -> Machine {
         let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
         let cpuinfo = read("/proc/cpuinfo");
@@ -272,6 +266,7 @@ impl Machine {
             } else {
                 "release"
             },
+            pinning: String::new(),
         }
     }
 }
@@ -287,8 +282,8 @@ pub struct Report {
     pub sessions: Vec<SessionRow>,
     /// Scenario 3.
     pub zero: Vec<ZeroRow>,
-    /// Idle memory.
-    pub idle: Vec<IdleRow>,
+    /// Every event loop at the open-file limit.
+    pub limit: Vec<limit::Row>,
     /// Driver check, every round.
     pub checks: Vec<CheckRow>,
     /// Chapter 4 against tokio for the goal, every round.
@@ -311,13 +306,13 @@ impl Report {
     ///
     /// If `dir` cannot be created or a file cannot be written.
     pub fn write(&self, dir: &Path) -> io::Result<()> {
-        use Scenario::{Check, Goal, Idle, Sleep, SlowClients, Spin, Zero};
+        use Scenario::{Check, Goal, Limit, Sleep, SlowClients, Spin, Zero};
         fs::create_dir_all(dir)?;
         let put = |name: &str, text: String| fs::write(dir.join(name), text);
         let ran = |s: &[Scenario]| s.iter().any(|s| self.ran.contains(s));
         // The machine page describes the run of the main scenarios; the
         // slow-clients table carries its own date line.
-        if ran(&[Sleep, Spin, Zero, Idle, Check, Goal]) {
+        if ran(&[Sleep, Spin, Zero, Limit, Check, Goal]) {
             put("machine.csv", self.machine_csv())?;
             put("machine.md", self.machine_md())?;
         }
@@ -337,16 +332,21 @@ impl Report {
         }
         if ran(&[Goal]) {
             put("goal-rounds.csv", zero_csv(&self.goal_rounds))?;
+            put("comparisons.md", self.comparisons_md())?;
         }
-        if ran(&[Idle]) {
-            put("idle-memory.csv", self.idle_csv())?;
-            put("idle-memory.md", self.idle_md())?;
+        if ran(&[Limit]) {
+            put("connection-limit.csv", limit::csv(&self.limit))?;
+            let md = limit::md(&self.limit, &limit::Limits::read());
+            put("connection-limit.md", md)?;
+            put("idle-memory.md", limit::idle_md(&self.limit))?;
         }
         if ran(&[Check]) {
             put("client-check.csv", self.check_csv())?;
             put("client-check.md", self.check_md())?;
         }
-        if ran(&[Zero, Idle, Check, Goal]) {
+        // The goals come from the rounds, the client check and the limit
+        // scenario, not from the sweep.
+        if ran(&[Limit, Check, Goal]) {
             put("goals.md", self.goals_md())?;
         }
         if ran(&[SlowClients]) {
@@ -377,11 +377,12 @@ impl Report {
     fn machine_csv(&self) -> String {
         let m = &self.machine;
         let mut out = String::from(
-            "date,mode,profile,cores,cpu,memory_mib,kernel,load_average\n",
+            "date,mode,profile,cores,cpu,memory_mib,kernel,load_average,\
+             pinning\n",
         );
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             m.date,
             m.mode,
             m.profile,
@@ -389,7 +390,8 @@ impl Report {
             m.cpu.replace(',', " "),
             m.memory_mib,
             m.kernel,
-            m.load_average
+            m.load_average,
+            csv_text(&m.pinning)
         );
         out
     }
@@ -404,6 +406,7 @@ impl Report {
         let _ = writeln!(out, "| memory | {} MiB |", m.memory_mib);
         let _ = writeln!(out, "| kernel | Linux {} |", m.kernel);
         let _ = writeln!(out, "| load average at start | {} |", m.load_average);
+        let _ = writeln!(out, "| pinning | {} |", m.pinning);
         for (model, why) in &self.unavailable {
             let _ = writeln!(out, "| {model} | not measured: {why} |");
         }
@@ -471,21 +474,24 @@ impl Report {
     fn zero_md(&self) -> String {
         let mut out = String::from(
             "| model | conns | msgs/s | p50 µs | p99 µs | max ms | \
-             server CPU µs/msg | of which user | server sleeps /100 msgs | \
-             server CPU % | server RSS MiB | client CPU µs/msg | \
-             client CPU % | conns served |\n\
+             server CPU µs/msg | of which user | syscalls /msg | \
+             switches /msg | server CPU % | server RSS MiB | \
+             client CPU µs/msg | client CPU % | conns served |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | \
-             ---: | ---: | ---: | ---: | ---: |\n",
+             ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for r in &self.zero {
             if let Status::Failed(why) = &r.status {
-                out.push_str(&failed_md_row(r.model, r.connections, why, 11));
+                out.push_str(&failed_md_row(r.model, r.connections, why, 12));
                 continue;
             }
+            let syscalls = r
+                .server_syscalls_per_msg
+                .map_or("-".into(), |n| format!("{n:.2}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | \
-                 {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2} | \
+                 {} | {} | {:.0} | {:.1} | {:.1} | {:.0} | {} |",
                 r.model,
                 r.connections,
                 r.msgs_per_s,
@@ -494,7 +500,9 @@ impl Report {
                 r.max_us / 1000.0,
                 r.server_cpu_us_per_msg,
                 r.server_user_us_per_msg,
-                r.server_sleeps_per_100,
+                syscalls,
+                r.server_switches_per_msg
+                    .map_or("-".into(), |n| format!("{n:.3}")),
                 r.server_cpu_percent,
                 r.server_rss_kib as f64 / 1024.0,
                 r.client_cpu_us_per_msg,
@@ -502,52 +510,6 @@ impl Report {
                 r.served_connections
             );
         }
-        out
-    }
-
-    fn idle_csv(&self) -> String {
-        let mut out = String::from(
-            "model,connections,rss_before_kib,rss_after_kib,\
-             bytes_per_connection,status\n",
-        );
-        for r in &self.idle {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{:.0},{}",
-                r.model,
-                r.connections,
-                r.rss_before_kib,
-                r.rss_after_kib,
-                r.bytes_per_connection,
-                r.status.text()
-            );
-        }
-        out
-    }
-
-    fn idle_md(&self) -> String {
-        let mut out = String::from(
-            "| model | idle connections | RSS before | RSS after | \
-             bytes per connection |\n| --- | ---: | ---: | ---: | ---: |\n",
-        );
-        for r in &self.idle {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.1} MiB | {:.1} MiB | {:.0} |",
-                r.model,
-                r.connections,
-                r.rss_before_kib as f64 / 1024.0,
-                r.rss_after_kib as f64 / 1024.0,
-                r.bytes_per_connection
-            );
-        }
-        out.push_str(
-            &self.failures(
-                self.idle
-                    .iter()
-                    .map(|r| (r.model, r.connections, &r.status)),
-            ),
-        );
         out
     }
 
@@ -575,9 +537,8 @@ impl Report {
 
     fn check_md(&self) -> String {
         let mut out = String::from(
-            "| load generator | server | conns | msgs/s (median) | \
-             client CPU µs/msg (median) | msgs/s of each round |\n\
-             | --- | --- | ---: | ---: | ---: | --- |\n",
+            "| load generator | server | conns | msgs/s | client CPU µs/msg \
+             | rounds |\n| --- | --- | ---: | ---: | ---: | ---: |\n",
         );
         for generator in distinct(self.checks.iter().map(|r| r.generator)) {
             let rows: Vec<&CheckRow> = self
@@ -586,27 +547,100 @@ impl Report {
                 .filter(|r| r.generator == generator && r.status == Status::Ok)
                 .collect();
             let Some(first) = rows.first() else { continue };
-            let each: Vec<String> = rows
-                .iter()
-                .map(|r| format!("{:.0}", r.msgs_per_s))
-                .collect();
+            let rate = Spread::of(rows.iter().map(|r| r.msgs_per_s));
+            let cpu = Spread::of(rows.iter().map(|r| r.client_cpu_us_per_msg));
+            let (Some(rate), Some(cpu)) = (rate, cpu) else {
+                continue;
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {:.2} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 generator,
                 first.server,
                 first.connections,
-                median(rows.iter().map(|r| r.msgs_per_s)),
-                median(rows.iter().map(|r| r.client_cpu_us_per_msg)),
-                each.join(", ")
+                rate.cell(0),
+                cpu.cell(2),
+                rows.len()
             );
         }
+        out.push_str(SPREAD_NOTE);
+        out
+    }
+
+    /// The goal rounds side by side: every model's median and range at
+    /// each connection count, against the book's own event loop.
+    fn comparisons_md(&self) -> String {
+        let ours = models::MODELS
+            .iter()
+            .find(|m| m.event_loop && !m.reference)
+            .expect("the registry has the book's own event loop")
+            .label;
+        let mut out = format!(
+            "| conns | model | server CPU µs/msg | vs {ours} | of which user \
+             | vs {ours} | switches /msg | msgs/s |\n| ---: | --- | ---: | \
+             ---: | ---: | ---: | ---: | ---: |\n"
+        );
+        let spread = |model: &str, c: usize, f: fn(&ZeroRow) -> f64| {
+            Spread::of(
+                self.goal_rounds
+                    .iter()
+                    .filter(|r| {
+                        r.model == model
+                            && r.connections == c
+                            && r.status == Status::Ok
+                    })
+                    .map(f),
+            )
+        };
+        let cpu = |r: &ZeroRow| r.server_cpu_us_per_msg;
+        let user = |r: &ZeroRow| r.server_user_us_per_msg;
+        let switches =
+            |r: &ZeroRow| r.server_switches_per_msg.unwrap_or(f64::NAN);
+        let rate = |r: &ZeroRow| r.msgs_per_s;
+        let versus =
+            |a: &Option<Spread>, b: &Option<Spread>, own: bool| match (a, b) {
+                _ if own => "-".to_owned(),
+                (Some(a), Some(b)) => a.versus(b),
+                _ => "-".to_owned(),
+            };
+        let models = distinct(self.goal_rounds.iter().map(|r| r.model));
+        for c in self.goal_connections() {
+            let (base_cpu, base_user) =
+                (spread(ours, c, cpu), spread(ours, c, user));
+            for &model in &models {
+                let own = model == ours;
+                let (a_cpu, a_user) =
+                    (spread(model, c, cpu), spread(model, c, user));
+                let cell = |s: &Option<Spread>, d: usize| {
+                    s.map_or("-".into(), |s| s.cell(d))
+                };
+                let _ = writeln!(
+                    out,
+                    "| {c} | {model} | {} | {} | {} | {} | {} | {} |",
+                    cell(&a_cpu, 2),
+                    versus(&a_cpu, &base_cpu, own),
+                    cell(&a_user, 2),
+                    versus(&a_user, &base_user, own),
+                    cell(&spread(model, c, switches), 3),
+                    cell(&spread(model, c, rate), 0),
+                );
+            }
+        }
+        let rounds =
+            self.goal_rounds.iter().map(|r| r.round).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nZero work, closed loop, a fresh server each round; the \
+             models take turns, {rounds} rounds at each count."
+        );
+        out.push_str(SPREAD_NOTE);
         out
     }
 
     /// The performance goals, checked against this run: one line per
     /// goal connection count for the book's event loop against the
-    /// reference, then the load generator, then idle memory.
+    /// reference and for the other event loops against the book's, then
+    /// the load generator, then the connections at the limit.
     fn goals_md(&self) -> String {
         let ours = models::MODELS
             .iter()
@@ -619,30 +653,33 @@ impl Report {
             out.push_str(&self.cpu_goal(ours.label, reference.label, c, 1.0));
             out.push('\n');
         }
-        out.push_str(&self.driver_goal());
-        out.push('\n');
-        out.push_str(&self.idle_goal(ours.label, 1024));
-        out.push('\n');
         // The other event loops of the book (chapter 6's hand-made
-        // runtime) are held to chapter 4's: a runtime may cost a little
-        // more than the hand-written loop under it, not a lot.
-        let others = models::MODELS
-            .iter()
-            .filter(|m| m.event_loop && !m.reference && m.name != ours.name);
+        // runtime, and those after it) are held to chapter 4's: a runtime
+        // may cost a little more than the hand-written loop under it, not
+        // a lot. Only those measured in the rounds: a comparison is made
+        // on rounds or not at all.
+        let measured = distinct(self.goal_rounds.iter().map(|r| r.model));
+        let others = models::MODELS.iter().filter(|m| {
+            m.event_loop
+                && !m.reference
+                && m.name != ours.name
+                && measured.contains(&m.label)
+        });
         for model in others {
             for c in self.goal_connections() {
-                let factor = RUNTIME_CPU_FACTOR;
                 out.push_str(&self.cpu_goal(
                     model.label,
                     ours.label,
                     c,
-                    factor,
+                    RUNTIME_CPU_FACTOR,
                 ));
                 out.push('\n');
             }
-            out.push_str(&self.idle_goal(model.label, 2048));
-            out.push('\n');
         }
+        out.push_str(&self.driver_goal());
+        out.push('\n');
+        limit::goals(&self.limit, &mut out);
+        out.push_str(SPREAD_NOTE);
         out
     }
 
@@ -659,53 +696,43 @@ impl Report {
         connections
     }
 
-    /// `model`'s server CPU and sleeps per message at `c` connections:
-    /// the median over the alternating rounds, or the sweep's single
-    /// measurement if there were none; and how many measurements.
-    fn goal_cpu(&self, model: &str, c: usize) -> Option<(f64, f64, usize)> {
-        let ok = |r: &&ZeroRow| {
-            r.model == model && r.connections == c && r.status == Status::Ok
-        };
-        let rounds: Vec<&ZeroRow> =
-            self.goal_rounds.iter().filter(ok).collect();
-        if rounds.is_empty() {
-            let sweep = self.zero.iter().find(ok)?;
-            return Some((
-                sweep.server_cpu_us_per_msg,
-                sweep.server_sleeps_per_100,
-                1,
-            ));
-        }
-        Some((
-            median(rounds.iter().map(|r| r.server_cpu_us_per_msg)),
-            median(rounds.iter().map(|r| r.server_sleeps_per_100)),
-            rounds.len(),
-        ))
+    /// `model`'s server CPU per message at `c` connections over the goal
+    /// rounds.
+    fn goal_cpu(&self, model: &str, c: usize) -> Option<Spread> {
+        Spread::of(
+            self.goal_rounds
+                .iter()
+                .filter(|r| {
+                    r.model == model
+                        && r.connections == c
+                        && r.status == Status::Ok
+                })
+                .map(|r| r.server_cpu_us_per_msg),
+        )
     }
 
-    /// The goal "`ours` uses no more server CPU per message than
-    /// `reference` at `c` connections", as a table line.
+    /// The goal "`ours` uses at most `factor` times the server CPU per
+    /// message of `other` at `c` connections", as a table line.
     fn cpu_goal(
         &self,
         ours: &str,
-        reference: &str,
+        other: &str,
         c: usize,
         factor: f64,
     ) -> String {
         let goal = format!(
             "{ours} server CPU per message at {c} connections <= \
-             {factor:.1}x {reference}'s"
+             {factor:.1}x {other}'s"
         );
-        match (self.goal_cpu(ours, c), self.goal_cpu(reference, c)) {
-            (Some((e, e_sleeps, n)), Some((t, t_sleeps, _))) if t > 0.0 => {
-                let ratio = e / t;
-                format!(
-                    "| {goal} | {e:.2} µs vs {t:.2} µs = {ratio:.2}x (median \
-                     of {n}); the servers slept {e_sleeps:.1} vs \
-                     {t_sleeps:.1} times per 100 messages | {} |",
-                    yes_no(ratio <= factor)
-                )
-            }
+        match (self.goal_cpu(ours, c), self.goal_cpu(other, c)) {
+            (Some(a), Some(b)) if b.median > 0.0 => format!(
+                "| {goal} | {} vs {} µs = {:.2}x ({} rounds) | {} |",
+                a.cell(2),
+                b.cell(2),
+                a.median / b.median,
+                a.rounds.min(b.rounds),
+                a.at_most(&b, factor).cell()
+            ),
             _ => format!("| {goal} | not measured in this run | - |"),
         }
     }
@@ -713,50 +740,28 @@ impl Report {
     /// The goal "the driver is as fast as a minimal tokio load
     /// generator", as a table line.
     fn driver_goal(&self) -> String {
-        let check = |g: &str| {
-            let rows: Vec<&CheckRow> = self
-                .checks
-                .iter()
-                .filter(|r| {
-                    r.generator.starts_with(g) && r.status == Status::Ok
-                })
-                .collect();
-            (!rows.is_empty()).then(|| {
-                (
-                    median(rows.iter().map(|r| r.msgs_per_s)),
-                    median(rows.iter().map(|r| r.client_cpu_us_per_msg)),
-                )
-            })
+        let rate = |g: &str| {
+            Spread::of(
+                self.checks
+                    .iter()
+                    .filter(|r| {
+                        r.generator.starts_with(g) && r.status == Status::Ok
+                    })
+                    .map(|r| r.msgs_per_s),
+            )
         };
-        match (check("driver"), check("tokio")) {
-            (Some((d, d_cpu)), Some((t, t_cpu))) if t > 0.0 => format!(
-                "| the driver's msgs/s >= a minimal tokio load generator's | \
-                 {d:.0} vs {t:.0} msgs/s ({:.2}x, medians); client CPU \
-                 {d_cpu:.2} vs {t_cpu:.2} µs/msg | {} |",
-                d / t,
-                // Both generators share the machine with the server, so
-                // within 5% counts as "as many".
-                yes_no(d >= 0.95 * t)
-            ),
-            _ => "| the driver's msgs/s >= a minimal tokio load generator's \
-                  | not measured in this run | - |"
-                .into(),
-        }
-    }
-
-    /// The goal "`ours` needs under `limit` bytes of user-space memory
-    /// per idle connection", as a table line.
-    fn idle_goal(&self, ours: &str, limit: usize) -> String {
-        let goal = format!(
-            "{ours} user-space memory per idle connection < {} KiB",
-            limit / 1024
-        );
-        match self.idle.iter().find(|r| r.model == ours) {
-            Some(r) if r.connections > 0 => format!(
-                "| {goal} | {:.0} bytes at {} connections | {} |",
-                r.bytes_per_connection,
-                r.connections,
-                yes_no(r.bytes_per_connection < limit as f64)
+        let goal = "the driver's msgs/s >= 0.95x a minimal tokio load \
+                    generator's";
+        match (rate("driver"), rate("tokio")) {
+            // Both generators share the machine with the server, so
+            // within 5% counts as "as many": the generator's rate is at
+            // most the driver's / 0.95.
+            (Some(d), Some(t)) if t.median > 0.0 => format!(
+                "| {goal} | {} vs {} msgs/s = {:.2}x | {} |",
+                d.cell(0),
+                t.cell(0),
+                d.median / t.median,
+                t.at_most(&d, 1.0 / 0.95).cell()
             ),
             _ => format!("| {goal} | not measured in this run | - |"),
         }
@@ -911,15 +916,16 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
     let mut out = String::from(
         "model,connections,messages,msgs_per_s,p50_us,p99_us,max_us,\
          server_cpu_us_per_msg,server_user_us_per_msg,\
-         server_sleeps_per_100_msgs,server_cpu_percent,server_rss_kib,\
+         server_sleeps_per_100_msgs,server_switches_per_msg,\
+         server_syscalls_per_msg,server_cpu_percent,server_rss_kib,\
          server_processes,client_cpu_us_per_msg,client_cpu_percent,\
          served_connections,errors,round,status\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{:.1},{},\
-             {},{:.2},{:.1},{},{},{},{}",
+            "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{},{},\
+             {:.1},{},{},{:.2},{:.1},{},{},{},{}",
             r.model,
             r.connections,
             r.messages,
@@ -930,6 +936,10 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
             r.server_cpu_us_per_msg,
             r.server_user_us_per_msg,
             r.server_sleeps_per_100,
+            r.server_switches_per_msg
+                .map_or(String::new(), |n| format!("{n:.3}")),
+            r.server_syscalls_per_msg
+                .map_or(String::new(), |n| format!("{n:.2}")),
             r.server_cpu_percent,
             r.server_rss_kib,
             r.server_processes,
@@ -964,14 +974,6 @@ pub(super) fn csv_text(text: &str) -> String {
     text.replace([',', '"', '\n'], " ")
 }
 
-fn yes_no(met: bool) -> &'static str {
-    if met {
-        "yes"
-    } else {
-        "**no**"
-    }
-}
-
 /// The median of `values` (the mean of the middle two for an even
 /// count); 0 for none.
 pub fn median(values: impl Iterator<Item = f64>) -> f64 {
@@ -985,6 +987,104 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
         values[mid]
     } else {
         (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// Under every table of rounds: how to read a cell.
+const SPREAD_NOTE: &str = "\nEach cell: the median of the rounds, and \
+    (in parentheses) the lowest and highest. A difference is called only \
+    where the ranges do not overlap; otherwise it is within noise.\n";
+
+/// One figure over rounds: its median and its range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The median.
+    pub median: f64,
+    /// The lowest round.
+    pub min: f64,
+    /// The highest round.
+    pub max: f64,
+    /// How many rounds.
+    pub rounds: usize,
+}
+
+impl Spread {
+    /// The spread of `values`, NaN (not measured) left out; `None` if
+    /// there are none.
+    pub fn of(values: impl Iterator<Item = f64>) -> Option<Spread> {
+        let values: Vec<f64> = values.filter(|v| !v.is_nan()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        Some(Spread {
+            median: median(values.iter().copied()),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            rounds: values.len(),
+        })
+    }
+
+    /// `4.00 (3.95-4.10)`, with `decimals` digits after the point.
+    pub fn cell(&self, decimals: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}-{:.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+
+    /// Whether this figure is at most `factor` times `other`: yes if
+    /// every round of it is below every round of `other` scaled, no if
+    /// every round is above, and within noise if the ranges overlap.
+    pub fn at_most(&self, other: &Spread, factor: f64) -> Verdict {
+        if self.max <= factor * other.min {
+            Verdict::Yes
+        } else if self.min > factor * other.max {
+            Verdict::No
+        } else {
+            Verdict::WithinNoise
+        }
+    }
+
+    /// This figure against `base` for a comparison table: the ratio of
+    /// the medians, and `less`, `more` or `within noise`.
+    pub fn versus(&self, base: &Spread) -> String {
+        if base.median <= 0.0 {
+            return "-".into();
+        }
+        let ratio = self.median / base.median;
+        let word = if self.max < base.min {
+            "less"
+        } else if self.min > base.max {
+            "more"
+        } else {
+            "within noise"
+        };
+        format!("{ratio:.2}x, {word}")
+    }
+}
+
+/// What rounds say about a goal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Met in every round against every round.
+    Yes,
+    /// Missed in every round against every round.
+    No,
+    /// The ranges overlap: the rounds cannot tell.
+    WithinNoise,
+}
+
+impl Verdict {
+    /// The goals table's `met` cell.
+    fn cell(self) -> &'static str {
+        match self {
+            Verdict::Yes => "yes",
+            Verdict::No => "**no**",
+            Verdict::WithinNoise => "within noise",
+        }
     }
 }
 
@@ -1032,6 +1132,20 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ranges that do not overlap decide; ranges that do are noise.
+    #[test]
+    fn spreads_decide_only_apart() {
+        let a = Spread::of([4.0, 4.1, 3.9].into_iter()).expect("values");
+        let b = Spread::of([5.0, 5.2, 4.8].into_iter()).expect("values");
+        assert_eq!((a.median, a.min, a.max, a.rounds), (4.0, 3.9, 4.1, 3));
+        assert_eq!(a.at_most(&b, 1.0), Verdict::Yes);
+        assert_eq!(b.at_most(&a, 1.0), Verdict::No);
+        assert_eq!(b.at_most(&a, 1.25), Verdict::WithinNoise);
+        assert_eq!(a.versus(&b), "0.80x, less");
+        assert_eq!(a.cell(1), "4.0 (3.9-4.1)");
+        assert!(Spread::of(std::iter::empty()).is_none());
+    }
 
     /// Odd and even counts, and none.
     #[test]

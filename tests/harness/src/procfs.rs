@@ -10,8 +10,8 @@
 //! (a prefork worker that dies and is replaced) leaves `/proc`, but once
 //! its parent reaps it, its CPU time is added to the parent's "children"
 //! fields (`cutime`, `cstime`), which we count too: the group's total never
-//! loses it. (Only its voluntary context switches are lost: `/proc` has no
-//! field for those of reaped children.)
+//! loses it. (Only its context switches are lost: `/proc` has no field for
+//! those of reaped children.)
 
 use std::fs;
 use std::io;
@@ -33,6 +33,16 @@ pub struct Usage {
     /// Voluntary context switches of all their threads: how often the
     /// server went to sleep waiting for something (and was woken).
     pub sleeps: u64,
+    /// Involuntary context switches of all their threads: how often the
+    /// scheduler took the CPU from a thread that still had work.
+    pub preemptions: u64,
+}
+
+impl Usage {
+    /// Every context switch, voluntary or not: `sleeps + preemptions`.
+    pub fn switches(&self) -> u64 {
+        self.sleeps + self.preemptions
+    }
 }
 
 /// Sums [`Usage`] over every process whose process group is `pgid`.
@@ -54,7 +64,9 @@ pub fn group_usage(pgid: u32) -> io::Result<Usage> {
         usage.cpu += Duration::from_secs_f64(cpu_ticks as f64 / ticks);
         usage.user += Duration::from_secs_f64(user_ticks as f64 / ticks);
         usage.rss_bytes += stat.rss_pages * page;
-        usage.sleeps += voluntary_switches(pid);
+        let (sleeps, preemptions) = context_switches(pid);
+        usage.sleeps += sleeps;
+        usage.preemptions += preemptions;
     }
     Ok(usage)
 }
@@ -65,6 +77,25 @@ pub fn group_pids(pgid: u32) -> Vec<u32> {
     group_members(pgid)
         .map(|members| members.into_iter().map(|(pid, _)| pid).collect())
         .unwrap_or_default()
+}
+
+/// The thread ids of every live process whose process group is `pgid`,
+/// in no particular order; empty if `/proc` cannot be listed. Counters
+/// summed over threads (context switches) lose what a thread counted
+/// once it exits: comparing two of these lists tells whether any did.
+pub fn group_threads(pgid: u32) -> Vec<u32> {
+    let mut threads = Vec::new();
+    for pid in group_pids(pgid) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        threads.extend(tasks.flatten().filter_map(|task| {
+            task.file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u32>().ok())
+        }));
+    }
+    threads
 }
 
 /// Whether every process of group `pgid` is stopped (state `T`, as after
@@ -112,24 +143,29 @@ fn group_members(pgid: u32) -> io::Result<Vec<(u32, Stat)>> {
     Ok(members)
 }
 
-/// Voluntary context switches summed over the threads of process `pid`.
-fn voluntary_switches(pid: u32) -> u64 {
+/// Voluntary and involuntary context switches, each summed over the
+/// threads of process `pid` (`/proc/PID/task/TID/status`).
+fn context_switches(pid: u32) -> (u64, u64) {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return (0, 0);
     };
-    let mut sum = 0;
+    let (mut voluntary, mut involuntary) = (0, 0);
     for task in tasks.flatten() {
-        let status = task.path().join("status");
-        let Ok(status) = fs::read_to_string(status) else {
+        // A thread may exit while we look: then it has nothing to add.
+        let Ok(status) = fs::read_to_string(task.path().join("status")) else {
             continue;
         };
-        sum += status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        voluntary += field("voluntary_ctxt_switches:");
+        involuntary += field("nonvoluntary_ctxt_switches:");
     }
-    sum
+    (voluntary, involuntary)
 }
 
 /// The fields of `/proc/PID/stat` we need (see proc(5)).
@@ -173,8 +209,9 @@ fn clock_ticks() -> f64 {
     }
 }
 
-/// Bytes per page, the unit of `rss`.
-fn page_size() -> u64 {
+/// Bytes per page, the unit of `rss` (and of the kernel's socket memory
+/// in `/proc/net/sockstat`).
+pub fn page_size() -> u64 {
     match sysconf(libc::_SC_PAGESIZE) {
         p if p > 0 => p as u64,
         _ => 4096,
@@ -261,6 +298,7 @@ mod tests {
         assert!(usage.processes >= 1);
         assert!(usage.rss_bytes > 0);
         assert!(group_pids(pgid).contains(&std::process::id()));
+        assert!(group_threads(pgid).contains(&std::process::id()));
         let threads = thread_count(std::process::id()).expect("reads /proc");
         assert!(threads >= 1);
     }
