@@ -45,6 +45,7 @@ fn quick_run_writes_every_result() {
         "idle-connections.md",
         "slow-clients.md",
         "slow-clients-tokio.md",
+        "hostile.md",
     ] {
         assert!(read(name).starts_with('|'), "{name} is a table");
     }
@@ -127,5 +128,51 @@ fn one_scenario_writes_only_its_own_results() {
         assert_eq!(result("single", k), "no ack", "single at {k}:\n{csv}");
     }
     assert!(read("slow-clients-single.md").starts_with("| K | single |"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `--scenarios hostile` attacks each chosen model five ways and writes
+/// the overview, one table per attack and a CSV row per cell; no attack
+/// kills a server (the contract's clause 7), and the event loop serves a
+/// new client once the attackers are gone.
+#[test]
+fn hostile_scenario_attacks_every_model() {
+    let out = std::env::temp_dir()
+        .join(format!("bench-hostile-{}", std::process::id()));
+    let only = ["--scenarios", "hostile"];
+    let models = ["--models", "ch03-threaded,ch04-epoll"];
+    quick_bench(&[&only[..], &models[..]].concat(), &out);
+    let read = |name: &str| read_result(&out, name);
+    assert!(read("hostile.md").starts_with("| model |"));
+    let attacks = ["silent", "trickle", "partial", "unread", "flood"];
+    for attack in attacks {
+        let table = read(&format!("hostile-{attack}.md"));
+        assert!(table.starts_with("| model |"), "{attack}:\n{table}");
+    }
+    let csv = read("hostile.csv");
+    let header: Vec<&str> =
+        csv.lines().next().unwrap_or("").split(',').collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {header:?}"))
+    };
+    let (survived, serves_after) = (column("survived"), column("serves_after"));
+    for model in ["threaded", "epoll"] {
+        for attack in attacks {
+            let prefix = format!("{model},{attack},");
+            let row: Vec<&str> = csv
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("no {model} {attack}:\n{csv}"))
+                .split(',')
+                .collect();
+            assert_eq!(row[survived], "true", "{model} {attack}:\n{csv}");
+            if model == "epoll" {
+                assert_eq!(row[serves_after], "true", "{attack}:\n{csv}");
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -245,22 +245,7 @@ impl<'l> Driver<'l> {
     }
 
     fn open(&mut self, slot: usize) -> io::Result<()> {
-        let family = match self.addr {
-            SocketAddr::V4(_) => AddressFamily::Inet,
-            SocketAddr::V6(_) => AddressFamily::Inet6,
-        };
-        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-        let fd = socket(family, SockType::Stream, flags, None)?;
-        let started = match self.addr {
-            SocketAddr::V4(a) => connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
-            SocketAddr::V6(a) => connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
-        };
-        match started {
-            Ok(()) | Err(Errno::EINPROGRESS) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let stream = TcpStream::from(fd);
-        stream.set_nodelay(true)?;
+        let stream = start_connect(self.addr)?;
         // Writable means connected (or failed); readable, an ack.
         let interest = EpollFlags::EPOLLOUT | EpollFlags::EPOLLIN;
         self.epoll
@@ -416,6 +401,33 @@ impl<'l> Driver<'l> {
             }
         }
     }
+}
+
+/// A non-blocking socket whose `connect` to `addr` has started: it turns
+/// writable once connected (or failed, which `take_error` then says).
+///
+/// # Errors
+///
+/// If no socket can be had (out of descriptors) or the connect fails at
+/// once.
+pub fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(family, SockType::Stream, flags, None)?;
+    let started = match addr {
+        SocketAddr::V4(a) => connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+    };
+    match started {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let stream = TcpStream::from(fd);
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// Summary statistics of latencies, in microseconds.

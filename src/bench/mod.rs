@@ -26,10 +26,12 @@
 //! limits; the [`slow_clients`] scenario: one ordinary client behind K
 //! connections that send nothing and K that send half a message; and the
 //! [`idle_connections`] scenario: chapter 4's poll against its epoll, one
-//! active client beside 0 to 10,000 idle connections.
+//! active client beside 0 to 10,000 idle connections; and the
+//! [`hostile`] scenario: every model under five attacks.
 //! Results go to `--out` as CSV, Markdown tables and SVG plots.
 
 pub mod driver;
+pub mod hostile;
 pub mod idle_connections;
 pub mod limit;
 pub mod per_connection;
@@ -123,11 +125,13 @@ pub enum Scenario {
     IdleConnections,
     /// A thread per connection against the pool, and at their limits.
     PerConnection,
+    /// Every model under five attacks by hostile clients.
+    Hostile,
 }
 
 impl Scenario {
     /// Every scenario, for a run that names none.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Sleep,
         Scenario::Spin,
         Scenario::Zero,
@@ -137,6 +141,7 @@ impl Scenario {
         Scenario::SlowClients,
         Scenario::IdleConnections,
         Scenario::PerConnection,
+        Scenario::Hostile,
     ];
 }
 
@@ -358,6 +363,9 @@ pub fn run(options: &Options) -> io::Result<()> {
     }
     if options.wants(Scenario::Limit) {
         report.limit = limit::run(&bench, &chosen, open_files);
+    }
+    if options.wants(Scenario::Hostile) {
+        hostile::run(&bench, &out, open_files)?;
     }
     bench.bar.finish_with_message("done");
     report.write(&out)?;

@@ -14,7 +14,7 @@ use super::driver::Outcome;
 use super::limit;
 use super::per_connection;
 use super::plot;
-use super::slow_clients::FirstAck;
+use super::slow_clients::{seconds, FirstAck};
 use super::Scenario;
 use crate::models;
 
@@ -181,33 +181,8 @@ pub struct SlowRow {
 impl SlowRow {
     /// The table cell: the time, or why there is none.
     fn cell(&self) -> String {
-        match &self.first_ack {
-            // Milliseconds while nothing held the client up, seconds
-            // once a timeout did.
-            FirstAck::Acked(after) if after.as_millis() < 10 => {
-                format!("{:.2} ms", after.as_secs_f64() * 1e3)
-            }
-            FirstAck::Acked(after) if after.as_millis() < 1000 => {
-                format!("{} ms", after.as_millis())
-            }
-            FirstAck::Acked(after) => format!("{:.2} s", after.as_secs_f64()),
-            FirstAck::NoAck => format!("no ack in {}", seconds(self.wait_ms)),
-            FirstAck::NotConnected => {
-                format!("not connected in {}", seconds(self.wait_ms))
-            }
-            FirstAck::Refused(reply) => {
-                format!("refused: `{}`", reply.trim().replace('|', "/"))
-            }
-            FirstAck::Failed(_) => "failed".into(),
-        }
+        self.first_ack.cell(self.wait_ms)
     }
-}
-
-/// Whole milliseconds as seconds, without trailing zeros: `1 s`, `1.5 s`.
-fn seconds(ms: u64) -> String {
-    let text = format!("{:.3}", ms as f64 / 1000.0);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text} s")
 }
 
 /// The machine the numbers come from.

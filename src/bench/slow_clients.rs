@@ -137,6 +137,39 @@ pub enum FirstAck {
     Failed(String),
 }
 
+impl FirstAck {
+    /// The table cell, for a client that waited `wait_ms`: the time, or
+    /// why there is none.
+    pub fn cell(&self, wait_ms: u64) -> String {
+        match self {
+            // Milliseconds while nothing held the client up, seconds
+            // once a timeout did.
+            FirstAck::Acked(after) if after.as_millis() < 10 => {
+                format!("{:.2} ms", after.as_secs_f64() * 1e3)
+            }
+            FirstAck::Acked(after) if after.as_millis() < 1000 => {
+                format!("{} ms", after.as_millis())
+            }
+            FirstAck::Acked(after) => format!("{:.2} s", after.as_secs_f64()),
+            FirstAck::NoAck => format!("no ack in {}", seconds(wait_ms)),
+            FirstAck::NotConnected => {
+                format!("not connected in {}", seconds(wait_ms))
+            }
+            FirstAck::Refused(reply) => {
+                format!("refused: `{}`", reply.trim().replace('|', "/"))
+            }
+            FirstAck::Failed(_) => "failed".into(),
+        }
+    }
+}
+
+/// Whole milliseconds as seconds, without trailing zeros: `1 s`, `1.5 s`.
+pub fn seconds(ms: u64) -> String {
+    let text = format!("{:.3}", ms as f64 / 1000.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} s")
+}
+
 /// One ordinary client against `addr`: connect, send `package 0`, wait
 /// for its `ack`, all within `wait` from the start.
 pub fn first_ack(addr: SocketAddr, wait: Duration) -> FirstAck {
