@@ -284,6 +284,21 @@ pub const MODELS: &[Model] = &[
         event_loop: true,
         reference: false,
     },
+    Model {
+        name: "ch08-uring",
+        label: "uring",
+        about: ch08_uring::ABOUT,
+        serve: ch08_uring::serve,
+        flags: &[],
+        sleep: Parallelism::Clients,
+        // Spin work runs in place on the one thread, as in chapter 4.
+        spin: Parallelism::One,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
+    },
 ];
 
 /// The model called `name`.

@@ -402,6 +402,56 @@ def loops():
     svg.write("ch07-loops.svg")
 
 
+def uring():
+    svg = Svg(
+        780,
+        390,
+        "The io_uring event loop",
+        "One thread runs a loop around io_uring_enter. Each call hands the "
+        "kernel the turn's requests from the submission ring (accept, "
+        "receive, send, cancel) and waits for results in the completion "
+        "ring. For each completion the loop frames what arrived in a "
+        "buffer of the pool, starts a timer for a message's work, and asks "
+        "for the next send. Connections are states in a table; every "
+        "request in flight is an entry in a table of operations that holds "
+        "its socket; the kernel fills buffers of a pool it was lent once.",
+    )
+    clients(svg, 20, [60, 115, 170, 225, 280],
+            ["client A", "client B", "client C", "client D", "...10,000"])
+    svg.region(160, 30, 190, 340, "kernel")
+    svg.box(178, 56, 154, 62, ["submission ring", "requests: accept,",
+                               "recv, send, cancel"], KERNEL, 12)
+    svg.box(178, 140, 154, 62, ["completion ring", "op 7: 11 bytes, buf 12",
+                                "op 9: 3 bytes sent"], KERNEL, 12)
+    for y in (78, 133, 188, 243, 298):
+        svg.arrow((130, y), (174, min(max(y, 230), 300)))
+    svg.box(178, 226, 154, 74, ["socket buffers", "bytes in, acks out,",
+                                "one pair per client"], KERNEL, 12)
+    svg.arrow((255, 222), (255, 206))
+    svg.arrow((255, 122), (255, 136))
+    svg.region(380, 30, 380, 340, "one process, one thread")
+    svg.box(400, 56, 200, 48, ["io_uring_enter()", "submit all, wait for one"],
+            PROCESS, 12)
+    svg.arrow((396, 72), (336, 86))
+    svg.arrow((336, 170), (396, 96))
+    svg.box(400, 136, 340, 110, [], WORKER)
+    svg.text(570, 154, "for each completion", 13, ' font-weight="600"')
+    svg.text(570, 176, "accept: a new client, ask for its recv", 12)
+    svg.text(570, 194, "recv: frame, start a work timer, return the buffer", 12)
+    svg.text(570, 212, "send: ask for the rest, or the next", 12)
+    svg.text(570, 230, "due timer: work done, ask to send the ack", 12)
+    svg.arrow((485, 104), (485, 132))
+    svg.arrow((740, 190), (755, 190), (755, 80), (604, 80))
+    svg.box(400, 270, 340, 90, [], KERNEL)
+    svg.text(570, 286, "state, and what the kernel holds", 13,
+             ' font-weight="600"')
+    svg.text(570, 306, "connections, timers: as in chapter 4", 12)
+    svg.text(570, 324, "operations: op 7 = recv for B, holds B's socket", 12)
+    svg.text(570, 344, "pool: buffers lent to the kernel once", 12)
+    svg.arrow((570, 246), (570, 266))
+    svg.write("ch08-uring.svg")
+
+
 if __name__ == "__main__":
     single()
     prefork()
@@ -410,3 +460,4 @@ if __name__ == "__main__":
     tokio()
     runtime()
     loops()
+    uring()

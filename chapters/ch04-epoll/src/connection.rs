@@ -61,7 +61,7 @@ const IDLE_REPLY: &[u8] = b"err idle timeout";
 /// The output of every connection is a run of acks, so a connection needs
 /// no output buffer of its own: it counts the bytes of acks it owes, and
 /// writes them from this one shared, read-only run.
-static ACKS: [u8; 3 * 1024] = repeat_ack();
+pub static ACKS: [u8; 3 * 1024] = repeat_ack();
 
 const fn repeat_ack<const N: usize>() -> [u8; N] {
     assert!(N % ACK.len() == 0, "a whole number of acks");

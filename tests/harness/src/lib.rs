@@ -37,6 +37,11 @@ pub use process::ServerProcess;
 ///     &["--workers", "2"]
 /// );
 /// ```
+///
+/// A server that needs something the machine may refuse (io_uring) adds
+/// `unavailable: EXPR`, an `Option<String>` evaluated in each test: when
+/// it is `Some(why)`, the test prints that it is skipped and why, and
+/// passes without starting the server.
 #[macro_export]
 macro_rules! conformance_tests {
     ($program:expr $(,)?) => {
@@ -44,6 +49,12 @@ macro_rules! conformance_tests {
     };
     ($program:expr, $extra:expr $(,)?) => {
         $crate::__every_model_checks!(__conformance_cases, ($program, $extra));
+    };
+    ($program:expr, $extra:expr, unavailable: $why:expr $(,)?) => {
+        $crate::__every_model_checks!(
+            __conformance_cases,
+            ($program, $extra, $why)
+        );
     };
 }
 
@@ -58,6 +69,12 @@ macro_rules! event_loop_conformance_tests {
     };
     ($program:expr, $extra:expr $(,)?) => {
         $crate::__event_loop_checks!(__conformance_cases, ($program, $extra));
+    };
+    ($program:expr, $extra:expr, unavailable: $why:expr $(,)?) => {
+        $crate::__event_loop_checks!(
+            __conformance_cases,
+            ($program, $extra, $why)
+        );
     };
 }
 
@@ -194,6 +211,21 @@ macro_rules! __conformance_cases {
             $(#[$doc])*
             #[test]
             fn $name() {
+                $crate::conformance::$name($program, $extra);
+            }
+        )*
+    };
+    (($program:expr, $extra:expr, $why:expr)
+        $($(#[$doc:meta])* $name:ident,)*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                let unavailable: Option<String> = $why;
+                if let Some(why) = unavailable {
+                    eprintln!("{}: skipped: {why}", stringify!($name));
+                    return;
+                }
                 $crate::conformance::$name($program, $extra);
             }
         )*
