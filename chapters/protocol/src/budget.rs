@@ -18,7 +18,13 @@
 //! 10,000 clients of 60 KB hold 300 MB against a 16 MiB budget. So a
 //! [`SharedBudget`] keeps counting an evicted connection's bytes until
 //! its owner says they are dropped ([`Account::release`], or dropping the
-//! [`Account`]), and makes room by evicting more of the largest.
+//! [`Account`]). A read that takes the total over evicts the largest
+//! holders until the rest fits once they have released; a read taken
+//! while the total is still over (they have not yet run) evicts its own
+//! connection, whose bytes are the only ones that can be dropped at once.
+//! So the total stays within one read of the budget however late the
+//! evicted tasks run. On several threads, each can be inside its one
+//! read at once: over by at most one read per thread.
 //!
 //! Whom to evict follows Redis's client eviction (`maxmemory-clients`):
 //! Redis updates each client's memory after every read, and when the sum
@@ -264,14 +270,21 @@ impl Account {
             return true;
         }
         let mut shared = self.budget.lock();
+        let old = shared.ledger.held(self.id);
         shared.ledger.record(self.id, bytes);
         let releasing = shared.releasing_total;
+        // The total before this read: a read taken while evicted
+        // connections had not yet released enough is the one that must go,
+        // since its bytes are the only ones that can be dropped now.
+        // Otherwise each read while they wait would add to the total.
+        let total = shared.ledger.total() + releasing;
+        let before = total - bytes.saturating_sub(old);
+        if bytes > old && before > shared.ledger.budget() {
+            shared.evict(self.id);
+        }
+        // Then the largest, until the rest fits once they have released.
         for (id, bytes) in shared.ledger.evict_to_fit_beside(releasing) {
-            shared.releasing.insert(id, bytes);
-            shared.releasing_total += bytes;
-            if let Some(notice) = shared.notices.remove(&id) {
-                notice.evict();
-            }
+            shared.evict_forgotten(id, bytes);
         }
         drop(shared);
         self.is_evicted()
@@ -326,6 +339,23 @@ impl Drop for Account {
 }
 
 impl Shared {
+    /// Evicts account `id` (see [`Account::hold`]).
+    fn evict(&mut self, id: HolderId) {
+        let bytes = self.ledger.held(id);
+        self.ledger.record(id, 0);
+        self.evict_forgotten(id, bytes);
+    }
+
+    /// Counts the `bytes` of `id`, which the ledger has forgotten, until
+    /// it releases them, and tells it it is evicted.
+    fn evict_forgotten(&mut self, id: HolderId, bytes: usize) {
+        self.releasing.insert(id, bytes);
+        self.releasing_total += bytes;
+        if let Some(notice) = self.notices.remove(&id) {
+            notice.evict();
+        }
+    }
+
     /// Forgets what evicted account `id` held, if anything.
     fn release(&mut self, id: HolderId) {
         if let Some(bytes) = self.releasing.remove(&id) {
@@ -468,28 +498,65 @@ mod tests {
         assert_eq!(budget.total(), 0);
     }
 
-    /// Bytes an evicted account has not released still take room: the
-    /// next reader over the budget evicts the largest of the others,
-    /// even though the ledger of open accounts alone would fit.
+    /// Bytes an evicted account has not released still take room: a
+    /// read that takes the total over evicts the largest open account
+    /// even when the open ones alone would fit, and a read taken while
+    /// the total is over evicts the reader.
     #[test]
     fn unreleased_bytes_still_count() {
         let budget = SharedBudget::new(100);
-        let first = budget.open();
-        let second = budget.open();
-        let third = budget.open();
-        assert!(!first.hold(60));
-        assert!(!second.hold(30));
-        assert!(!third.hold(20)); // 110: `first` goes, not yet released
-        assert!(first.is_evicted());
-        // 30 + 25 open, 60 unreleased: `second` must go, so that once
-        // the evicted release theirs, the rest fits.
-        assert!(!third.hold(25));
-        assert!(second.is_evicted());
-        assert_eq!(budget.total(), 60 + 30 + 25);
-        first.release();
-        second.release();
-        assert_eq!(budget.total(), 25);
-        assert!(!third.hold(90), "released bytes make room again");
+        let [a, b, c] = [budget.open(), budget.open(), budget.open()];
+        assert!(!a.hold(50));
+        assert!(!b.hold(30));
+        assert!(!c.hold(25)); // 105: `a` goes...
+        assert!(a.is_evicted());
+        assert_eq!(budget.total(), 105, "...but its 50 still count");
+        assert!(!b.hold(20)); // a message completed: 95
+        assert!(!c.hold(30)); // 100: fits
+                              // 101: the open ones hold 51 and would fit alone; with `a`'s 50,
+                              // the largest open one goes.
+        assert!(!b.hold(21));
+        assert!(c.is_evicted());
+        // Over (50 + 30 unreleased, 21 open): a read now evicts the reader,
+        // whose bytes are the only ones that can go at once.
+        assert!(b.hold(22));
+        assert_eq!(budget.total(), 50 + 30 + 22);
+        for account in [&a, &b, &c] {
+            account.release();
+        }
+        assert_eq!(budget.total(), 0);
+        let d = budget.open();
+        assert!(!d.hold(100), "released bytes make room again");
+    }
+
+    /// Bytes added to the total while it is over the budget are evicted
+    /// with the account that added them: however the reads interleave
+    /// and however late the evicted release, the total never exceeds the
+    /// budget by more than one read.
+    #[test]
+    fn over_by_at_most_one_read_while_victims_wait() {
+        const READ: usize = 7;
+        let budget = SharedBudget::new(100);
+        let accounts: Vec<Account> = (0..40).map(|_| budget.open()).collect();
+        let mut held = vec![0; accounts.len()];
+        for round in 0..30 {
+            for (i, account) in accounts.iter().enumerate() {
+                if account.is_evicted() {
+                    continue;
+                }
+                held[i] += READ;
+                if account.hold(held[i]) {
+                    // Evicted by its own read: it runs, so it drops the
+                    // message at once.
+                    account.release();
+                }
+                assert!(budget.total() <= 100 + READ, "round {round}");
+            }
+            // Only every third round do the others evicted get to run.
+            if round % 3 == 2 {
+                accounts.iter().for_each(Account::release);
+            }
+        }
     }
 
     /// `evicted()` completes when another account's `hold` evicts it,
