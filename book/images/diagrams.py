@@ -311,7 +311,7 @@ def tokio():
     svg.text(570, 192, "one task per connection:", 12)
     svg.text(570, 210, "the session future, a state machine", 12)
     svg.text(570, 228, "with a state per .await (about 1.8 KB)", 12)
-    svg.text(570, 250, "+ its own 4 KiB read buffer", 12)
+    svg.text(570, 250, "+ the shared read buffer, while ready", 12)
     svg.arrow((480, 116), (480, 146))
     svg.arrow((660, 116), (660, 146))
     svg.region(380, 320, 380, 90, "blocking pool (spawn_blocking)")
