@@ -1205,7 +1205,7 @@ pub fn buffer_budget_bounds_memory(program: &str, extra: &[&str]) {
     assert_serves(&server);
     let before = server.usage().rss_bytes;
     let mut peak = before;
-    let mut sample = |peak: &mut u64| {
+    let sample = |peak: &mut u64| {
         *peak = (*peak).max(server.usage().rss_bytes);
     };
     let message = vec![b'b'; BIG];
