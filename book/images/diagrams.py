@@ -310,7 +310,7 @@ def tokio():
              ' font-weight="600"')
     svg.text(570, 192, "one task per connection:", 12)
     svg.text(570, 210, "the session future, a state machine", 12)
-    svg.text(570, 228, "with a state per .await (about 1.8 KB)", 12)
+    svg.text(570, 228, "with a state per .await (about 1.2 KB)", 12)
     svg.text(570, 250, "+ the shared read buffer, while ready", 12)
     svg.arrow((480, 116), (480, 146))
     svg.arrow((660, 116), (660, 146))

@@ -511,10 +511,11 @@ mod tests {
         assert!(!c.hold(25)); // 105: `a` goes...
         assert!(a.is_evicted());
         assert_eq!(budget.total(), 105, "...but its 50 still count");
-        assert!(!b.hold(20)); // a message completed: 95
-        assert!(!c.hold(30)); // 100: fits
-                              // 101: the open ones hold 51 and would fit alone; with `a`'s 50,
-                              // the largest open one goes.
+        // A message completed: 95; then 100, which fits.
+        assert!(!b.hold(20));
+        assert!(!c.hold(30));
+        // 101: the open ones hold 51 and would fit alone; with `a`'s 50,
+        // the largest open one goes.
         assert!(!b.hold(21));
         assert!(c.is_evicted());
         // Over (50 + 30 unreleased, 21 open): a read now evicts the reader,
