@@ -13,6 +13,10 @@
 //! CPU-bound work (`--work-kind spin`) goes to a thread of its own, as
 //! production code must: a task that spins in place stalls every other
 //! connection on the thread. `--workers` does not apply (as in chapter 4).
+//! One thread also keeps the buffer budget's bound at one read: on a
+//! multi-thread runtime each worker thread could be inside a read of its
+//! own when the total goes over, so the bound would be one read per
+//! worker thread (see `protocol::budget`).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
