@@ -265,6 +265,9 @@ async fn session(
                             return Ending::Busy(e);
                         }
                         None => {
+                            // Evicted before this message completed: no
+                            // unfinished one is left to count.
+                            account.release();
                             close_gracefully(stream, BUSY_REPLY).await;
                             return Ending::Evicted { held: 0 };
                         }

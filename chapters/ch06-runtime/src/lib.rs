@@ -231,6 +231,9 @@ async fn session(
                         }
                         Either::Right(Either::Right(())) => {
                             give_back(buffer);
+                            // Evicted before this message completed: no
+                            // unfinished one is left to count.
+                            account.release();
                             close_gracefully(stream, BUSY_REPLY).await;
                             return Ending::Evicted { held: 0 };
                         }
