@@ -5,7 +5,7 @@
 #
 # Writes ch05-tokio-future-size.txt from the unit test that measures them
 # (chapters/ch05-tokio/src/future_size.rs), which prints one line per
-# future and fails if a connection's future reaches 2 KiB.
+# future and fails if a connection's future reaches 1.5 KiB.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 out=book/output

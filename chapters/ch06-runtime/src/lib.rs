@@ -30,6 +30,7 @@ use protocol::clock::{earlier, MessageClock, TIMEOUT_REPLY};
 use protocol::close::{Ending, LINGER};
 use protocol::limits::{raise_open_files, ACCEPT_BACKOFF};
 use protocol::log::Preview;
+use protocol::spare::{self, give_back};
 use protocol::{event, warn, Config, Decoder, Frame, Shutdown, Work};
 use protocol::{WorkKind, ACK};
 
@@ -41,10 +42,6 @@ use crate::runtime::{
 /// What `--help` says about this server.
 pub const ABOUT: &str =
     "Chapter 6: a runtime by hand (futures and wakers on epoll, one thread)";
-
-/// Bytes read from a socket at a time. A buffer exists only while there
-/// is input to decode: an idle connection holds none.
-const READ_BUFFER: usize = 4096;
 
 /// The stop switch: `true` once a shutdown began. It keeps no wakers:
 /// turning it on wakes every task ([`runtime::wake_all`]).
@@ -196,8 +193,10 @@ async fn session(
             }
             Input::Evicted => {
                 let held = decoder.pending_bytes();
-                // Give the buffer back now, not after the linger.
+                // Give the message back now, not after the linger: until
+                // we say so, the budget still counts it.
                 drop(decoder);
+                account.release();
                 close_gracefully(stream, BUSY_REPLY).await;
                 return Ending::Evicted { held };
             }
@@ -232,6 +231,9 @@ async fn session(
                         }
                         Either::Right(Either::Right(())) => {
                             give_back(buffer);
+                            // Evicted before this message completed: no
+                            // unfinished one is left to count.
+                            account.release();
                             close_gracefully(stream, BUSY_REPLY).await;
                             return Ending::Evicted { held: 0 };
                         }
@@ -279,6 +281,7 @@ async fn session(
         let held = decoder.pending_bytes();
         if account.hold(held) {
             drop(decoder);
+            account.release();
             close_gracefully(stream, BUSY_REPLY).await;
             return Ending::Evicted { held };
         }
@@ -298,7 +301,7 @@ async fn session(
 // ANCHOR: next_input
 /// What waiting for a client brought.
 enum Input {
-    /// A buffer (see [`take_buffer`]) with this many bytes read into it.
+    /// A buffer (see [`spare::take`]) with this many bytes read into it.
     Bytes(Vec<u8>, usize),
     /// End of stream.
     End,
@@ -322,7 +325,7 @@ async fn next_input(stream: &TcpStream, idle: &mut Sleep) -> Input {
         if let Either::Left(Err(e)) = waited {
             return Input::Failed(e);
         }
-        let mut buffer = take_buffer();
+        let mut buffer = spare::take();
         // Past the deadline, the clock says idle, but the socket may not
         // agree: after a SIGSTOP, bytes sent meanwhile wait in the kernel
         // while the timer is found due first. One read asks the kernel.
@@ -345,24 +348,6 @@ async fn next_input(stream: &TcpStream, idle: &mut Sleep) -> Input {
             Err(e) => return Input::Failed(e),
         }
     }
-}
-
-thread_local! {
-    /// One spare read buffer. A session takes it when input is ready and
-    /// gives it back once that input is handled, so a busy server does
-    /// not allocate and zero 4 KiB per read, and all the quiet
-    /// connections together hold this one buffer.
-    static SPARE: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
-}
-
-/// The spare read buffer, or a new one if another session has it.
-fn take_buffer() -> Vec<u8> {
-    SPARE.take().unwrap_or_else(|| vec![0; READ_BUFFER])
-}
-
-/// Returns a buffer from [`take_buffer`] for the next read.
-fn give_back(buffer: Vec<u8>) {
-    SPARE.set(Some(buffer));
 }
 
 /// Returns once the stop switch is on. Registers no waker: turning the

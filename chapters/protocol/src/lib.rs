@@ -32,6 +32,7 @@ pub mod encoder;
 pub mod limits;
 pub mod log;
 pub mod shutdown;
+pub mod spare;
 pub mod work;
 
 pub use clock::MessageClock;

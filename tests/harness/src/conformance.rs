@@ -1164,6 +1164,109 @@ pub fn buffer_budget_evicts_largest(program: &str, extra: &[&str]) {
     );
 }
 
+/// The budget at scale (`--max-buffered-bytes` 8 MiB): 2,000 clients
+/// each send 60,000 bytes and no ETX - 120 MB of unfinished messages,
+/// fifteen times the budget. All but the 139 that fit are evicted with
+/// `err server busy`, a new client is served, and the server's resident
+/// memory, sampled while the messages arrive, never grows by more than
+/// the budget plus 16 MiB.
+///
+/// Forty clients (`buffer_budget_evicts_largest`) cannot tell a budget
+/// that is kept from one that is not: 2.4 MB fit in any slack. Here a
+/// server that counts evicted connections as gone before they drop
+/// their messages (a task drops them when it next runs) holds several
+/// times the budget. The 16 MiB allow for what 2,000 connections cost
+/// anyway (a few KiB each: 5 MiB for a tokio task, its socket and its
+/// decoder), the decoders' capacity beyond their content (a 60,000-byte
+/// message in a 64 KiB buffer), and the allocator's slack.
+pub fn buffer_budget_bounds_memory(program: &str, extra: &[&str]) {
+    const BUDGET: usize = 8 << 20;
+    const CLIENTS: usize = 2_000;
+    const BIG: usize = 60_000;
+    const MARGIN: u64 = 16 << 20;
+    let budget = BUDGET.to_string();
+    let flags = [
+        "--max-message-bytes",
+        "65536",
+        "--max-buffered-bytes",
+        budget.as_str(),
+        "--work-ms",
+        "0",
+        "--message-timeout-ms",
+        "0",
+        "--quiet",
+    ];
+    // 2,000 sockets here, more than a default soft limit of 1,024; the
+    // servers raise their own.
+    let (files, _) = protocol::limits::raise_open_files()
+        .expect("the open-file limit can be read");
+    assert!(files > CLIENTS as u64 + 100, "only {files} descriptors");
+    let server = start(program, extra, &flags);
+    assert_serves(&server);
+    let before = server.usage().rss_bytes;
+    let mut peak = before;
+    let sample = |peak: &mut u64| {
+        *peak = (*peak).max(server.usage().rss_bytes);
+    };
+    let message = vec![b'b'; BIG];
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        let mut conn = connect(&server);
+        // An evicted connection may be closed before all of it is sent.
+        let _ = conn.send_raw(&message);
+        clients.push(conn);
+        if i % 50 == 0 {
+            sample(&mut peak);
+        }
+    }
+    // Once the server has read it all, at most `room` fit: wait for the
+    // others to be told and closed, sampling meanwhile.
+    let room = BUDGET / BIG;
+    let mut replies = vec![Vec::new(); CLIENTS];
+    let mut closed = vec![false; CLIENTS];
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        sample(&mut peak);
+        for ((conn, got), closed) in
+            clients.iter().zip(&mut replies).zip(&mut closed)
+        {
+            *closed = *closed || read_available(conn, got);
+        }
+        let evicted = closed.iter().filter(|&&c| c).count();
+        if evicted >= CLIENTS - room {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{evicted} of {CLIENTS} connections evicted, {} should be{}",
+            CLIENTS - room,
+            context(&server)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    sample(&mut peak);
+    let evicted = replies.iter().zip(&closed).filter(|(_, &c)| c);
+    for (reply, _) in evicted {
+        assert_eq!(
+            String::from_utf8_lossy(reply),
+            "err server busy",
+            "an evicted connection's reply{}",
+            context(&server)
+        );
+    }
+    assert_serves(&server);
+    let grew = peak.saturating_sub(before);
+    let allowance = BUDGET as u64 + MARGIN;
+    assert!(
+        grew <= allowance,
+        "{CLIENTS} clients of {BIG} bytes: resident memory grew {} KiB, \
+         over {} KiB{}",
+        grew / 1024,
+        allowance / 1024,
+        context(&server)
+    );
+}
+
 /// Reads what the server has sent on `conn` into `got` without
 /// blocking; whether it has closed the connection (end of stream, or a
 /// reset after its reply).

@@ -243,6 +243,8 @@ macro_rules! __event_loop_checks {
         big_messages_leave_small_buffers,
         /// Over --max-buffered-bytes the largest holders get busy, EOF.
         buffer_budget_evicts_largest,
+        /// 2,000 x 60 KB against 8 MiB: memory stays within budget + 16 MiB.
+        buffer_budget_bounds_memory,
         /// A refused thread: `err server busy`, no panic, serves after.
         refused_thread_gets_busy,
         }
