@@ -70,7 +70,7 @@ pub(super) fn run(
     let (idle, rounds) = if options.quick {
         (vec![0, 100], 1)
     } else {
-        (vec![0, 100, 1000, 10_000], 5)
+        (vec![0, 1000, 10_000], 5)
     };
     // Each idle connection is a descriptor here and one in the server;
     // the bench raised this process's limit, and the server raises its
