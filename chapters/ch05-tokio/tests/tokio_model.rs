@@ -44,13 +44,16 @@ fn reply_then_end_of_stream(stream: &mut TcpStream) -> Vec<u8> {
     reply
 }
 
-/// Waits (at most 5 s) for the server to exit, and checks it exited 0.
+/// Waits (at most 5 s) for the server to exit, and checks it exited 0;
+/// then for its stderr to be read to the end, so that `log()` holds the
+/// last lines it wrote before exiting.
 fn exits_zero(server: &mut ServerProcess) {
     let status = server
         .wait_timeout(Duration::from_secs(5))
         .expect("wait")
         .expect("the server exits");
     assert!(status.success(), "{status:?}");
+    assert!(server.wait_log_end(Duration::from_secs(5)), "stderr open");
 }
 
 /// Twenty clients sleeping 300 ms per message at once finish in far less
