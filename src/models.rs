@@ -226,64 +226,21 @@ pub const MODELS: &[Model] = &[
         event_loop: true,
         reference: false,
     },
-    Model {
-        name: "ch07-shared",
-        label: "loops-shared",
-        about: ch07_loops::ABOUT,
-        serve: ch07_loops::serve,
-        // Chapter 7: one loop per CPU, every loop watching one listener: a
-        // connection wakes them all (the herd).
-        flags: &["--balance", "shared"],
-        sleep: Parallelism::Clients,
-        // Each loop spins one message at a time, and there is a loop per
-        // core: the cores cap it, as they cap every model. (A loop holds
-        // the clients it accepted, so two spinning on one loop wait for
-        // each other while another loop may idle: chapter 7.)
-        spin: Parallelism::Clients,
-        takes_workers: false,
-        takes_queue: false,
-        max_connections: 10_000,
-        event_loop: true,
-        reference: false,
-    },
-    Model {
-        name: "ch07-exclusive",
-        label: "loops-exclusive",
-        about: ch07_loops::ABOUT,
-        serve: ch07_loops::serve,
-        // The same listener, added with EPOLLEXCLUSIVE: one loop is woken.
-        flags: &["--balance", "exclusive"],
-        sleep: Parallelism::Clients,
-        // Each loop spins one message at a time, and there is a loop per
-        // core: the cores cap it, as they cap every model. (A loop holds
-        // the clients it accepted, so two spinning on one loop wait for
-        // each other while another loop may idle: chapter 7.)
-        spin: Parallelism::Clients,
-        takes_workers: false,
-        takes_queue: false,
-        max_connections: 10_000,
-        event_loop: true,
-        reference: false,
-    },
-    Model {
-        name: "ch07-reuseport",
-        label: "loops-reuseport",
-        about: ch07_loops::ABOUT,
-        serve: ch07_loops::serve,
-        // A listener per loop (SO_REUSEPORT): the kernel picks the loop.
-        flags: &["--balance", "reuseport"],
-        sleep: Parallelism::Clients,
-        // Each loop spins one message at a time, and there is a loop per
-        // core: the cores cap it, as they cap every model. (A loop holds
-        // the clients it accepted, so two spinning on one loop wait for
-        // each other while another loop may idle: chapter 7.)
-        spin: Parallelism::Clients,
-        takes_workers: false,
-        takes_queue: false,
-        max_connections: 10_000,
-        event_loop: true,
-        reference: false,
-    },
+    // Chapter 7: one loop per CPU. shared: every loop watches one
+    // listener, so a connection wakes them all (the herd); exclusive: the
+    // same listener added with EPOLLEXCLUSIVE, one loop woken; reuseport:
+    // a listener per loop (SO_REUSEPORT), the kernel picks the loop.
+    loops("ch07-shared", "loops-shared", &["--balance", "shared"]),
+    loops(
+        "ch07-exclusive",
+        "loops-exclusive",
+        &["--balance", "exclusive"],
+    ),
+    loops(
+        "ch07-reuseport",
+        "loops-reuseport",
+        &["--balance", "reuseport"],
+    ),
     Model {
         name: "ch08-uring",
         label: "uring",
@@ -300,6 +257,33 @@ pub const MODELS: &[Model] = &[
         reference: false,
     },
 ];
+
+/// A row of chapter 7's server, which `flags` set to one way of sharing
+/// the port.
+const fn loops(
+    name: &'static str,
+    label: &'static str,
+    flags: &'static [&'static str],
+) -> Model {
+    Model {
+        name,
+        label,
+        about: ch07_loops::ABOUT,
+        serve: ch07_loops::serve,
+        flags,
+        sleep: Parallelism::Clients,
+        // Each loop spins one message at a time, and there is a loop per
+        // core: the cores cap it, as they cap every model. (A loop holds
+        // the clients it accepted, so two spinning on one loop wait for
+        // each other while another loop may idle: chapter 7.)
+        spin: Parallelism::Clients,
+        takes_workers: false,
+        takes_queue: false,
+        max_connections: 10_000,
+        event_loop: true,
+        reference: false,
+    }
+}
 
 /// The model called `name`.
 pub fn find(name: &str) -> Option<&'static Model> {

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use client::connection::reset;
 use client::load::{self, Load};
-use harness::conformance::ack_within;
 use harness::conformance::receive_queue;
+use harness::conformance::{ack_within, serve_at_once};
 use harness::ServerProcess;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{setsockopt, sockopt};
 use protocol::encoder::{encode_message, message, GOODBYE_FRAME};
-use protocol::limits::raise_open_files;
 use protocol::{ACK, ETX};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch04-epoll");
@@ -396,37 +395,8 @@ fn ten_thousand_connections_poll() {
 }
 
 fn ten_thousand_connections_on(backend: &[&str]) {
-    const CLIENTS: usize = 10_000;
-    let (_, limit) = raise_open_files().expect("raise the open-file limit");
-    // Our 10,000 sockets plus the harness's own descriptors.
-    assert!(
-        limit >= CLIENTS as u64 + 200,
-        "open-file hard limit {limit}"
-    );
     let server = start(&[backend, &["--work-ms", "0", "--quiet"]].concat());
-    let started = Instant::now();
-    let mut streams = Vec::with_capacity(CLIENTS);
-    for _ in 0..CLIENTS {
-        streams.push(server.connect(TIMEOUT).expect("connects"));
-    }
-    for (n, stream) in streams.iter_mut().enumerate() {
-        stream
-            .write_all(&message(format!("package {n}").as_bytes()))
-            .expect("sent");
-    }
-    for stream in &mut streams {
-        read_acks(stream, 1);
-    }
-    let served = started.elapsed();
-    for stream in &mut streams {
-        stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
-    }
-    for stream in &mut streams {
-        let mut rest = [0; 8];
-        assert_eq!(stream.read(&mut rest).expect("closed"), 0);
-    }
-    eprintln!("{CLIENTS} connections served in {served:?}");
-    assert!(!server.log().contains("accept failed"), "{}", server.log());
+    serve_at_once(&server, 10_000);
 }
 
 /// Out of descriptors (a limit of 64): the server keeps serving the

@@ -3,17 +3,15 @@
 //! overlaps, 10,000 connections, and a level-triggered reactor that does
 //! not spin when a client sends, or resets, while its task sleeps on the
 //! work. (Running out of descriptors is the suite's `accept_failures`.)
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::connection::reset;
 use client::load::{self, Load};
-use harness::conformance::ack_within;
+use harness::conformance::{ack_within, serve_at_once};
 use harness::ServerProcess;
-use protocol::encoder::{message, GOODBYE_FRAME};
-use protocol::limits::raise_open_files;
+use protocol::encoder::message;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch06-runtime");
 
@@ -92,30 +90,6 @@ fn a_reset_during_work_ends_the_session_at_once() {
 /// their ack; then each says goodbye and is closed.
 #[test]
 fn ten_thousand_connections() {
-    const CLIENTS: usize = 10_000;
-    let (_, limit) = raise_open_files().expect("raise the open-file limit");
-    // Our 10,000 sockets plus the harness's own descriptors.
-    assert!(limit >= CLIENTS as u64 + 200, "open-file limit {limit}");
     let server = start(&["--work-ms", "0", "--quiet"]);
-    let started = Instant::now();
-    let mut streams: Vec<TcpStream> = (0..CLIENTS)
-        .map(|_| server.connect(TIMEOUT).expect("connects"))
-        .collect();
-    for (n, stream) in streams.iter_mut().enumerate() {
-        let text = format!("package {n}");
-        stream.write_all(&message(text.as_bytes())).expect("sent");
-    }
-    for stream in &mut streams {
-        assert!(ack_within(stream, TIMEOUT), "every client is acked");
-    }
-    let served = started.elapsed();
-    for stream in &mut streams {
-        stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
-    }
-    for stream in &mut streams {
-        let mut rest = [0; 8];
-        assert_eq!(stream.read(&mut rest).expect("closed"), 0);
-    }
-    eprintln!("{CLIENTS} connections served in {served:?}");
-    assert!(!server.log().contains("accept failed"), "{}", server.log());
+    serve_at_once(&server, 10_000);
 }

@@ -8,10 +8,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::conformance::ack_within;
+use harness::conformance::{ack_within, serve_at_once};
 use harness::ServerProcess;
 use protocol::encoder::{message, GOODBYE_FRAME};
-use protocol::limits::raise_open_files;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch07-loops");
 
@@ -161,29 +160,9 @@ fn a_signal_drains_every_loop() {
 #[test]
 fn ten_thousand_connections() {
     const CLIENTS: usize = 10_000;
-    let (_, limit) = raise_open_files().expect("raise the open-file limit");
-    // Our 10,000 sockets plus the harness's own descriptors.
-    assert!(limit >= CLIENTS as u64 + 200, "open-file limit {limit}");
     for balance in BALANCES {
         let server = start(balance, &["--work-ms", "0", "--quiet"]);
-        let mut streams: Vec<TcpStream> = (0..CLIENTS)
-            .map(|_| server.connect(TIMEOUT).expect("connects"))
-            .collect();
-        for (n, stream) in streams.iter_mut().enumerate() {
-            let text = format!("package {n}");
-            stream.write_all(&message(text.as_bytes())).expect("sent");
-        }
-        for stream in &mut streams {
-            assert!(ack_within(stream, TIMEOUT), "{balance}: acked");
-        }
-        for stream in &mut streams {
-            stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
-        }
-        for stream in &mut streams {
-            let mut rest = [0; 8];
-            assert_eq!(stream.read(&mut rest).expect("closed"), 0);
-        }
-        drop(streams);
+        serve_at_once(&server, CLIENTS);
         let log = stop(server);
         assert!(!log.contains("accept failed"), "{balance}:\n{log}");
         let accepted: u64 = counts(&log).iter().map(|c| c.accepted).sum();

@@ -1,21 +1,13 @@
 //! What the io_uring server promises beyond the conformance suite (the
 //! contract, book/contract.md), tested against the real binary: 10,000
 //! connections, and one clear line when the kernel refuses io_uring.
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use harness::conformance::ack_within;
+use harness::conformance::serve_at_once;
 use harness::ServerProcess;
-use protocol::encoder::{message, GOODBYE_FRAME};
-use protocol::limits::raise_open_files;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ch08-uring");
-
-/// Bound on every socket operation: a hung server fails, never hangs.
-const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Whether this kernel lets us set up io_uring; if not, says why the
 /// calling test is skipped.
@@ -37,35 +29,11 @@ fn start(flags: &[&str]) -> ServerProcess {
 /// their ack; then each says goodbye and is closed.
 #[test]
 fn ten_thousand_connections() {
-    const CLIENTS: usize = 10_000;
     if !uring_available("ten_thousand_connections") {
         return;
     }
-    let (_, limit) = raise_open_files().expect("raise the open-file limit");
-    // Our 10,000 sockets plus the harness's own descriptors.
-    assert!(limit >= CLIENTS as u64 + 200, "open-file limit {limit}");
     let server = start(&["--work-ms", "0", "--quiet"]);
-    let started = Instant::now();
-    let mut streams: Vec<TcpStream> = (0..CLIENTS)
-        .map(|_| server.connect(TIMEOUT).expect("connects"))
-        .collect();
-    for (n, stream) in streams.iter_mut().enumerate() {
-        let text = format!("package {n}");
-        stream.write_all(&message(text.as_bytes())).expect("sent");
-    }
-    for stream in &mut streams {
-        assert!(ack_within(stream, TIMEOUT), "every client is acked");
-    }
-    let served = started.elapsed();
-    for stream in &mut streams {
-        stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
-    }
-    for stream in &mut streams {
-        let mut rest = [0; 8];
-        assert_eq!(stream.read(&mut rest).expect("closed"), 0);
-    }
-    eprintln!("{CLIENTS} connections served in {served:?}");
-    assert!(!server.log().contains("accept failed"), "{}", server.log());
+    serve_at_once(&server, 10_000);
 }
 
 // ANCHOR: refused

@@ -1879,3 +1879,46 @@ fn read_all(pipe: Option<Box<dyn Read + Send>>) -> thread::JoinHandle<String> {
         text
     })
 }
+
+/// `clients` raw connections to `server` at once: each sends a message
+/// and gets its `ack`, then says goodbye and sees the server close; and
+/// no accept failed. Returns how long the messages took, connecting
+/// included. The scale test of every event loop (10,000 clients). Raises
+/// this process's open-file limit, which must hold `clients` sockets
+/// plus the harness's own descriptors.
+pub fn serve_at_once(server: &ServerProcess, clients: usize) -> Duration {
+    // The tests of one binary run on threads of one process and share its
+    // open-file limit: two of these at once would run out of it.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (_, limit) = protocol::limits::raise_open_files()
+        .expect("raise the open-file limit");
+    assert!(limit >= clients as u64 + 200, "open-file limit {limit}");
+    let started = Instant::now();
+    let mut streams: Vec<std::net::TcpStream> = (0..clients)
+        .map(|_| server.connect(TIMEOUT).expect("connects"))
+        .collect();
+    for (n, stream) in streams.iter_mut().enumerate() {
+        let text = format!("package {n}");
+        stream
+            .write_all(&protocol::encoder::message(text.as_bytes()))
+            .expect("sent");
+    }
+    for stream in &mut streams {
+        assert!(ack_within(stream, TIMEOUT), "every client is acked");
+    }
+    let served = started.elapsed();
+    for stream in &mut streams {
+        stream.write_all(GOODBYE_FRAME).expect("goodbye is sent");
+    }
+    for stream in &mut streams {
+        let mut rest = [0; 8];
+        assert_eq!(stream.read(&mut rest).expect("closed"), 0);
+    }
+    eprintln!("{clients} connections served in {served:?}");
+    let log = server.log();
+    assert!(!log.contains("accept failed"), "{log}");
+    served
+}
