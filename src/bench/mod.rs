@@ -127,6 +127,10 @@ pub enum Scenario {
     PerConnection,
     /// Every model under five attacks by hostile clients.
     Hostile,
+    /// The goal rounds three times over, to show how far their medians
+    /// move from one run to the next (not part of a run that names no
+    /// scenario: it takes three times the goal rounds).
+    Repeat,
 }
 
 impl Scenario {
@@ -147,9 +151,16 @@ impl Scenario {
 
 impl Options {
     fn wants(&self, scenario: Scenario) -> bool {
-        self.scenarios.is_empty() || self.scenarios.contains(&scenario)
+        if self.scenarios.is_empty() {
+            Scenario::ALL.contains(&scenario)
+        } else {
+            self.scenarios.contains(&scenario)
+        }
     }
 }
+
+/// How many times the `repeat` scenario runs the goal rounds.
+pub const REPEATS: usize = 3;
 
 /// The sizes of one run: the full sweep or the smoke version.
 #[derive(Debug, Clone)]
@@ -330,8 +341,9 @@ pub fn run(options: &Options) -> io::Result<()> {
             pinning: pinning.describe(),
             ..machine
         },
-        ran: Scenario::ALL
-            .into_iter()
+        ran: <Scenario as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
             .filter(|s| options.wants(*s))
             .collect(),
         ..Report::default()
@@ -340,6 +352,7 @@ pub fn run(options: &Options) -> io::Result<()> {
         bench.sweep(model, &mut report);
     }
     bench.goal(&mut report);
+    bench.repeat(&mut report);
     bench.client_check(&mut report);
     for model in &chosen {
         bench.slow_clients(model, &mut report);
@@ -413,8 +426,9 @@ impl<'o> Bench<'o> {
         } else {
             0
         };
-        let goal =
+        let goal_run =
             goal_models().count() * plan.goal_connections.len() * plan.rounds;
+        let goal = goal_run * (1 + REPEATS);
         // The client check counts as two steps, one per generator.
         let per_connection = if options.wants(Scenario::PerConnection) {
             per_connection::steps(&plan, per_connection::chosen(chosen).len())
@@ -500,28 +514,48 @@ impl<'o> Bench<'o> {
     /// at each of the goal's connection counts.
     fn goal(&self, report: &mut Report) {
         let wanted = self.options.wants(Scenario::Goal);
+        report.goal_rounds = self.goal_rounds(wanted, "goal");
+    }
+
+    /// The goal rounds again, [`REPEATS`] times, each run complete
+    /// before the next begins: what a reader who runs the comparison
+    /// again would get.
+    fn repeat(&self, report: &mut Report) {
+        let wanted = self.options.wants(Scenario::Repeat);
+        report.repeats = (1..=REPEATS)
+            .map(|run| self.goal_rounds(wanted, &format!("repeat {run}")))
+            .filter(|rounds| !rounds.is_empty())
+            .collect();
+    }
+
+    /// One run of the goal rounds: at each goal connection count, the
+    /// goal models in turn, [`Plan::rounds`] times. Counts the steps
+    /// even when `wanted` is false, so that the bar's total holds.
+    fn goal_rounds(&self, wanted: bool, label: &str) -> Vec<ZeroRow> {
         let pair: Vec<(&Model, bool)> = goal_models()
             .map(|m| (m, wanted && self.available(m).is_ok()))
             .collect();
+        let mut rows = Vec::new();
         for &connections in &self.plan.goal_connections {
             for round in 1..=self.plan.rounds {
                 for &(model, available) in &pair {
                     if available {
                         self.step(format!(
-                            "goal: {} at {connections} connections, round \
-                             {round}",
+                            "{label}: {} at {connections} connections, \
+                             round {round}",
                             model.name
                         ));
                         // The rounds compare CPU; the sweep counted the
                         // system calls.
                         let mut row = self.zero_work(model, connections, false);
                         row.round = round;
-                        report.goal_rounds.push(row);
+                        rows.push(row);
                     }
                     self.bar.inc(1);
                 }
             }
         }
+        rows
     }
 
     /// The driver against a minimal tokio load generator, both driving

@@ -263,6 +263,8 @@ pub struct Report {
     pub checks: Vec<CheckRow>,
     /// Chapter 4 against tokio for the goal, every round.
     pub goal_rounds: Vec<ZeroRow>,
+    /// The goal rounds run again and again, every round of every run.
+    pub repeats: Vec<Vec<ZeroRow>>,
     /// The slow-clients scenario.
     pub slow: Vec<SlowRow>,
     /// The per-connection scenario, every server and count.
@@ -308,6 +310,9 @@ impl Report {
         if ran(&[Goal]) {
             put("goal-rounds.csv", zero_csv(&self.goal_rounds))?;
             put("comparisons.md", self.comparisons_md())?;
+        }
+        if ran(&[Scenario::Repeat]) {
+            put("repeatability.md", repeatability_md(&self.repeats))?;
         }
         if ran(&[Limit]) {
             put("connection-limit.csv", limit::csv(&self.limit))?;
@@ -572,32 +577,33 @@ impl Report {
         let switches =
             |r: &ZeroRow| r.server_switches_per_msg.unwrap_or(f64::NAN);
         let rate = |r: &ZeroRow| r.msgs_per_s;
-        let versus =
-            |a: &Option<Spread>, b: &Option<Spread>, own: bool| match (a, b) {
-                _ if own => "-".to_owned(),
-                (Some(a), Some(b)) => a.versus(b),
-                _ => "-".to_owned(),
-            };
+        let rounds = &self.goal_rounds;
+        let versus = |model, c, f: fn(&ZeroRow) -> f64, own: bool| match (
+            spread(model, c, f),
+            spread(ours, c, f),
+        ) {
+            _ if own => "-".to_owned(),
+            (Some(a), Some(b)) => {
+                a.versus(&b, paired_ratio(rounds, model, ours, c, f))
+            }
+            _ => "-".to_owned(),
+        };
         let models = distinct(self.goal_rounds.iter().map(|r| r.model));
         for c in self.goal_connections() {
-            let (base_cpu, base_user) =
-                (spread(ours, c, cpu), spread(ours, c, user));
             for &model in &models {
                 let own = model == ours;
-                let (a_cpu, a_user) =
-                    (spread(model, c, cpu), spread(model, c, user));
-                let cell = |s: &Option<Spread>, d: usize| {
+                let cell = |s: Option<Spread>, d: usize| {
                     s.map_or("-".into(), |s| s.cell(d))
                 };
                 let _ = writeln!(
                     out,
                     "| {c} | {model} | {} | {} | {} | {} | {} | {} |",
-                    cell(&a_cpu, 2),
-                    versus(&a_cpu, &base_cpu, own),
-                    cell(&a_user, 2),
-                    versus(&a_user, &base_user, own),
-                    cell(&spread(model, c, switches), 3),
-                    cell(&spread(model, c, rate), 0),
+                    cell(spread(model, c, cpu), 2),
+                    versus(model, c, cpu, own),
+                    cell(spread(model, c, user), 2),
+                    versus(model, c, user, own),
+                    cell(spread(model, c, switches), 3),
+                    cell(spread(model, c, rate), 0),
                 );
             }
         }
@@ -606,7 +612,9 @@ impl Report {
         let _ = writeln!(
             out,
             "\nZero work, closed loop, a fresh server each round; the \
-             models take turns, {rounds} rounds at each count."
+             models take turns, {rounds} rounds at each count. \"vs {ours}\": \
+             the median of the rounds' ratios, each round's figure over \
+             {ours}'s in the same round."
         );
         out.push_str(SPREAD_NOTE);
         out
@@ -949,6 +957,151 @@ pub(super) fn csv_text(text: &str) -> String {
     text.replace([',', '"', '\n'], " ")
 }
 
+/// `model` against `base` at `c` connections, round by round: the
+/// median of each round's `f` over `base`'s `f` in the same round. The
+/// two ran a few seconds apart, so what the machine did over the minutes
+/// of all the rounds mostly cancels out of each ratio. NaN if no round
+/// has both.
+pub fn paired_ratio(
+    rounds: &[ZeroRow],
+    model: &str,
+    base: &str,
+    c: usize,
+    f: fn(&ZeroRow) -> f64,
+) -> f64 {
+    let ok = |r: &&ZeroRow, name: &str| {
+        r.model == name && r.connections == c && r.status == Status::Ok
+    };
+    let ratios: Vec<f64> = rounds
+        .iter()
+        .filter(|r| ok(r, model))
+        .filter_map(|a| {
+            let b =
+                rounds.iter().find(|b| ok(b, base) && b.round == a.round)?;
+            (f(b) > 0.0).then(|| f(a) / f(b))
+        })
+        .collect();
+    if ratios.is_empty() {
+        f64::NAN
+    } else {
+        median(ratios.into_iter())
+    }
+}
+
+/// How far a run's median may lie from the median of the runs for the
+/// measurements to count as repeatable: 10%.
+const REPEAT_TOLERANCE: f64 = 0.10;
+
+/// The goal rounds of several runs side by side: for each model and
+/// count, every run's median server CPU per message and its ratio to
+/// the book's event loop in that run, and how far the runs' medians lie
+/// from their own median.
+pub fn repeatability_md(runs: &[Vec<ZeroRow>]) -> String {
+    let ours = models::MODELS
+        .iter()
+        .find(|m| m.event_loop && !m.reference)
+        .expect("the registry has the book's own event loop")
+        .label;
+    let all = || runs.iter().flatten();
+    let mut counts: Vec<usize> = all().map(|r| r.connections).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let models = distinct(all().map(|r| r.model));
+    let median_of = |run: &[ZeroRow], model: &str, c: usize| {
+        Spread::of(
+            run.iter()
+                .filter(|r| {
+                    r.model == model
+                        && r.connections == c
+                        && r.status == Status::Ok
+                })
+                .map(|r| r.server_cpu_us_per_msg),
+        )
+        .map(|s| s.median)
+    };
+    let numbers: Vec<String> =
+        (1..=runs.len()).map(|n| n.to_string()).collect();
+    let runs_head = numbers.join(" / ");
+    let mut out = format!(
+        "| conns | model | server CPU µs/msg, run {runs_head} | largest gap \
+         | vs {ours}, run {runs_head} | largest gap |\n| ---: | --- | ---: \
+         | ---: | ---: | ---: |\n"
+    );
+    let (mut worst_cpu, mut worst_ratio) = (0.0_f64, 0.0_f64);
+    for &c in &counts {
+        for &model in &models {
+            let cpu: Vec<Option<f64>> =
+                runs.iter().map(|run| median_of(run, model, c)).collect();
+            let cpu_of = |r: &ZeroRow| r.server_cpu_us_per_msg;
+            let ratio: Vec<Option<f64>> = runs
+                .iter()
+                .map(|run| {
+                    let ratio = paired_ratio(run, model, ours, c, cpu_of);
+                    (model != ours && !ratio.is_nan()).then_some(ratio)
+                })
+                .collect();
+            let (cpu_cells, cpu_gap) = repeated(&cpu, 2);
+            let (ratio_cells, ratio_gap) = repeated(&ratio, 2);
+            worst_cpu = worst_cpu.max(cpu_gap.unwrap_or(0.0));
+            worst_ratio = worst_ratio.max(ratio_gap.unwrap_or(0.0));
+            let gap = |g: Option<f64>| {
+                g.map_or("-".to_owned(), |g| format!("{:.1}%", g * 100.0))
+            };
+            let _ = writeln!(
+                out,
+                "| {c} | {model} | {cpu_cells} | {} | {ratio_cells} | {} |",
+                gap(cpu_gap),
+                gap(ratio_gap),
+            );
+        }
+    }
+    let rounds = all().map(|r| r.round).max().unwrap_or(0);
+    let verdict = |worst: f64| {
+        if worst <= REPEAT_TOLERANCE {
+            "within"
+        } else {
+            "**not** within"
+        }
+    };
+    let _ = writeln!(
+        out,
+        "\n{} runs of the goal rounds, one after another: in each, the \
+         models take turns, {rounds} rounds at each count, a fresh server \
+         each round, and the cell is the median of the rounds (against \
+         {ours}: of the rounds' ratios). Largest \
+         gap: how far the farthest run's median lies from the median of \
+         the runs. Server CPU per message: largest gap {:.1}%, {} ±{:.0}%; \
+         against {ours}: largest gap {:.1}%, {} ±{:.0}%.",
+        runs.len(),
+        worst_cpu * 100.0,
+        verdict(worst_cpu),
+        REPEAT_TOLERANCE * 100.0,
+        worst_ratio * 100.0,
+        verdict(worst_ratio),
+        REPEAT_TOLERANCE * 100.0,
+    );
+    out
+}
+
+/// `values` as `a / b / c` (a dash for a run that measured nothing), and
+/// the largest distance of one from their median, as a fraction of it;
+/// `None` with fewer than two values.
+fn repeated(values: &[Option<f64>], decimals: usize) -> (String, Option<f64>) {
+    let cells: Vec<String> = values
+        .iter()
+        .map(|v| v.map_or("-".to_owned(), |v| format!("{v:.decimals$}")))
+        .collect();
+    let present: Vec<f64> = values.iter().flatten().copied().collect();
+    let middle = median(present.iter().copied());
+    let gap = (present.len() >= 2 && middle > 0.0).then(|| {
+        present
+            .iter()
+            .map(|v| (v - middle).abs() / middle)
+            .fold(0.0, f64::max)
+    });
+    (cells.join(" / "), gap)
+}
+
 /// The median of `values` (the mean of the middle two for an even
 /// count); 0 for none.
 pub fn median(values: impl Iterator<Item = f64>) -> f64 {
@@ -1023,13 +1176,12 @@ impl Spread {
         }
     }
 
-    /// This figure against `base` for a comparison table: the ratio of
-    /// the medians, and `less`, `more` or `within noise`.
-    pub fn versus(&self, base: &Spread) -> String {
-        if base.median <= 0.0 {
+    /// This figure against `base` for a comparison table: `ratio` (see
+    /// [`paired_ratio`]), and `less`, `more` or `within noise`.
+    pub fn versus(&self, base: &Spread, ratio: f64) -> String {
+        if ratio.is_nan() {
             return "-".into();
         }
-        let ratio = self.median / base.median;
         let word = if self.max < base.min {
             "less"
         } else if self.min > base.max {
@@ -1117,9 +1269,77 @@ mod tests {
         assert_eq!(a.at_most(&b, 1.0), Verdict::Yes);
         assert_eq!(b.at_most(&a, 1.0), Verdict::No);
         assert_eq!(b.at_most(&a, 1.25), Verdict::WithinNoise);
-        assert_eq!(a.versus(&b), "0.80x, less");
+        assert_eq!(a.versus(&b, 0.8), "0.80x, less");
         assert_eq!(a.cell(1), "4.0 (3.9-4.1)");
         assert!(Spread::of(std::iter::empty()).is_none());
+    }
+
+    /// A run's distance from the median of the runs, as a fraction of
+    /// it; a run that measured nothing is a dash and is left out.
+    #[test]
+    fn repeated_runs_show_their_largest_gap() {
+        let (cells, gap) = repeated(&[Some(1.0), Some(1.2), Some(0.95)], 2);
+        assert_eq!(cells, "1.00 / 1.20 / 0.95");
+        assert!((gap.expect("three runs") - 0.2).abs() < 1e-9);
+        let (cells, gap) = repeated(&[Some(2.0), None, Some(2.0)], 1);
+        assert_eq!((cells.as_str(), gap), ("2.0 / - / 2.0", Some(0.0)));
+        assert_eq!(repeated(&[Some(2.0), None], 1).1, None);
+    }
+
+    /// The table compares each run with the book's event loop of the
+    /// same run, and its last line says whether every gap is within the
+    /// tolerance.
+    #[test]
+    fn repeatability_compares_within_each_run() {
+        let row = |model, cpu| ZeroRow {
+            model,
+            connections: 100,
+            server_cpu_us_per_msg: cpu,
+            round: 1,
+            status: Status::Ok,
+            ..ZeroRow::default()
+        };
+        // The other model costs twice the book's loop in both runs,
+        // though the machine was 5% slower in the second.
+        let runs = [
+            vec![row("epoll", 4.0), row("tokio", 8.0)],
+            vec![row("epoll", 4.2), row("tokio", 8.4)],
+        ];
+        let table = repeatability_md(&runs);
+        assert!(
+            table.contains(
+                "| 100 | tokio | 8.00 / 8.40 | 2.4% | 2.00 / 2.00 | 0.0% |"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("largest gap 2.4%, within ±10%"), "{table}");
+        let far = [vec![row("epoll", 4.0)], vec![row("epoll", 6.0)]];
+        assert!(repeatability_md(&far).contains("**not** within"));
+    }
+
+    /// Each round's figure is set against the same round's base; a
+    /// round the base failed in is left out.
+    #[test]
+    fn paired_ratios_match_rounds() {
+        let row = |model, round, cpu| ZeroRow {
+            model,
+            connections: 10,
+            server_cpu_us_per_msg: cpu,
+            round,
+            ..ZeroRow::default()
+        };
+        let mut rounds = vec![
+            row("epoll", 1, 4.0),
+            row("tokio", 1, 8.0),
+            row("epoll", 2, 6.0),
+            row("tokio", 2, 12.0),
+            row("tokio", 3, 1.0),
+        ];
+        let cpu = |r: &ZeroRow| r.server_cpu_us_per_msg;
+        assert_eq!(paired_ratio(&rounds, "tokio", "epoll", 10, cpu), 2.0);
+        rounds[0].status = Status::Failed("no ack".into());
+        rounds[2].status = Status::Failed("no ack".into());
+        assert!(paired_ratio(&rounds, "tokio", "epoll", 10, cpu).is_nan());
     }
 
     /// Odd and even counts, and none.
