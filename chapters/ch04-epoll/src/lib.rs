@@ -57,7 +57,8 @@ const READ_BUFFER: usize = 64 * 1024;
 const EVENTS_PER_WAIT: usize = 1024;
 
 /// A round of the loop that has taken this long looks at the shutdown
-/// switch between events (see [`Server::check_shutdown`]).
+/// switch between events, and again each time this much more has passed
+/// (see [`Server::check_shutdown`]).
 const LONG_ROUND: Duration = Duration::from_millis(50);
 
 /// After SIGINT or SIGTERM, connections still open this long after the
@@ -125,14 +126,14 @@ pub fn event_loop(
         // earliest timer is due.
         let timeout = server.timeout(Instant::now());
         server.poller.wait(&mut events, timeout)?;
-        let round = Instant::now();
+        let mut round = Instant::now();
         for event in events.iter() {
             match event.token {
                 LISTENER => server.accept_clients(),
                 SHUTDOWN => server.begin_shutdown(shutdown)?,
                 token => server.handle_client(token, event),
             }
-            server.check_shutdown(round, shutdown)?;
+            server.check_shutdown(&mut round, shutdown)?;
         }
         server.run_timers(Instant::now());
         if server.is_finished(Instant::now()) {
@@ -482,19 +483,22 @@ impl<'c> Server<'c> {
     }
 
     /// Starts the shutdown now if the switch is on and this round of
-    /// events, begun at `round`, has taken long. A round can take long:
-    /// hundreds of ready clients, each with 64 KiB of one-byte messages to
-    /// decode. Epoll reports the switch only at the next wait, and the
-    /// shutdown deadline counts from the signal, not from that wait.
+    /// events has taken long since it began, or since the last look, at
+    /// `round`. A round can take long: hundreds of ready clients, each
+    /// with 64 KiB of one-byte messages to decode. Epoll reports the
+    /// switch only at the next wait, and the shutdown deadline counts from
+    /// the signal, not from that wait. A look is a system call, so a long
+    /// round looks once per [`LONG_ROUND`], not after every event.
     fn check_shutdown(
         &mut self,
-        round: Instant,
+        round: &mut Instant,
         shutdown: &Shutdown,
     ) -> io::Result<()> {
-        if self.stop_by.is_none()
-            && round.elapsed() >= LONG_ROUND
-            && shutdown.is_triggered()
-        {
+        if self.stop_by.is_some() || round.elapsed() < LONG_ROUND {
+            return Ok(());
+        }
+        *round = Instant::now();
+        if shutdown.is_triggered() {
             self.begin_shutdown(shutdown)?;
         }
         Ok(())
