@@ -103,6 +103,11 @@ const SPARE_DESCRIPTORS: u64 = 100;
 /// and a dropped SYN is sent again a second later.
 const MAX_CONNECTING: usize = 256;
 
+/// The connect phase is over when no connect has completed for this
+/// long: the rest wait in a full backlog for a server that is not
+/// accepting.
+const CONNECT_STALL: Duration = Duration::from_millis(500);
+
 /// How often the attackers' thread looks up from epoll: to send the
 /// trickling bytes on time and to notice that the attack is over.
 const TICK: Duration = Duration::from_millis(5);
@@ -164,11 +169,6 @@ struct Sizes {
     flood_server_files: u64,
     /// The longest time spent opening the attackers.
     connect_budget: Duration,
-    /// The opening is over when connects are under way and none has
-    /// completed for this long: the rest wait in a full backlog for a
-    /// server that is not accepting (the kernel sends a dropped SYN again
-    /// only after a second).
-    connect_stall: Duration,
     /// How long the attack runs once its connections are open.
     attack: Duration,
     /// How long each ordinary client waits for its ack.
@@ -192,7 +192,6 @@ impl Sizes {
             flood: None,
             flood_server_files: 10_000,
             connect_budget: Duration::from_secs(4),
-            connect_stall: Duration::from_millis(500),
             attack: Duration::from_millis(2000),
             wait: Duration::from_millis(1700),
         }
@@ -213,8 +212,9 @@ impl Sizes {
             unread_bytes: 256 << 10,
             flood: Some(500),
             flood_server_files: 100,
-            connect_budget: Duration::from_secs(1),
-            connect_stall: Duration::from_millis(150),
+            // What a blocking server's backlog takes in a moment; more
+            // would be its SYNs sent again, a second apart.
+            connect_budget: Duration::from_millis(300),
             attack: Duration::from_millis(120),
             wait: Duration::from_millis(120),
         }
@@ -711,7 +711,6 @@ struct Swarm {
     payload: Vec<u8>,
     trickle_every: Duration,
     connect_budget: Duration,
-    connect_stall: Duration,
     seen: Seen,
 }
 
@@ -740,7 +739,6 @@ impl Swarm {
             payload,
             trickle_every: sizes.trickle_every,
             connect_budget: sizes.connect_budget,
-            connect_stall: sizes.connect_stall,
             seen: Seen::default(),
         })
     }
@@ -766,11 +764,9 @@ impl Swarm {
                 self.open_more();
                 let all_tried = self.slots.len() == self.count
                     || self.seen.open_error.is_some();
-                // Stalled whether or not every connect was started: at
-                // [`MAX_CONNECTING`] under way, no more start either.
-                let stalled = self.connecting > 0
-                    && last_progress.elapsed() >= self.connect_stall;
-                let done = (all_tried && self.connecting == 0) || stalled;
+                let done = all_tried
+                    && (self.connecting == 0
+                        || last_progress.elapsed() >= CONNECT_STALL);
                 if done || started.elapsed() >= self.connect_budget {
                     opening = false;
                     // The receiver may have stopped waiting; no matter.
