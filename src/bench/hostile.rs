@@ -381,12 +381,17 @@ impl Ordinary {
 
     /// The table cell, for clients that each waited up to `wait_ms`: the
     /// worst and the median time to ack and how many were acked; for
-    /// those not acked, why. A single client that was not acked waited
-    /// for the whole of its wait, and the cell says it was the only one.
+    /// those not acked, why (the caption gives the wait). A single client
+    /// that was not acked waited for the whole of its wait, and the cell
+    /// says so.
     pub fn cell(&self, wait_ms: u64) -> String {
         let (clients, acked) = (self.clients(), self.acked());
         let missed: Vec<String> = self
-            .not_acked(|outcome| outcome.cell(wait_ms))
+            .not_acked(|outcome| match outcome {
+                FirstAck::NoAck => "no ack".into(),
+                FirstAck::NotConnected => "not connected".into(),
+                other => other.cell(wait_ms),
+            })
             .into_iter()
             .map(|(label, n)| format!("{n} {label}"))
             .collect();
@@ -1106,8 +1111,9 @@ fn overview(
     let _ = writeln!(
         out,
         "\nEach cell: the ordinary clients' worst and median time to ack \
-         during the attack, and how many of them were acked; the server's \
-         peak resident memory; `down` if the server exited, \
+         during the attack, and how many of them were acked (the others: \
+         no ack or not connected within the wait, or refused); the \
+         server's peak resident memory; `down` if the server exited, \
          `stuck` if it did not ack a new client within {} after the \
          attackers left. {} The whole scenario took {:.0} s.",
         seconds(AFTER_WAIT.as_millis() as u64),
@@ -1310,8 +1316,8 @@ mod tests {
         assert!(!some.all_acked_within(ms(100)));
         assert_eq!(
             some.cell(1700),
-            "worst 30 ms (median 16 ms, 2/5 acked); 2 no ack in 1.7 s, \
-             1 refused: `err server busy`"
+            "worst 30 ms (median 16 ms, 2/5 acked); 2 no ack, 1 refused: \
+             `err server busy`"
         );
 
         let alone = Ordinary {
@@ -1326,10 +1332,7 @@ mod tests {
         let none = Ordinary {
             outcomes: vec![FirstAck::NotConnected, FirstAck::NoAck],
         };
-        assert_eq!(
-            none.cell(1700),
-            "0/2 acked: 1 not connected in 1.7 s, 1 no ack in 1.7 s"
-        );
+        assert_eq!(none.cell(1700), "0/2 acked: 1 not connected, 1 no ack");
         assert!(!Ordinary::default().all_acked_within(ms(100)));
     }
 
