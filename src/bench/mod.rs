@@ -78,7 +78,7 @@ const CROWD_BUDGET: Duration = Duration::from_secs(2);
 /// The flags of `server-models bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// A short smoke run (a few seconds), for CI: tiny sweeps.
+    /// A short smoke run (under half a minute), for CI: tiny sweeps.
     #[arg(long)]
     pub quick: bool,
 
