@@ -989,7 +989,7 @@ fn csv(rows: &[Row]) -> String {
          bytes_sent,survived,serves_after,note\n",
     );
     let ms = |t: Option<Duration>| {
-        t.map_or_else(String::new, |t| format!("{:.1}", t.as_secs_f64() * 1e3))
+        t.map_or_else(String::new, |t| format!("{:.2}", t.as_secs_f64() * 1e3))
     };
     for r in rows {
         let o = &r.ordinary;
