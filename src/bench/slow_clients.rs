@@ -142,15 +142,7 @@ impl FirstAck {
     /// why there is none.
     pub fn cell(&self, wait_ms: u64) -> String {
         match self {
-            // Milliseconds while nothing held the client up, seconds
-            // once a timeout did.
-            FirstAck::Acked(after) if after.as_millis() < 10 => {
-                format!("{:.2} ms", after.as_secs_f64() * 1e3)
-            }
-            FirstAck::Acked(after) if after.as_millis() < 1000 => {
-                format!("{} ms", after.as_millis())
-            }
-            FirstAck::Acked(after) => format!("{:.2} s", after.as_secs_f64()),
+            FirstAck::Acked(after) => ack_time(*after),
             FirstAck::NoAck => format!("no ack in {}", seconds(wait_ms)),
             FirstAck::NotConnected => {
                 format!("not connected in {}", seconds(wait_ms))
@@ -160,6 +152,18 @@ impl FirstAck {
             }
             FirstAck::Failed(_) => "failed".into(),
         }
+    }
+}
+
+/// A time to ack, for a table cell: milliseconds while nothing held the
+/// client up, seconds once a timeout did.
+pub fn ack_time(after: Duration) -> String {
+    if after.as_millis() < 10 {
+        format!("{:.2} ms", after.as_secs_f64() * 1e3)
+    } else if after.as_millis() < 1000 {
+        format!("{} ms", after.as_millis())
+    } else {
+        format!("{:.2} s", after.as_secs_f64())
     }
 }
 
