@@ -511,16 +511,19 @@ impl Connection {
 
     // ANCHOR: waits_for_buffer
     /// If this connection's receive found the pool empty and it still
-    /// reads: its place in the queue for the reserve, lowest first - the
-    /// bytes of unfinished message it holds, or last of all if it only
-    /// discards what arrives (lingering).
+    /// reads: its place in the queue for the reserve, lowest first (see
+    /// the loop's `resume_receives`). First a connection that holds no
+    /// unfinished message; then the one holding the most bytes of one;
+    /// last a lingering one, which only discards what arrives.
     pub fn waits_for_buffer(&self) -> Option<usize> {
         if !self.starved || self.recv.is_some() || !self.reads() {
             return None;
         }
-        match self.phase {
-            Phase::Lingering { .. } => Some(usize::MAX),
-            _ => Some(self.decoder.pending_bytes()),
+        match (self.phase, self.decoder.pending_bytes()) {
+            (Phase::Lingering { .. }, _) => Some(usize::MAX),
+            (_, 0) => Some(0),
+            // Holding at least a byte: between the two, more is earlier.
+            (_, held) => Some(usize::MAX - held),
         }
     }
 

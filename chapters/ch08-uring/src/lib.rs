@@ -152,8 +152,8 @@ struct Server<'c> {
     ledger: Ledger,
     /// Set by a shutdown: close whatever is left at this time.
     stop_by: Option<Instant>,
-    /// Connections whose receive found the pool empty, by the bytes of
-    /// unfinished message they hold, then by arrival: the least first.
+    /// Connections whose receive found the pool empty, by their place
+    /// (`Connection::waits_for_buffer`), then by arrival: lowest first.
     waiting: BinaryHeap<Reverse<(usize, u64, Token)>>,
     /// How many have joined `waiting` so far.
     arrivals: u64,
@@ -415,13 +415,14 @@ impl<'c> Server<'c> {
     /// The kernel hands the shared buffers to whichever receive it
     /// happens to run first, so under a flood of senders a client with a
     /// ten-byte message could lose that race turn after turn. Here the
-    /// loop sets the order, and its rule is the budget's turned around:
-    /// the budget evicts the connection holding the most bytes of an
-    /// unfinished message, the reserve serves the one holding the least
-    /// (first come, first served among equals). A client with a short
-    /// message waits for a turn or two, not for every client that is
-    /// midway through 60 KB; a lingering connection, which only discards
-    /// what it receives, comes last.
+    /// loop sets the order. A connection holding no unfinished message
+    /// goes first (first come, first served among them): what it sends
+    /// may be a whole short message. Then the one holding the most: the
+    /// budget counts bytes, but each connection's decoder grows its own
+    /// buffer, by doubling, so bytes spread thinly over thousands of
+    /// connections cost far more memory than the same bytes in a few -
+    /// and the largest holder is the next to finish its message, or the
+    /// budget's next eviction.
     fn resume_receives(&mut self, now: Instant) {
         while self.ring.reserve_left() {
             let Some(Reverse((_, _, token))) = self.waiting.pop() else {
