@@ -559,12 +559,12 @@ impl Connection {
         {
             return;
         }
-        // While a message is worked on, the idle clock stands still; the
-        // earliest it can run out is a whole limit after now.
-        let at = if self.queued > 0 {
-            cx.now + limit
-        } else {
+        // While the clock stands still, the earliest it can run out is a
+        // whole limit after now.
+        let at = if self.idle_clock_runs() {
             self.last_active + limit
+        } else {
+            cx.now + limit
         };
         self.idle_check = Some(at);
         cx.timers.schedule(at, self.token, TimerKind::Idle);
@@ -576,10 +576,7 @@ impl Connection {
     /// have been taken in by now.
     fn check_idle(&mut self, cx: &mut Context<'_>) {
         let Some(limit) = cx.idle else { return };
-        // Bytes that wait for a buffer of the pool are the server's
-        // delay, not the client's silence.
-        let waiting_for_client = self.queued == 0 && !self.starved;
-        if !waiting_for_client || cx.now < self.last_active + limit {
+        if !self.idle_clock_runs() || cx.now < self.last_active + limit {
             return; // `advance` arms the next check
         }
         if self.phase == Phase::Open && !self.has_output() {
@@ -589,6 +586,13 @@ impl Connection {
             // would never reach it.
             self.close(Ending::IdleTimeout);
         }
+    }
+
+    /// Whether the server waits for the client: not while a message is
+    /// worked on, nor while the client's bytes wait for a buffer of the
+    /// pool (the server's delay, not the client's silence).
+    fn idle_clock_runs(&self) -> bool {
+        self.queued == 0 && !self.starved
     }
 
     /// Starts or stops the message clock and puts its deadline in the
