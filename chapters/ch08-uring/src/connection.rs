@@ -509,7 +509,6 @@ impl Connection {
         }
     }
 
-    // ANCHOR: waits_for_buffer
     /// If this connection's receive found the pool empty and it still
     /// reads: its place in the queue for the reserve, lowest first (see
     /// the loop's `resume_receives`). First a connection that holds no
@@ -527,8 +526,9 @@ impl Connection {
         }
     }
 
-    /// Its turn has come: one receive into a buffer of the reserve.
-    /// Once that completes, `receive` asks for a multishot one again.
+    /// Its turn has come: one receive into a buffer of the reserve. When
+    /// that completes, the connection waits again if it left bytes
+    /// behind, or `receive` asks for a multishot receive again.
     pub fn resume(&mut self, cx: &mut Context<'_>) {
         let socket = Rc::clone(&self.socket);
         if let Some(op) = cx.ring.recv_reserved(self.token, socket) {
@@ -536,7 +536,6 @@ impl Connection {
             self.starved = false;
         }
     }
-    // ANCHOR_END: waits_for_buffer
 
     /// Bytes of acks ahead of the client: owed, and those of the messages
     /// still waiting for their work.
