@@ -82,6 +82,9 @@ pub struct Connection {
     recv: Option<OpToken>,
     /// Whether that receive has been asked to stop.
     recv_cancelled: bool,
+    /// Whether the last receive ended because the pool was empty: the
+    /// next waits for the loop ([`Connection::resume`]).
+    starved: bool,
     /// The send in flight, if any.
     send: Option<OpToken>,
     /// How many bytes it sends.
@@ -130,6 +133,7 @@ impl Connection {
             phase: Phase::Open,
             recv: None,
             recv_cancelled: false,
+            starved: false,
             send: None,
             sending: 0,
             decoder: Decoder::new(max_message_bytes),
@@ -179,17 +183,22 @@ impl Connection {
     // ANCHOR: on_received
     /// The receive completed: `result` bytes arrived in `buffer` (0 at
     /// end of stream), or it failed with `-result`. Without `more`, it
-    /// has ended. The buffer goes back to the pool here.
+    /// has ended, and `unread` says whether bytes were left in the
+    /// socket. The buffer goes back to the pool here.
     pub fn on_received(
         &mut self,
         result: i32,
         more: bool,
+        unread: bool,
         buffer: Option<Filled>,
         cx: &mut Context<'_>,
     ) {
         if !more {
             self.recv = None;
             self.recv_cancelled = false;
+            // A one-buffer receive that left bytes behind: back in the
+            // queue for the reserve, as if the pool were still empty.
+            self.starved = unread;
         }
         match (self.phase, usize::try_from(result)) {
             (Phase::Closed, _) => {}
@@ -213,10 +222,10 @@ impl Connection {
             // Lingering: the client has closed too, nothing can be reset.
             (Phase::Lingering { .. }, Ok(0)) => self.phase = Phase::Closed,
             (Phase::Lingering { .. }, Ok(_)) => {}
-            // Cancelled by us, or the pool was empty for a moment: it is
-            // asked for again below if it is still wanted.
-            (_, Err(_))
-                if matches!(-result, libc::ECANCELED | libc::ENOBUFS) => {}
+            // The pool was empty: the loop says when to ask again.
+            (_, Err(_)) if -result == libc::ENOBUFS => self.starved = true,
+            // Cancelled by us: asked for again below if still wanted.
+            (_, Err(_)) if -result == libc::ECANCELED => {}
             (Phase::Lingering { .. }, Err(_)) => self.phase = Phase::Closed,
             (_, Err(_)) => {
                 let error = std::io::Error::from_raw_os_error(-result);
@@ -466,18 +475,17 @@ impl Connection {
     // ANCHOR: receive
     /// Asks for a multishot receive if this phase reads and none is in
     /// flight; cancels the one in flight if this phase does not read.
+    /// A receive that found the pool empty waits for the loop instead
+    /// (see `waits_for_buffer`).
     fn receive(&mut self, cx: &mut Context<'_>) {
-        let wanted = match self.phase {
-            // Flow control, as in chapter 4: while this many bytes of
-            // acks are ahead, TCP holds the client back, not our memory.
-            Phase::Open => self.acks_ahead() < OUTPUT_CAP as u64,
-            Phase::Lingering { .. } => true,
-            Phase::Draining | Phase::Closed => false,
-        };
+        let wanted = self.reads();
+        // Not reading, it waits for no buffer; reading again later, it
+        // first tries the shared pool.
+        self.starved &= wanted;
         match self.recv {
             // A cancelled receive must end before another starts, so
             // that bytes arrive in one order.
-            None if wanted => {
+            None if wanted && !self.starved => {
                 let socket = Rc::clone(&self.socket);
                 self.recv = Some(cx.ring.recv(self.token, socket));
             }
@@ -489,6 +497,45 @@ impl Connection {
         }
     }
     // ANCHOR_END: receive
+
+    /// Whether this phase reads from the client.
+    fn reads(&self) -> bool {
+        match self.phase {
+            // Flow control, as in chapter 4: while this many bytes of
+            // acks are ahead, TCP holds the client back, not our memory.
+            Phase::Open => self.acks_ahead() < OUTPUT_CAP as u64,
+            Phase::Lingering { .. } => true,
+            Phase::Draining | Phase::Closed => false,
+        }
+    }
+
+    /// If this connection's receive found the pool empty and it still
+    /// reads: its place in the queue for the reserve, lowest first (see
+    /// the loop's `resume_receives`). First a connection that holds no
+    /// unfinished message; then the one holding the most bytes of one;
+    /// last a lingering one, which only discards what arrives.
+    pub fn waits_for_buffer(&self) -> Option<usize> {
+        if !self.starved || self.recv.is_some() || !self.reads() {
+            return None;
+        }
+        match (self.phase, self.decoder.pending_bytes()) {
+            (Phase::Lingering { .. }, _) => Some(usize::MAX),
+            (_, 0) => Some(0),
+            // Holding at least a byte: between the two, more is earlier.
+            (_, held) => Some(usize::MAX - held),
+        }
+    }
+
+    /// Its turn has come: one receive into a buffer of the reserve. When
+    /// that completes, the connection waits again if it left bytes
+    /// behind, or `receive` asks for a multishot receive again.
+    pub fn resume(&mut self, cx: &mut Context<'_>) {
+        let socket = Rc::clone(&self.socket);
+        if let Some(op) = cx.ring.recv_reserved(self.token, socket) {
+            self.recv = Some(op);
+            self.starved = false;
+        }
+    }
 
     /// Bytes of acks ahead of the client: owed, and those of the messages
     /// still waiting for their work.
@@ -511,12 +558,12 @@ impl Connection {
         {
             return;
         }
-        // While a message is worked on, the idle clock stands still; the
-        // earliest it can run out is a whole limit after now.
-        let at = if self.queued > 0 {
-            cx.now + limit
-        } else {
+        // While the clock stands still, the earliest it can run out is a
+        // whole limit after now.
+        let at = if self.idle_clock_runs() {
             self.last_active + limit
+        } else {
+            cx.now + limit
         };
         self.idle_check = Some(at);
         cx.timers.schedule(at, self.token, TimerKind::Idle);
@@ -528,8 +575,7 @@ impl Connection {
     /// have been taken in by now.
     fn check_idle(&mut self, cx: &mut Context<'_>) {
         let Some(limit) = cx.idle else { return };
-        let waiting_for_client = self.queued == 0;
-        if !waiting_for_client || cx.now < self.last_active + limit {
+        if !self.idle_clock_runs() || cx.now < self.last_active + limit {
             return; // `advance` arms the next check
         }
         if self.phase == Phase::Open && !self.has_output() {
@@ -539,6 +585,13 @@ impl Connection {
             // would never reach it.
             self.close(Ending::IdleTimeout);
         }
+    }
+
+    /// Whether the server waits for the client: not while a message is
+    /// worked on, nor while the client's bytes wait for a buffer of the
+    /// pool (the server's delay, not the client's silence).
+    fn idle_clock_runs(&self) -> bool {
+        self.queued == 0 && !self.starved
     }
 
     /// Starts or stops the message clock and puts its deadline in the

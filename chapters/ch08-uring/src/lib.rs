@@ -23,6 +23,8 @@ pub mod connection;
 pub mod pool;
 pub mod ring;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -126,6 +128,7 @@ pub fn event_loop(
             }
         }
         server.run_timers(now);
+        server.resume_receives(now);
         if server.is_finished(Instant::now()) {
             return Ok(());
         }
@@ -149,6 +152,11 @@ struct Server<'c> {
     ledger: Ledger,
     /// Set by a shutdown: close whatever is left at this time.
     stop_by: Option<Instant>,
+    /// Connections whose receive found the pool empty, by their place
+    /// (`Connection::waits_for_buffer`), then by arrival: lowest first.
+    waiting: BinaryHeap<Reverse<(usize, u64, Token)>>,
+    /// How many have joined `waiting` so far.
+    arrivals: u64,
 }
 
 /// A context for connection calls, from the server's parts (a macro, not
@@ -180,6 +188,8 @@ impl<'c> Server<'c> {
             timers: Timers::new(),
             ledger: Ledger::new(config.max_buffered_bytes),
             stop_by: None,
+            waiting: BinaryHeap::new(),
+            arrivals: 0,
         }
     }
 
@@ -205,6 +215,7 @@ impl<'c> Server<'c> {
             result,
             more,
             buffer,
+            unread,
         } = completion;
         // A final completion drops the op's entry (and with it the last
         // handle to its socket) at the end of this call, not before.
@@ -234,7 +245,11 @@ impl<'c> Server<'c> {
         let mut cx = context!(self, now);
         match purpose {
             Purpose::Recv(_) => {
-                connection.on_received(result, more, buffer, &mut cx)
+                connection.on_received(result, more, unread, buffer, &mut cx);
+                if let Some(rank) = connection.waits_for_buffer() {
+                    self.arrivals += 1;
+                    self.waiting.push(Reverse((rank, self.arrivals, owner)));
+                }
             }
             _ => connection.on_sent(result, &mut cx),
         }
@@ -391,6 +406,37 @@ impl<'c> Server<'c> {
             owner.is_some_and(|connection| connection.awaits(timer))
         });
     }
+
+    // ANCHOR: resume_receives
+    /// Serves the connections whose receive found the pool empty: one
+    /// receive each into a buffer of the pool's reserve, for as many as
+    /// the reserve has buffers.
+    ///
+    /// The kernel hands the shared buffers to whichever receive it
+    /// happens to run first, so under a flood of senders a client with a
+    /// ten-byte message could lose that race turn after turn. Here the
+    /// loop sets the order. A connection holding no unfinished message
+    /// goes first (first come, first served among them): what it sends
+    /// may be a whole short message. Then the one holding the most: the
+    /// budget counts bytes, but each connection's decoder grows its own
+    /// buffer, by doubling, so bytes spread thinly over thousands of
+    /// connections cost far more memory than the same bytes in a few -
+    /// and the largest holder is the next to finish its message, or the
+    /// budget's next eviction.
+    fn resume_receives(&mut self, now: Instant) {
+        while self.ring.reserve_left() {
+            let Some(Reverse((_, _, token))) = self.waiting.pop() else {
+                break;
+            };
+            let Some(connection) = self.connections.get_mut(token) else {
+                continue; // closed while it waited
+            };
+            if connection.waits_for_buffer().is_some() {
+                connection.resume(&mut context!(self, now));
+            }
+        }
+    }
+    // ANCHOR_END: resume_receives
 
     /// Fires every deadline that has passed.
     fn run_timers(&mut self, now: Instant) {

@@ -10,10 +10,22 @@
 //! id). The buffer is then the server's until it gives it back. An idle
 //! connection holds no buffer at all.
 //!
-//! The pool is two pieces of memory the kernel uses without the
+//! When more bytes arrive in one turn than the pool holds, it runs dry,
+//! and the kernel ends each receive whose bytes find it empty
+//! (`ENOBUFS`).
+//! Which of them gets the next buffers is then up to the server: the
+//! kernel would hand them to whichever receive it happens to run first,
+//! and a client with ten bytes to send could lose that race, turn after
+//! turn, to thousands of clients with 60 KB each. So a small part of the
+//! pool, the *reserve*, is lent only to receives the loop asks for one
+//! at a time, in an order it chooses (see the loop's `resume_receives`).
+//! Its buffers are small: enough for a short message, or a first taste of
+//! a long one.
+//!
+//! Each part is two pieces of memory the kernel uses without the
 //! compiler's knowledge: the buffers, and the ring through which buffers
 //! are given back (an array of `{address, length, id}` entries and a
-//! tail index that the kernel reads). Both are allocated here and freed
+//! tail index that the kernel reads). All are allocated here and freed
 //! only when the kernel can no longer use them (see `Drop for Ring`).
 
 use std::alloc::{self, Layout};
@@ -24,17 +36,28 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 
-/// The id of our one pool: receives name it.
-pub const GROUP: u16 = 0;
+/// The group of the shared part: every multishot receive names it.
+pub const SHARED: u16 = 0;
 
-/// Buffers in the pool: a power of two, as the kernel requires. When all
-/// are in use at once - more clients' bytes arrived in one turn than
-/// this - a receive ends with `ENOBUFS` and is asked for again after the
-/// turn has given its buffers back.
-const BUFFERS: u16 = 1024;
+/// Buffers in the shared part: a power of two, as the kernel requires.
+/// They bound what one turn of the loop takes in (2 MiB), and so how
+/// long a turn lasts - and every waiting client waits whole turns.
+const SHARED_BUFFERS: u16 = 512;
 
-/// Bytes per buffer: a whole 64 KiB message takes 16 completions.
+/// Bytes per shared buffer: a whole 64 KiB message takes 16 completions.
 pub const BUFFER_SIZE: usize = 4 * 1024;
+
+/// The group of the reserve: the loop's one-buffer receives name it.
+pub const RESERVE: u16 = 1;
+
+/// Buffers in the reserve, also a power of two: how many one-buffer
+/// receives may be in flight at once, so how many waiting connections
+/// one turn serves.
+pub const RESERVE_BUFFERS: u16 = 256;
+
+/// Bytes per reserve buffer: a short message, or the first kilobyte of a
+/// long one, after which its sender waits behind those holding less.
+pub const RESERVE_BUFFER_SIZE: usize = 1024;
 
 /// The kernel maps the ring of entries in whole pages.
 const PAGE: usize = 4096;
@@ -42,17 +65,33 @@ const PAGE: usize = 4096;
 /// A buffer the kernel filled: ours until [`Pool::give_back`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct Filled {
+    /// Unique across the pool: the reserve's ids follow the shared ones.
     id: u16,
     len: usize,
 }
 
-/// The pool: the buffers and the ring that gives them back.
+/// The pool: the shared part and the reserve.
 #[derive(Debug)]
 pub struct Pool {
-    /// `BUFFERS` entries of 16 bytes, page-aligned; the kernel reads it.
-    entries: NonNull<BufRingEntry>,
-    /// `BUFFERS` x `BUFFER_SIZE` bytes; the kernel writes into it.
+    shared: Part,
+    reserve: Part,
+}
+
+/// One part of the pool: a group of buffers, and its ring.
+#[derive(Debug)]
+struct Part {
+    /// `count` x `size` bytes, page-aligned; the kernel writes into it.
     memory: NonNull<u8>,
+    /// `count` entries of 16 bytes, page-aligned; the kernel reads it.
+    entries: NonNull<BufRingEntry>,
+    /// The group receives name to pick from this part.
+    group: u16,
+    /// Buffers (and entries); a power of two.
+    count: u16,
+    /// Bytes per buffer.
+    size: usize,
+    /// The id of this part's first buffer.
+    first_id: u16,
     /// How many buffers we have given the kernel so far, wrapping: the
     /// ring's tail, which we write and the kernel reads.
     tail: u16,
@@ -60,45 +99,34 @@ pub struct Pool {
 
 impl Pool {
     // ANCHOR: register
-    /// Allocates the pool, registers it with `uring` and gives the kernel
-    /// every buffer.
+    /// Allocates both parts, registers them with `uring` and gives the
+    /// kernel every buffer.
     ///
     /// # Errors
     ///
     /// When the kernel refuses the registration (before Linux 5.19), or
     /// memory runs out.
     pub fn register(uring: &IoUring) -> io::Result<Pool> {
-        let memory = allocate(memory_layout())?;
-        let entries = match allocate(entries_layout()) {
-            Ok(entries) => entries.cast::<BufRingEntry>(),
+        let shared =
+            Part::register(uring, SHARED, SHARED_BUFFERS, BUFFER_SIZE, 0)?;
+        let reserve = Part::register(
+            uring,
+            RESERVE,
+            RESERVE_BUFFERS,
+            RESERVE_BUFFER_SIZE,
+            SHARED_BUFFERS,
+        );
+        let reserve = match reserve {
+            Ok(reserve) => reserve,
             Err(e) => {
-                // SAFETY: allocated just above with this layout, and not
-                // yet shared with anyone.
-                unsafe { alloc::dealloc(memory.as_ptr(), memory_layout()) };
+                // SAFETY: no receive was ever asked for, so the kernel
+                // never used the shared part.
+                unsafe { shared.free(uring) };
                 return Err(e);
             }
         };
-        let mut pool = Pool {
-            entries,
-            memory,
-            tail: 0,
-        };
-        let address = pool.entries.as_ptr() as u64;
-        // SAFETY: `entries` holds `BUFFERS` zeroed entries in whole pages,
-        // and stays allocated until the kernel is done with it: `Ring`
-        // frees it only with no receive in flight, after unregistering,
-        // or leaks it (see `Drop for Ring`).
-        let registered = unsafe {
-            uring
-                .submitter()
-                .register_buf_ring_with_flags(address, BUFFERS, GROUP, 0)
-        };
-        if let Err(e) = registered {
-            // SAFETY: never registered, so the kernel never saw it.
-            unsafe { pool.free() };
-            return Err(e);
-        }
-        for id in 0..BUFFERS {
+        let mut pool = Pool { shared, reserve };
+        for id in 0..SHARED_BUFFERS + RESERVE_BUFFERS {
             // Every buffer starts out with the kernel.
             pool.give_back(Filled { id, len: 0 });
         }
@@ -120,34 +148,37 @@ impl Pool {
 
     /// The bytes in a filled buffer.
     pub fn bytes(&self, filled: &Filled) -> &[u8] {
-        let start = usize::from(filled.id % BUFFERS) * BUFFER_SIZE;
-        let len = filled.len.min(BUFFER_SIZE);
-        // SAFETY: the range lies within `memory` (the id is reduced to
-        // the pool's size, the length to a buffer's), and the kernel
-        // does not write into this buffer until it is given back, which
-        // takes `filled` by value - after this borrow of `self` ends.
-        unsafe {
-            std::slice::from_raw_parts(self.memory.as_ptr().add(start), len)
-        }
+        let (part, index) = self.part(filled.id);
+        let len = filled.len.min(part.size);
+        // SAFETY: the buffer lies within the part's memory (`part`
+        // reduces the index to its count, and the length is cut to a
+        // buffer's), and the kernel does not write into it until it is
+        // given back, which takes `filled` by value - after this borrow
+        // of `self` ends.
+        unsafe { std::slice::from_raw_parts(part.buffer(index), len) }
     }
 
     // ANCHOR: give_back
-    /// Returns a buffer to the kernel: an entry at the tail of the ring,
-    /// then the tail moved past it, which the kernel reads.
+    /// Returns a buffer to the kernel, to the part it came from: an entry
+    /// at the tail of the part's ring, then the tail moved past it, which
+    /// the kernel reads.
     pub fn give_back(&mut self, filled: Filled) {
-        let id = filled.id % BUFFERS;
-        let slot = usize::from(self.tail % BUFFERS);
-        // SAFETY: the address is buffer `id` within `memory`.
-        let address =
-            unsafe { self.memory.as_ptr().add(usize::from(id) * BUFFER_SIZE) };
-        // SAFETY: `slot` < `BUFFERS`, so the entry lies within the
+        let (part, index) = self.part(filled.id);
+        let part = if part.group == SHARED {
+            &mut self.shared
+        } else {
+            &mut self.reserve
+        };
+        let address = part.buffer(index);
+        let slot = usize::from(part.tail % part.count);
+        // SAFETY: `slot` < `count`, so the entry lies within the
         // allocation; the kernel reads entries only between its head and
         // the tail we publish below, and this one is past the tail.
-        let entry = unsafe { &mut *self.entries.as_ptr().add(slot) };
+        let entry = unsafe { &mut *part.entries.as_ptr().add(slot) };
         entry.set_addr(address as u64);
-        entry.set_len(BUFFER_SIZE as u32);
-        entry.set_bid(id);
-        self.tail = self.tail.wrapping_add(1);
+        entry.set_len(part.size as u32);
+        entry.set_bid(filled.id);
+        part.tail = part.tail.wrapping_add(1);
         // SAFETY: the tail is a u16 inside the first entry (what
         // `BufRingEntry::tail` computes), valid for the life of the
         // allocation, and aligned for an atomic u16. The kernel reads it
@@ -155,44 +186,138 @@ impl Pool {
         // entry written above is visible before the new tail is.
         let tail = unsafe {
             AtomicU16::from_ptr(
-                BufRingEntry::tail(self.entries.as_ptr()).cast_mut(),
+                BufRingEntry::tail(part.entries.as_ptr()).cast_mut(),
             )
         };
-        tail.store(self.tail, Ordering::Release);
+        tail.store(part.tail, Ordering::Release);
     }
     // ANCHOR_END: give_back
 
-    /// Frees the memory.
+    /// The part a buffer id belongs to, and the buffer's index in it.
+    fn part(&self, id: u16) -> (&Part, u16) {
+        if id < self.reserve.first_id {
+            (&self.shared, id % self.shared.count)
+        } else {
+            (
+                &self.reserve,
+                (id - self.reserve.first_id) % self.reserve.count,
+            )
+        }
+    }
+
+    /// Takes both parts back from the kernel and frees them.
     ///
     /// # Safety
     ///
     /// The kernel must be unable to use the pool any more (no receive in
-    /// flight that could pick a buffer, or the pool never registered),
-    /// and `free` is called once: the pool is not used after.
-    pub unsafe fn free(&mut self) {
-        // SAFETY: both were allocated in `register` with these layouts;
-        // the caller guarantees nobody uses them any more.
+    /// flight that could pick a buffer), and `free` is called once: the
+    /// pool is not used after.
+    pub unsafe fn free(&mut self, uring: &IoUring) {
+        // SAFETY: as the caller guarantees.
         unsafe {
-            alloc::dealloc(self.memory.as_ptr(), memory_layout());
-            alloc::dealloc(self.entries.as_ptr().cast(), entries_layout());
+            self.shared.free(uring);
+            self.reserve.free(uring);
         }
     }
 }
 
-fn memory_layout() -> Layout {
-    Layout::from_size_align(usize::from(BUFFERS) * BUFFER_SIZE, PAGE)
+impl Part {
+    /// Allocates `count` buffers of `size` bytes with ids from
+    /// `first_id`, and registers their ring with the kernel as `group`,
+    /// none lent yet.
+    fn register(
+        uring: &IoUring,
+        group: u16,
+        count: u16,
+        size: usize,
+        first_id: u16,
+    ) -> io::Result<Part> {
+        let memory = allocate(memory_layout(count, size))?;
+        let entries = match allocate(entries_layout(count)) {
+            Ok(entries) => entries.cast::<BufRingEntry>(),
+            Err(e) => {
+                // SAFETY: allocated just above with this layout, and not
+                // yet shared with anyone.
+                unsafe {
+                    alloc::dealloc(memory.as_ptr(), memory_layout(count, size));
+                }
+                return Err(e);
+            }
+        };
+        let part = Part {
+            memory,
+            entries,
+            group,
+            count,
+            size,
+            first_id,
+            tail: 0,
+        };
+        let address = part.entries.as_ptr() as u64;
+        // SAFETY: `entries` holds `count` zeroed entries in whole pages,
+        // and stays allocated until the kernel is done with it: `Ring`
+        // frees it only with no receive in flight, after unregistering,
+        // or leaks it (see `Drop for Ring`).
+        let registered = unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(address, count, group, 0)
+        };
+        if let Err(e) = registered {
+            // SAFETY: never registered, so the kernel never saw it; the
+            // failed registration makes `free`'s unregistration a no-op.
+            unsafe { part.free(uring) };
+            return Err(e);
+        }
+        Ok(part)
+    }
+
+    /// The address of buffer `index` (< `count`).
+    fn buffer(&self, index: u16) -> *mut u8 {
+        let offset = usize::from(index % self.count) * self.size;
+        // SAFETY: the offset is within the `count * size` bytes of
+        // `memory`.
+        unsafe { self.memory.as_ptr().add(offset) }
+    }
+
+    /// Unregisters the ring and frees the memory.
+    ///
+    /// # Safety
+    ///
+    /// No receive in flight may pick from this group, and the part is
+    /// not used after.
+    unsafe fn free(&self, uring: &IoUring) {
+        let _ = uring.submitter().unregister_buf_ring(self.group);
+        // SAFETY: both were allocated in `register` with these layouts;
+        // the kernel has let go of them, and the caller guarantees
+        // nobody else uses them.
+        unsafe {
+            alloc::dealloc(
+                self.memory.as_ptr(),
+                memory_layout(self.count, self.size),
+            );
+            alloc::dealloc(
+                self.entries.as_ptr().cast(),
+                entries_layout(self.count),
+            );
+        }
+    }
+}
+
+fn memory_layout(count: u16, size: usize) -> Layout {
+    Layout::from_size_align(usize::from(count) * size, PAGE)
         .expect("a valid layout: the size is a few MiB")
 }
 
-fn entries_layout() -> Layout {
-    let size = usize::from(BUFFERS) * std::mem::size_of::<BufRingEntry>();
-    Layout::from_size_align(size.next_multiple_of(PAGE), PAGE)
+fn entries_layout(count: u16) -> Layout {
+    let bytes = usize::from(count) * std::mem::size_of::<BufRingEntry>();
+    Layout::from_size_align(bytes.next_multiple_of(PAGE), PAGE)
         .expect("a valid layout: the size is a few pages")
 }
 
 /// Zeroed memory for `layout`.
 fn allocate(layout: Layout) -> io::Result<NonNull<u8>> {
-    // SAFETY: both layouts have a non-zero size.
+    // SAFETY: every layout here has a non-zero size.
     let pointer = unsafe { alloc::alloc_zeroed(layout) };
     NonNull::new(pointer).ok_or_else(|| io::ErrorKind::OutOfMemory.into())
 }

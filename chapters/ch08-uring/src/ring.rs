@@ -21,6 +21,7 @@
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
+use std::ptr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ use ch04_epoll::slab::Slab;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use protocol::Shutdown;
 
-use crate::pool::{Filled, Pool, GROUP};
+use crate::pool::{
+    Filled, Pool, RESERVE, RESERVE_BUFFERS, RESERVE_BUFFER_SIZE, SHARED,
+};
 
 /// Submission-ring slots. When they run out mid-turn, what is queued is
 /// submitted early (see [`Ring::push`]); a completion ring of four times
@@ -40,6 +43,11 @@ const ENTRIES: u32 = 4096;
 /// nothing we act on, and no operation token is ever this value (it
 /// would be slot 4,294,967,295 of the table).
 const CANCEL: u64 = u64::MAX;
+
+/// Flags of a receive request (`include/uapi/linux/io_uring.h`; the
+/// crate's builder for a multishot receive cannot add the second).
+const RECV_MULTISHOT: u16 = 1 << 1;
+const RECV_POLL_FIRST: u16 = 1 << 0;
 
 /// An operation's key in the table, and its request's `user_data`.
 pub type OpToken = u64;
@@ -67,6 +75,8 @@ pub enum Op {
         owner: Token,
         /// Keeps the socket open while the kernel reads from it.
         socket: Rc<TcpStream>,
+        /// A one-buffer receive from the reserve, not multishot.
+        reserved: bool,
     },
     /// Sending `bytes` to the connection `owner`.
     Send {
@@ -116,6 +126,8 @@ pub struct Completion {
     pub more: bool,
     /// The pool's buffer the kernel filled, for a receive with bytes.
     pub buffer: Option<Filled>,
+    /// For a receive: more bytes were waiting in the socket after it.
+    pub unread: bool,
 }
 
 /// The rings and the operations in flight.
@@ -123,6 +135,9 @@ pub struct Ring {
     uring: IoUring,
     ops: Slab<Op>,
     pool: Pool,
+    /// One-buffer receives from the reserve in flight: each may take one
+    /// of its buffers, so at most `RESERVE_BUFFERS` are.
+    reserved: u16,
 }
 
 impl std::fmt::Debug for Ring {
@@ -179,6 +194,7 @@ impl Ring {
             uring,
             ops: Slab::new(),
             pool,
+            reserved: 0,
         })
     }
     // ANCHOR_END: new
@@ -242,13 +258,58 @@ impl Ring {
     }
 
     // ANCHOR: recv
-    /// Receives from `socket` into the pool, for the connection `owner`,
-    /// until cancelled: each arrival of bytes is a completion naming the
-    /// buffer the kernel filled.
+    /// Receives from `socket` into the pool's shared part, for the
+    /// connection `owner`, until cancelled or the part is empty: each
+    /// arrival of bytes is a completion naming the buffer the kernel
+    /// filled.
     pub fn recv(&mut self, owner: Token, socket: Rc<TcpStream>) -> OpToken {
         let fd = types::Fd(socket.as_raw_fd());
-        let request = opcode::RecvMulti::new(fd, GROUP).build();
-        self.start(Op::Recv { owner, socket }, request)
+        // Multishot, and waiting for bytes before picking a buffer: by
+        // default the kernel tries a receive at once, and with the pool
+        // empty that fails (`ENOBUFS`) even if no byte has arrived.
+        let request = opcode::Recv::new(fd, ptr::null_mut(), 0)
+            .ioprio(RECV_MULTISHOT | RECV_POLL_FIRST)
+            .buf_group(SHARED)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT);
+        let op = Op::Recv {
+            owner,
+            socket,
+            reserved: false,
+        };
+        self.start(op, request)
+    }
+
+    /// Receives once from `socket` into a buffer of the pool's reserve,
+    /// for the connection `owner`, if the reserve has a buffer for it:
+    /// every buffer of the reserve has at most one such receive.
+    pub fn recv_reserved(
+        &mut self,
+        owner: Token,
+        socket: Rc<TcpStream>,
+    ) -> Option<OpToken> {
+        if self.reserved == RESERVE_BUFFERS {
+            return None;
+        }
+        self.reserved += 1;
+        let fd = types::Fd(socket.as_raw_fd());
+        // No address: the kernel picks a buffer of the group.
+        let request =
+            opcode::Recv::new(fd, ptr::null_mut(), RESERVE_BUFFER_SIZE as u32)
+                .buf_group(RESERVE)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT);
+        let op = Op::Recv {
+            owner,
+            socket,
+            reserved: true,
+        };
+        Some(self.start(op, request))
+    }
+
+    /// Whether the reserve can take another receive.
+    pub fn reserve_left(&self) -> bool {
+        self.reserved < RESERVE_BUFFERS
     }
 
     /// The bytes of a buffer the kernel filled.
@@ -347,6 +408,7 @@ impl Ring {
                 result: entry.result(),
                 more: cqueue::more(entry.flags()),
                 buffer,
+                unread: cqueue::sock_nonempty(entry.flags()),
             });
         }
     }
@@ -393,7 +455,11 @@ impl Ring {
     /// The op a final completion is for, out of the table: the kernel is
     /// done with it, so what it owns is the caller's again.
     pub fn take(&mut self, op: OpToken) -> Option<Op> {
-        self.ops.remove(op)
+        let taken = self.ops.remove(op);
+        if let Some(Op::Recv { reserved: true, .. }) = taken {
+            self.reserved -= 1;
+        }
+        taken
     }
 
     /// Operations the kernel still holds.
@@ -412,11 +478,10 @@ impl Drop for Ring {
     /// failed.
     fn drop(&mut self) {
         if self.ops.is_empty() {
-            let _ = self.uring.submitter().unregister_buf_ring(GROUP);
             // SAFETY: no request is in flight, so nothing can pick a
             // buffer; the ring is being dropped, so nothing uses the pool
             // after.
-            unsafe { self.pool.free() };
+            unsafe { self.pool.free(&self.uring) };
         } else {
             std::mem::forget(std::mem::take(&mut self.ops));
         }
@@ -497,6 +562,31 @@ mod tests {
             assert_eq!(ring.bytes(&filled), byte, "return {i}");
             ring.give_back(filled);
         }
+    }
+
+    /// A receive from the reserve takes one buffer of it, ends, and says
+    /// that bytes are left; its claim on the reserve ends with it.
+    #[test]
+    fn a_reserved_receive_takes_one_buffer_and_tells_what_is_left() {
+        let Ok(mut ring) = Ring::new() else {
+            eprintln!("skipped: the kernel refuses io_uring");
+            return;
+        };
+        let (server, mut client) = connected();
+        let sent: Vec<u8> = (0..3 * RESERVE_BUFFER_SIZE)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        client.write_all(&sent).expect("sent");
+        let op = ring.recv_reserved(1, server).expect("the reserve is free");
+        assert_eq!(ring.reserved, 1);
+        let done = completion_of(&mut ring, op);
+        assert!(!done.more, "one buffer, one completion");
+        assert!(done.unread, "two buffers' worth is left");
+        let filled = done.buffer.expect("a filled buffer");
+        assert_eq!(ring.bytes(&filled), &sent[..RESERVE_BUFFER_SIZE]);
+        ring.give_back(filled);
+        assert!(ring.take(op).is_some());
+        assert_eq!(ring.reserved, 0);
     }
 
     /// A cancelled receive stays in the table until the kernel confirms,
