@@ -494,11 +494,9 @@ impl<'c> Server<'c> {
         round: &mut Instant,
         shutdown: &Shutdown,
     ) -> io::Result<()> {
-        if self.stop_by.is_some() || round.elapsed() < LONG_ROUND {
-            return Ok(());
-        }
-        *round = Instant::now();
-        if shutdown.is_triggered() {
+        if self.stop_by.is_none()
+            && shutdown.is_triggered_every(round, LONG_ROUND)
+        {
             self.begin_shutdown(shutdown)?;
         }
         Ok(())

@@ -51,6 +51,11 @@ pub const ABOUT: &str =
 /// the server exits within `--work-ms` plus one second.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 
+/// A batch of completions that has taken this long looks at the shutdown
+/// switch between completions, and again each time this much more has
+/// passed: the switch's own completion may be far behind in the batch.
+const LONG_BATCH: Duration = Duration::from_millis(50);
+
 /// How long past the shutdown deadline the loop waits for the kernel to
 /// confirm the last cancellations.
 const CANCEL_GRACE: Duration = Duration::from_millis(100);
@@ -112,8 +117,13 @@ pub fn event_loop(
         // One clock reading for the batch: every completion in it was
         // there when the wait returned.
         let now = Instant::now();
+        let mut looked = now;
         for completion in completions.drain(..) {
             server.complete(completion, now);
+            // A long batch looks at the switch itself (see chapter 4).
+            if shutdown.is_triggered_every(&mut looked, LONG_BATCH) {
+                server.begin_shutdown();
+            }
         }
         // Deadlines only after every completion: a byte that arrived in
         // time is never judged late - including one the kernel has

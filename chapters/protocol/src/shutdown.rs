@@ -26,7 +26,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use signal_hook::SigId;
@@ -186,6 +186,25 @@ impl Shutdown {
         self.wait(Duration::ZERO)
     }
 
+    /// Whether the switch is on, for a loop in the middle of a long batch
+    /// of events: looks only if `every` has passed since `last` (when the
+    /// batch began, or the last look), and then sets `last` to now. A loop
+    /// learns of the switch at its next wait; a batch can take long (a
+    /// flood of tiny pipelined messages), and the shutdown deadline counts
+    /// from the signal. Looking is a system call, hence at most once per
+    /// `every`.
+    pub fn is_triggered_every(
+        &self,
+        last: &mut Instant,
+        every: Duration,
+    ) -> bool {
+        if last.elapsed() < every {
+            return false;
+        }
+        *last = Instant::now();
+        self.is_triggered()
+    }
+
     /// Waits up to `timeout` for the switch; true if it is on.
     pub fn wait(&self, timeout: Duration) -> bool {
         let timeout =
@@ -324,6 +343,22 @@ mod tests {
 
     /// A plain switch is off until triggered, then stays on for every
     /// clone.
+    /// A look within `every` of the last one says nothing, even with
+    /// the switch on; a later one looks, and starts the next interval.
+    #[test]
+    fn a_long_batch_looks_once_per_interval() {
+        let switch = Shutdown::new().expect("switch");
+        switch.trigger();
+        let hour = Duration::from_secs(3600);
+        let mut last = Instant::now();
+        assert!(!switch.is_triggered_every(&mut last, hour));
+        let long_ago = Instant::now() - Duration::from_secs(1);
+        let mut last = long_ago;
+        let every = Duration::from_millis(10);
+        assert!(switch.is_triggered_every(&mut last, every));
+        assert!(last > long_ago, "the look starts the next interval");
+    }
+
     #[test]
     fn trigger_turns_every_clone_on() {
         let switch = Shutdown::new().expect("switch");
