@@ -35,8 +35,8 @@ type Ready = Arc<Mutex<ReadyQueue>>;
 /// served: `new` for tasks not yet polled, `woken` for the rest. `new`
 /// goes first, and `block_on`'s own future (the server's accept loop)
 /// goes to its head: a client just accepted is served before the tasks
-/// that were busy when it came. A task is queued at most once: woken twice before
-/// it runs (by its socket and its timer), it is polled once.
+/// that were busy when it came. A task is queued at most once: woken
+/// twice before it runs (by its socket and its timer), it is polled once.
 #[derive(Default)]
 struct ReadyQueue {
     new: VecDeque<usize>,
