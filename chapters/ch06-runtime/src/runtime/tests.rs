@@ -50,7 +50,7 @@ fn spawned_tasks_sleep_together() {
 }
 
 /// A task woken several times before it runs is polled once: the ready
-/// queue is a set, and holds its number once.
+/// queue holds its number once.
 #[test]
 fn many_wakes_one_poll() {
     let polls = Rc::new(Cell::new(0));
