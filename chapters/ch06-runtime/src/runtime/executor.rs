@@ -8,10 +8,9 @@
 //! timers never see a task, only wakers.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::mem::take;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,10 +23,58 @@ use super::timers::Timers;
 /// The number `block_on`'s own future is woken under.
 const MAIN: usize = 0;
 
-/// The ready queue: the numbers of the tasks to poll at the next round.
-/// A set, so that a task woken twice before it runs (by its socket and
-/// its timer) is polled once.
-type Ready = Arc<Mutex<BTreeSet<usize>>>;
+/// Polls per round, before the reactor is asked again: tokio's
+/// current-thread scheduler asks its I/O driver every 61 polls too.
+const POLLS_PER_ROUND: usize = 61;
+
+/// The ready queue, shared by the executor and every waker.
+type Ready = Arc<Mutex<ReadyQueue>>;
+
+// ANCHOR: ready_queue
+/// The numbers of the tasks to poll, in two lines, each first come first
+/// served: `new` for tasks not yet polled, `woken` for the rest. `new`
+/// goes first, and `block_on`'s own future (the server's accept loop)
+/// goes to its head: a client just accepted is served before the tasks
+/// that were busy when it came. A task is queued at most once: woken
+/// twice before it runs (by its socket and its timer), it is polled once.
+#[derive(Default)]
+struct ReadyQueue {
+    new: VecDeque<usize>,
+    woken: VecDeque<usize>,
+    queued: HashSet<usize>,
+}
+
+impl ReadyQueue {
+    /// Queues a task that was woken, unless it is queued already.
+    fn wake(&mut self, id: usize) {
+        if !self.queued.insert(id) {
+            return;
+        }
+        if id == MAIN {
+            self.new.push_front(id);
+        } else {
+            self.woken.push_back(id);
+        }
+    }
+
+    /// Queues a task just spawned.
+    fn spawned(&mut self, id: usize) {
+        self.queued.insert(id);
+        self.new.push_back(id);
+    }
+
+    /// The next task to poll; a wake from now on queues it again.
+    fn pop(&mut self) -> Option<usize> {
+        let id = self.new.pop_front().or_else(|| self.woken.pop_front())?;
+        self.queued.remove(&id);
+        Some(id)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+}
+// ANCHOR_END: ready_queue
 
 // ANCHOR: waker
 /// What a waker points to: a task's number and the queue to put it on.
@@ -43,7 +90,7 @@ impl Wake for TaskWaker {
     fn wake(self: Arc<Self>) {
         // Poisoned only if an insert panicked, which needs an allocation
         // failure, and that aborts the process first.
-        self.ready.lock().expect("never poisoned").insert(self.id);
+        self.ready.lock().expect("never poisoned").wake(self.id);
     }
 }
 // ANCHOR_END: waker
@@ -89,15 +136,16 @@ pub(super) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
 }
 
 // ANCHOR: spawn
-/// Starts `future` as a task of its own; it runs when `block_on`'s loop
-/// gets to it, first at the loop's next round.
+/// Starts `future` as a task of its own. Its first poll comes before
+/// those of the tasks woken meanwhile, after the tasks spawned before it
+/// (see `ReadyQueue`): a new client is not kept behind the busy ones.
 pub fn spawn(future: impl Future<Output = ()> + 'static) {
     with_core(|core| {
         let id = core.last_id.get() + 1;
         core.last_id.set(id);
         let ready = core.ready.clone();
         let waker = Waker::from(Arc::new(TaskWaker { id, ready }));
-        waker.wake_by_ref(); // ready to run its first step
+        core.ready_queue().spawned(id); // to run its first step
         let future = RefCell::new(Box::pin(future));
         let task = Rc::new(Task { future, waker });
         core.tasks.borrow_mut().insert(id, task);
@@ -141,7 +189,7 @@ pub async fn all_tasks_done() {
 ///
 /// When the poller cannot be created or waited on.
 pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
-    let ready = Arc::new(Mutex::new(BTreeSet::from([MAIN])));
+    let ready = Ready::default();
     let core = Core {
         reactor: RefCell::new(Reactor::new()?),
         timers: RefCell::default(),
@@ -151,6 +199,7 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
     };
     CORE.with(|slot| *slot.borrow_mut() = Some(core));
     let waker = Waker::from(Arc::new(TaskWaker { id: MAIN, ready }));
+    waker.wake_by_ref(); // ready to run its first step
     let result = run(pin!(future), &mut Context::from_waker(&waker));
     // Dropping the tasks drops their sockets and timers, which reach for
     // the reactor: the core must still be in place.
@@ -159,17 +208,20 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
     result
 }
 
-/// The loop: run what is ready, then sleep until the reactor reports
-/// readiness or the earliest timer is due, and fire what is due.
+/// The loop: poll a round of ready tasks, then ask the reactor (sleeping
+/// only if nothing is ready, until it reports readiness or the earliest
+/// timer is due), and fire what is due.
 fn run<F: Future>(
     mut main: Pin<&mut F>,
     cx: &mut Context<'_>,
 ) -> io::Result<F::Output> {
     loop {
-        // Only the tasks ready now, taken in one go: one that wakes
-        // itself at every poll must not keep the reactor from running.
-        let batch = with_core(|core| take(&mut *core.ready_queue()));
-        for id in batch {
+        // A bounded round: a task that wakes itself at every poll, or a
+        // thousand tasks woken at once, must not keep the reactor from
+        // hearing of a new client for long.
+        for _ in 0..POLLS_PER_ROUND {
+            let next = with_core(|core| core.ready_queue().pop());
+            let Some(id) = next else { break };
             if id != MAIN {
                 poll_task(id);
             } else if let Poll::Ready(out) = main.as_mut().poll(cx) {
@@ -208,14 +260,14 @@ fn poll_task(id: usize) {
         let mut tasks = core.tasks.borrow_mut();
         tasks.remove(&id);
         if tasks.is_empty() {
-            core.ready_queue().insert(MAIN); // see `all_tasks_done`
+            core.ready_queue().wake(MAIN); // see `all_tasks_done`
         }
     });
 }
 // ANCHOR_END: poll_task
 
 impl Core {
-    fn ready_queue(&self) -> MutexGuard<'_, BTreeSet<usize>> {
+    fn ready_queue(&self) -> MutexGuard<'_, ReadyQueue> {
         self.ready.lock().expect("never poisoned")
     }
 }

@@ -1,9 +1,10 @@
 //! The runtime's parts on their own, without a server: the executor runs
-//! what is spawned and polls a task once per batch of wakes, the timers
+//! what is spawned, polls a task once per batch of wakes, in the order
+//! of its ready queue, and never starves the timers; the timers
 //! keep only live deadlines, `race` drops the loser, and the reactor
 //! wakes a task that watches for a reset.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io::Write;
 use std::net;
@@ -49,7 +50,7 @@ fn spawned_tasks_sleep_together() {
 }
 
 /// A task woken several times before it runs is polled once: the ready
-/// queue is a set, and holds its number once.
+/// queue holds its number once.
 #[test]
 fn many_wakes_one_poll() {
     let polls = Rc::new(Cell::new(0));
@@ -71,6 +72,89 @@ fn many_wakes_one_poll() {
     })
     .expect("the runtime starts");
     assert_eq!(polls.get(), 2);
+}
+
+/// Waits once: wakes its own task and says `Pending`, so the task is
+/// queued again behind the others, and finishes at the next poll.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
+
+/// The order of the ready queue: `block_on`'s own future first, then the
+/// tasks never polled, then the woken ones, each in the order they came.
+/// Task `c` is spawned by `a` after `a` and `b` woke themselves, and is
+/// polled before either runs again.
+#[test]
+fn new_tasks_run_before_woken_ones() {
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let log = |name: &'static str| {
+        let order = order.clone();
+        move || order.borrow_mut().push(name)
+    };
+    block_on({
+        let (a, b, c, main) = (log("a"), log("b"), log("c"), log("main"));
+        let again = (log("a again"), log("b again"));
+        async move {
+            spawn(async move {
+                a();
+                spawn(async move { c() });
+                yield_now().await;
+                (again.0)();
+            });
+            spawn(async move {
+                b();
+                yield_now().await;
+                (again.1)();
+            });
+            // Woken while `a` and `b` wait for their first poll.
+            yield_now().await;
+            main();
+            all_tasks_done().await;
+        }
+    })
+    .expect("the runtime starts");
+    let expected = ["main", "a", "b", "c", "a again", "b again"];
+    assert_eq!(*order.borrow(), expected);
+}
+
+/// A task that wakes itself at every poll does not keep the reactor and
+/// the timers from running: a round polls a bounded number of tasks, so
+/// a 1 ms sleep ends while the spinner still spins. The spinner gives up
+/// after a million polls (far more than a millisecond's worth), so a
+/// broken bound fails the test instead of hanging it.
+#[test]
+fn a_busy_task_does_not_starve_the_timers() {
+    const GIVE_UP: u32 = 1_000_000;
+    let spins = Rc::new(Cell::new(0));
+    let stop = Rc::new(Cell::new(false));
+    block_on({
+        let (spins, stop) = (spins.clone(), stop.clone());
+        async move {
+            let spinner_stop = stop.clone();
+            spawn(poll_fn(move |cx| {
+                spins.set(spins.get() + 1);
+                if spinner_stop.get() || spins.get() == GIVE_UP {
+                    return Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }));
+            sleep(Duration::from_millis(1)).await;
+            stop.set(true);
+            all_tasks_done().await;
+        }
+    })
+    .expect("the runtime starts");
+    assert!(spins.get() < GIVE_UP, "the sleep waited for the spinner");
 }
 
 /// `race` returns the first to finish and drops the other; a dropped
