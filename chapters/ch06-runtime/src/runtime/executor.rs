@@ -23,9 +23,12 @@ use super::timers::Timers;
 /// The number `block_on`'s own future is woken under.
 const MAIN: usize = 0;
 
-/// Polls per round, before the reactor is asked again: tokio's
-/// current-thread scheduler asks its I/O driver every 61 polls too.
-const POLLS_PER_ROUND: usize = 61;
+/// Polls per round, before the reactor is asked again: as many as one
+/// wait reports events. Tokio asks every 61 polls; here, at 1,000 busy
+/// connections, 61 cost 1.5 times chapter 4's CPU per message against
+/// 1.2 times with this bound (alternating rounds): every extra wait
+/// reports again the sockets of tasks that are queued already.
+const POLLS_PER_ROUND: usize = 1024;
 
 /// The ready queue, shared by the executor and every waker.
 type Ready = Arc<Mutex<ReadyQueue>>;
