@@ -30,6 +30,29 @@ const MAIN: usize = 0;
 /// reports again the sockets of tasks that are queued already.
 const POLLS_PER_ROUND: usize = 1024;
 
+/// Readiness checks one poll of a task may make before it must let the
+/// others run (tokio's budget is 128 too): a client that pipelines
+/// without reading its acks keeps its task's socket ready both ways, and
+/// the task would otherwise never return `Pending`.
+pub(super) const CHECKS_PER_POLL: u32 = 128;
+
+thread_local! {
+    /// What is left of the running task's [`CHECKS_PER_POLL`].
+    static BUDGET: Cell<u32> = const { Cell::new(CHECKS_PER_POLL) };
+}
+
+/// Takes one readiness check from the running task's budget; false if it
+/// has none left, and then the task is woken to run again later.
+pub(super) fn within_budget(cx: &Context<'_>) -> bool {
+    let left = BUDGET.get();
+    if left == 0 {
+        cx.waker().wake_by_ref();
+        return false;
+    }
+    BUDGET.set(left - 1);
+    true
+}
+
 /// The ready queue, shared by the executor and every waker.
 type Ready = Arc<Mutex<ReadyQueue>>;
 
@@ -75,6 +98,11 @@ impl ReadyQueue {
 
     fn is_empty(&self) -> bool {
         self.queued.is_empty()
+    }
+
+    /// How many tasks are queued.
+    fn len(&self) -> usize {
+        self.queued.len()
     }
 }
 // ANCHOR_END: ready_queue
@@ -219,12 +247,15 @@ fn run<F: Future>(
     cx: &mut Context<'_>,
 ) -> io::Result<F::Output> {
     loop {
-        // A bounded round: a task that wakes itself at every poll, or a
-        // thousand tasks woken at once, must not keep the reactor from
-        // hearing of a new client for long.
-        for _ in 0..POLLS_PER_ROUND {
+        // A bounded round: the tasks ready now, at most POLLS_PER_ROUND
+        // of them. A task that wakes itself runs again in the next round,
+        // and thousands woken at once take several, so neither keeps the
+        // reactor from hearing of a new client for long.
+        let round = with_core(|core| core.ready_queue().len());
+        for _ in 0..round.min(POLLS_PER_ROUND) {
             let next = with_core(|core| core.ready_queue().pop());
             let Some(id) = next else { break };
+            BUDGET.set(CHECKS_PER_POLL);
             if id != MAIN {
                 poll_task(id);
             } else if let Poll::Ready(out) = main.as_mut().poll(cx) {

@@ -7,8 +7,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::rc::Rc;
+use std::task::Poll;
 
-use super::executor::with_reactor;
+use super::executor::{with_reactor, within_budget};
 use super::reactor::Direction;
 
 /// What waiting for the reactor ends with: ready, or epoll could not be
@@ -58,6 +59,9 @@ impl<T: AsFd + 'static> Registration<T> {
     fn ready(&self, direction: Direction) -> impl Future<Output = Waited> {
         let token = self.token;
         poll_fn(move |cx| {
+            if !within_budget(cx) {
+                return Poll::Pending; // woken again: others go first
+            }
             with_reactor(|reactor| reactor.poll_ready(token, direction, cx))
         })
     }

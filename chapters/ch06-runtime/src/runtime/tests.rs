@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use client::connection::reset;
 
-use super::executor::with_core;
+use super::executor::{with_core, within_budget, CHECKS_PER_POLL};
 use super::{all_tasks_done, block_on, race, sleep, spawn, timeout, Either};
 use super::{TcpListener, TcpStream};
 
@@ -91,6 +91,28 @@ async fn yield_now() {
 
 /// The order of the ready queue: `block_on`'s own future first, then the
 /// tasks never polled, then the woken ones, each in the order they came.
+/// One poll of a task may check readiness `CHECKS_PER_POLL` times; the
+/// next check says no and wakes the task, which runs again and gets a
+/// fresh budget.
+#[test]
+fn a_poll_is_bounded_by_its_budget() {
+    let polls = Cell::new(0);
+    let checks = block_on(poll_fn(|cx| {
+        polls.set(polls.get() + 1);
+        let mut passed = 0;
+        while within_budget(cx) {
+            passed += 1;
+        }
+        if polls.get() == 1 {
+            assert_eq!(passed, CHECKS_PER_POLL);
+            return Poll::Pending; // woken by the refused check
+        }
+        Poll::Ready(passed)
+    }))
+    .expect("runs");
+    assert_eq!((polls.get(), checks), (2, CHECKS_PER_POLL));
+}
+
 /// Task `c` is spawned by `a` after `a` and `b` woke themselves, and is
 /// polled before either runs again.
 #[test]
