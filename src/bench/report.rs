@@ -136,6 +136,25 @@ pub struct ZeroRow {
     pub status: Status,
 }
 
+impl ZeroRow {
+    /// Whether this is a round of `model` at `c` connections that worked.
+    fn measured(&self, model: &str, c: usize) -> bool {
+        self.model == model
+            && self.connections == c
+            && self.status == Status::Ok
+    }
+}
+
+/// `f` over the rounds of `model` at `c` connections that worked.
+fn spread_of(
+    rounds: &[ZeroRow],
+    model: &str,
+    c: usize,
+    f: fn(&ZeroRow) -> f64,
+) -> Option<Spread> {
+    Spread::of(rounds.iter().filter(|r| r.measured(model, c)).map(f))
+}
+
 /// The driver-versus-tokio check.
 #[derive(Debug, Clone, Default)]
 pub struct CheckRow {
@@ -561,16 +580,7 @@ impl Report {
              ---: | ---: | ---: | ---: | ---: |\n"
         );
         let spread = |model: &str, c: usize, f: fn(&ZeroRow) -> f64| {
-            Spread::of(
-                self.goal_rounds
-                    .iter()
-                    .filter(|r| {
-                        r.model == model
-                            && r.connections == c
-                            && r.status == Status::Ok
-                    })
-                    .map(f),
-            )
+            spread_of(&self.goal_rounds, model, c, f)
         };
         let cpu = |r: &ZeroRow| r.server_cpu_us_per_msg;
         let user = |r: &ZeroRow| r.server_user_us_per_msg;
@@ -682,16 +692,7 @@ impl Report {
     /// `model`'s server CPU per message at `c` connections over the goal
     /// rounds.
     fn goal_cpu(&self, model: &str, c: usize) -> Option<Spread> {
-        Spread::of(
-            self.goal_rounds
-                .iter()
-                .filter(|r| {
-                    r.model == model
-                        && r.connections == c
-                        && r.status == Status::Ok
-                })
-                .map(|r| r.server_cpu_us_per_msg),
-        )
+        spread_of(&self.goal_rounds, model, c, |r| r.server_cpu_us_per_msg)
     }
 
     /// The goal "`ours` uses at most `factor` times the server CPU per
@@ -969,15 +970,13 @@ pub fn paired_ratio(
     c: usize,
     f: fn(&ZeroRow) -> f64,
 ) -> f64 {
-    let ok = |r: &&ZeroRow, name: &str| {
-        r.model == name && r.connections == c && r.status == Status::Ok
-    };
     let ratios: Vec<f64> = rounds
         .iter()
-        .filter(|r| ok(r, model))
+        .filter(|r| r.measured(model, c))
         .filter_map(|a| {
-            let b =
-                rounds.iter().find(|b| ok(b, base) && b.round == a.round)?;
+            let b = rounds
+                .iter()
+                .find(|b| b.measured(base, c) && b.round == a.round)?;
             (f(b) > 0.0).then(|| f(a) / f(b))
         })
         .collect();
@@ -1007,17 +1006,9 @@ pub fn repeatability_md(runs: &[Vec<ZeroRow>]) -> String {
     counts.sort_unstable();
     counts.dedup();
     let models = distinct(all().map(|r| r.model));
+    let cpu_of = |r: &ZeroRow| r.server_cpu_us_per_msg;
     let median_of = |run: &[ZeroRow], model: &str, c: usize| {
-        Spread::of(
-            run.iter()
-                .filter(|r| {
-                    r.model == model
-                        && r.connections == c
-                        && r.status == Status::Ok
-                })
-                .map(|r| r.server_cpu_us_per_msg),
-        )
-        .map(|s| s.median)
+        spread_of(run, model, c, cpu_of).map(|s| s.median)
     };
     let numbers: Vec<String> =
         (1..=runs.len()).map(|n| n.to_string()).collect();
@@ -1032,7 +1023,6 @@ pub fn repeatability_md(runs: &[Vec<ZeroRow>]) -> String {
         for &model in &models {
             let cpu: Vec<Option<f64>> =
                 runs.iter().map(|run| median_of(run, model, c)).collect();
-            let cpu_of = |r: &ZeroRow| r.server_cpu_us_per_msg;
             let ratio: Vec<Option<f64>> = runs
                 .iter()
                 .map(|run| {
