@@ -128,20 +128,11 @@ impl Bench<'_> {
             }
             Err(e) => row.status = Status::Failed(format!("burst: {e}")),
         }
-        match self.closed_loop(&server, connections) {
+        let warmup = super::warmup(&self.plan, connections);
+        match self.closed_loop(&server, connections, warmup, self.plan.window) {
             Ok(mut window) => {
                 let mut zero = super::report::ZeroRow::default();
-                super::fill_zero_row(
-                    &mut zero,
-                    &mut window.outcome,
-                    self.plan.window,
-                );
-                super::fill_server_columns(
-                    &mut zero,
-                    &window.before,
-                    &window.after,
-                    self.plan.window,
-                );
+                super::fill_window(&mut zero, &mut window, self.plan.window);
                 row.msgs_per_s = zero.msgs_per_s;
                 row.p99_us = zero.p99_us;
                 row.cpu_us_per_msg = zero.server_cpu_us_per_msg;

@@ -130,8 +130,13 @@ pub struct ZeroRow {
     pub served_connections: usize,
     /// Connection failures.
     pub errors: u64,
+    /// The hypervisor's share of the machine's CPU time over the window,
+    /// percent: time the virtual CPUs were ready but not run.
+    pub steal_percent: f64,
     /// Which round of a repeated comparison (0 in the sweep).
     pub round: usize,
+    /// Which turn of its round (0 in the sweep).
+    pub turn: usize,
     /// Whether the run worked.
     pub status: Status,
 }
@@ -145,14 +150,39 @@ impl ZeroRow {
     }
 }
 
-/// `f` over the rounds of `model` at `c` connections that worked.
+/// The figure of each round of `model` at `c` connections that worked,
+/// by round: `f` of the round's row, or of a round of several turns the
+/// mean of its turns (every turn is as long, so this is the figure of
+/// the round's turns together).
+fn round_figures(
+    rows: &[ZeroRow],
+    model: &str,
+    c: usize,
+    f: fn(&ZeroRow) -> f64,
+) -> Vec<(usize, f64)> {
+    let measured = || rows.iter().filter(|r| r.measured(model, c));
+    let mut rounds: Vec<usize> = measured().map(|r| r.round).collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    rounds
+        .into_iter()
+        .map(|round| {
+            let turns: Vec<f64> =
+                measured().filter(|r| r.round == round).map(f).collect();
+            (round, turns.iter().sum::<f64>() / turns.len() as f64)
+        })
+        .collect()
+}
+
+/// `f` over the rounds of `model` at `c` connections that worked (see
+/// [`round_figures`]).
 fn spread_of(
-    rounds: &[ZeroRow],
+    rows: &[ZeroRow],
     model: &str,
     c: usize,
     f: fn(&ZeroRow) -> f64,
 ) -> Option<Spread> {
-    Spread::of(rounds.iter().filter(|r| r.measured(model, c)).map(f))
+    Spread::of(round_figures(rows, model, c, f).into_iter().map(|(_, v)| v))
 }
 
 /// The driver-versus-tokio check.
@@ -284,6 +314,9 @@ pub struct Report {
     pub goal_rounds: Vec<ZeroRow>,
     /// The goal rounds run again and again, every round of every run.
     pub repeats: Vec<Vec<ZeroRow>>,
+    /// How often a goal turn was tried while the hypervisor took too
+    /// much of it (`Plan::turn_tries`).
+    pub turn_tries: usize,
     /// The slow-clients scenario.
     pub slow: Vec<SlowRow>,
     /// The per-connection scenario, every server and count.
@@ -331,7 +364,13 @@ impl Report {
             put("comparisons.md", self.comparisons_md())?;
         }
         if ran(&[Scenario::Repeat]) {
-            put("repeatability.md", repeatability_md(&self.repeats))?;
+            put(
+                "repeatability.md",
+                repeatability_md(&self.repeats, self.turn_tries),
+            )?;
+            for (run, rows) in self.repeats.iter().enumerate() {
+                put(&format!("repeat-{}.csv", run + 1), zero_csv(rows))?;
+            }
         }
         if ran(&[Limit]) {
             put("connection-limit.csv", limit::csv(&self.limit))?;
@@ -617,14 +656,12 @@ impl Report {
                 );
             }
         }
-        let rounds =
-            self.goal_rounds.iter().map(|r| r.round).max().unwrap_or(0);
         let _ = writeln!(
             out,
-            "\nZero work, closed loop, a fresh server each round; the \
-             models take turns, {rounds} rounds at each count. \"vs {ours}\": \
-             the median of the rounds' ratios, each round's figure over \
-             {ours}'s in the same round."
+            "\nZero work, closed loop. {} \"vs {ours}\": the median of the \
+             rounds' ratios, each round's figure over {ours}'s in the same \
+             round.",
+            rounds_note(&self.goal_rounds, self.turn_tries)
         );
         out.push_str(SPREAD_NOTE);
         out
@@ -903,13 +940,13 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
          server_sleeps_per_100_msgs,server_switches_per_msg,\
          server_syscalls_per_msg,server_cpu_percent,server_rss_kib,\
          server_processes,client_cpu_us_per_msg,client_cpu_percent,\
-         served_connections,errors,round,status\n",
+         served_connections,errors,steal_percent,round,turn,status\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
             "{},{},{},{:.0},{:.1},{:.1},{:.1},{:.2},{:.2},{:.1},{},{},\
-             {:.1},{},{},{:.2},{:.1},{},{},{},{}",
+             {:.1},{},{},{:.2},{:.1},{},{},{:.1},{},{},{}",
             r.model,
             r.connections,
             r.messages,
@@ -931,7 +968,9 @@ fn zero_csv(rows: &[ZeroRow]) -> String {
             r.client_cpu_percent,
             r.served_connections,
             r.errors,
+            r.steal_percent,
             r.round,
+            r.turn,
             r.status.text()
         );
     }
@@ -958,11 +997,39 @@ pub(super) fn csv_text(text: &str) -> String {
     text.replace([',', '"', '\n'], " ")
 }
 
+/// How the goal rounds in `rows` ran, in a sentence or two; `tries`:
+/// [`Report::turn_tries`].
+fn rounds_note(rows: &[ZeroRow], tries: usize) -> String {
+    let rounds = rows.iter().map(|r| r.round).max().unwrap_or(0);
+    let turns = rows.iter().map(|r| r.turn).max().unwrap_or(0);
+    // Every turn's window is as long: messages over the rate.
+    let window_ms = rows
+        .iter()
+        .find(|r| r.status == Status::Ok && r.msgs_per_s > 0.0)
+        .map_or(0.0, |r| r.messages as f64 / r.msgs_per_s * 1e3);
+    let mut note = format!(
+        "{rounds} rounds at each count. A round starts every model's \
+         server, side by side, and gives each in turn a fresh closed loop \
+         and a {window_ms:.0} ms window, {turns} times over; the round's \
+         figure is the mean of its windows."
+    );
+    if tries > 1 {
+        let _ = write!(
+            note,
+            " A window in which the hypervisor took more than {:.0}% of \
+             the CPUs (their steal time) is measured again, up to {tries} \
+             tries in all.",
+            super::STEAL_LIMIT_PERCENT,
+        );
+    }
+    note
+}
+
 /// `model` against `base` at `c` connections, round by round: the
-/// median of each round's `f` over `base`'s `f` in the same round. The
-/// two ran a few seconds apart, so what the machine did over the minutes
-/// of all the rounds mostly cancels out of each ratio. NaN if no round
-/// has both.
+/// median of each round's `f` over `base`'s `f` in the same round (see
+/// [`round_figures`]). In a round the two take turns a second apart, so
+/// what the machine's speed did over the round mostly cancels out of
+/// its ratio. NaN if no round has both.
 pub fn paired_ratio(
     rounds: &[ZeroRow],
     model: &str,
@@ -970,14 +1037,12 @@ pub fn paired_ratio(
     c: usize,
     f: fn(&ZeroRow) -> f64,
 ) -> f64 {
-    let ratios: Vec<f64> = rounds
-        .iter()
-        .filter(|r| r.measured(model, c))
-        .filter_map(|a| {
-            let b = rounds
-                .iter()
-                .find(|b| b.measured(base, c) && b.round == a.round)?;
-            (f(b) > 0.0).then(|| f(a) / f(b))
+    let bases = round_figures(rounds, base, c, f);
+    let ratios: Vec<f64> = round_figures(rounds, model, c, f)
+        .into_iter()
+        .filter_map(|(round, a)| {
+            let &(_, b) = bases.iter().find(|(r, _)| *r == round)?;
+            (b > 0.0).then(|| a / b)
         })
         .collect();
     if ratios.is_empty() {
@@ -995,7 +1060,7 @@ const REPEAT_TOLERANCE: f64 = 0.10;
 /// count, every run's median server CPU per message and its ratio to
 /// the book's event loop in that run, and how far the runs' medians lie
 /// from their own median.
-pub fn repeatability_md(runs: &[Vec<ZeroRow>]) -> String {
+pub fn repeatability_md(runs: &[Vec<ZeroRow>], tries: usize) -> String {
     let ours = models::MODELS
         .iter()
         .find(|m| m.event_loop && !m.reference)
@@ -1045,7 +1110,6 @@ pub fn repeatability_md(runs: &[Vec<ZeroRow>]) -> String {
             );
         }
     }
-    let rounds = all().map(|r| r.round).max().unwrap_or(0);
     let verdict = |worst: f64| {
         if worst <= REPEAT_TOLERANCE {
             "within"
@@ -1055,14 +1119,14 @@ pub fn repeatability_md(runs: &[Vec<ZeroRow>]) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{} runs of the goal rounds, one after another: in each, the \
-         models take turns, {rounds} rounds at each count, a fresh server \
-         each round, and the cell is the median of the rounds (against \
-         {ours}: of the rounds' ratios). Largest \
-         gap: how far the farthest run's median lies from the median of \
-         the runs. Server CPU per message: largest gap {:.1}%, {} ±{:.0}%; \
-         against {ours}: largest gap {:.1}%, {} ±{:.0}%.",
+        "\n{} runs of the goal rounds, one after another. {} A cell is \
+         the median of a run's rounds (against {ours}: of the rounds' \
+         ratios). Largest gap: how far the farthest run's median lies from \
+         the median of the runs. Server CPU per message: largest gap \
+         {:.1}%, {} ±{:.0}%; against {ours}: largest gap {:.1}%, {} \
+         ±{:.0}%.",
         runs.len(),
+        rounds_note(runs.first().map_or(&[][..], |run| &run[..]), tries),
         worst_cpu * 100.0,
         verdict(worst_cpu),
         REPEAT_TOLERANCE * 100.0,
@@ -1295,7 +1359,7 @@ mod tests {
             vec![row("epoll", 4.0), row("tokio", 8.0)],
             vec![row("epoll", 4.2), row("tokio", 8.4)],
         ];
-        let table = repeatability_md(&runs);
+        let table = repeatability_md(&runs, 1);
         assert!(
             table.contains(
                 "| 100 | tokio | 8.00 / 8.40 | 2.4% | 2.00 / 2.00 | 0.0% |"
@@ -1304,7 +1368,7 @@ mod tests {
         );
         assert!(table.contains("largest gap 2.4%, within ±10%"), "{table}");
         let far = [vec![row("epoll", 4.0)], vec![row("epoll", 6.0)]];
-        assert!(repeatability_md(&far).contains("**not** within"));
+        assert!(repeatability_md(&far, 1).contains("**not** within"));
     }
 
     /// Each round's figure is set against the same round's base; a
@@ -1330,6 +1394,35 @@ mod tests {
         rounds[0].status = Status::Failed("no ack".into());
         rounds[2].status = Status::Failed("no ack".into());
         assert!(paired_ratio(&rounds, "tokio", "epoll", 10, cpu).is_nan());
+    }
+
+    /// A round of several turns counts with the mean of its turns that
+    /// worked, and pairs with the base's round as a whole.
+    #[test]
+    fn rounds_of_turns_count_with_their_mean() {
+        let turn = |model, round, turn, cpu| ZeroRow {
+            model,
+            connections: 10,
+            server_cpu_us_per_msg: cpu,
+            round,
+            turn,
+            ..ZeroRow::default()
+        };
+        let mut rows = vec![
+            turn("epoll", 1, 1, 4.0),
+            turn("tokio", 1, 1, 5.0),
+            turn("epoll", 1, 2, 6.0),
+            turn("tokio", 1, 2, 9.0),
+            turn("epoll", 2, 1, 10.0),
+            turn("tokio", 2, 1, 10.0),
+            turn("epoll", 2, 2, 99.0),
+        ];
+        rows[6].status = Status::Failed("stolen".into());
+        let cpu = |r: &ZeroRow| r.server_cpu_us_per_msg;
+        let epoll = spread_of(&rows, "epoll", 10, cpu).unwrap();
+        assert_eq!((epoll.min, epoll.max, epoll.rounds), (5.0, 10.0, 2));
+        // Round 1: 7 over 5; round 2: 10 over 10.
+        assert_eq!(paired_ratio(&rows, "tokio", "epoll", 10, cpu), 1.2);
     }
 
     /// Odd and even counts, and none.

@@ -200,6 +200,31 @@ impl Stat {
     }
 }
 
+/// What the hypervisor took so far: the time this virtual machine's
+/// CPUs were ready to run but the host ran something else instead (the
+/// `steal` column of `/proc/stat`), summed over the CPUs, and how many
+/// CPUs there are. Zero on bare metal.
+///
+/// # Errors
+///
+/// If `/proc/stat` cannot be read or has no `cpu` line.
+pub fn stolen() -> io::Result<(Duration, usize)> {
+    let stat = fs::read_to_string("/proc/stat")?;
+    let mut lines = stat.lines();
+    let total = lines
+        .next()
+        .filter(|l| l.starts_with("cpu "))
+        .ok_or_else(|| io::Error::other("no cpu line in /proc/stat"))?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    let ticks: u64 = total
+        .split_whitespace()
+        .nth(8)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let cpus = lines.take_while(|l| l.starts_with("cpu")).count();
+    Ok((Duration::from_secs_f64(ticks as f64 / clock_ticks()), cpus))
+}
+
 /// Clock ticks per second, the unit of `utime` and `stime`.
 fn clock_ticks() -> f64 {
     match sysconf(libc::_SC_CLK_TCK) {
