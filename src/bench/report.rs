@@ -130,8 +130,9 @@ pub struct ZeroRow {
     pub served_connections: usize,
     /// Connection failures.
     pub errors: u64,
-    /// The hypervisor's share of the machine's CPU time over the window,
-    /// percent: time the virtual CPUs were ready but not run.
+    /// The hypervisor's share of the machine's CPU time during the run
+    /// (warmup and window), percent: time the virtual CPUs were ready
+    /// but not run.
     pub steal_percent: f64,
     /// Which round of a repeated comparison (0 in the sweep).
     pub round: usize,
@@ -200,6 +201,9 @@ pub struct CheckRow {
     pub client_cpu_us_per_msg: f64,
     /// Latency 99th percentile.
     pub p99_us: f64,
+    /// The hypervisor's share of the machine's CPU time during the run,
+    /// percent.
+    pub steal_percent: f64,
     /// Which round.
     pub round: usize,
     /// Whether the run worked.
@@ -554,12 +558,12 @@ impl Report {
     fn check_csv(&self) -> String {
         let mut out = String::from(
             "generator,server,connections,round,msgs_per_s,\
-             client_cpu_us_per_msg,p99_us,status\n",
+             client_cpu_us_per_msg,p99_us,steal_percent,status\n",
         );
         for r in &self.checks {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{:.0},{:.2},{:.1},{}",
+                "{},{},{},{},{:.0},{:.2},{:.1},{:.1},{}",
                 r.generator,
                 r.server,
                 r.connections,
@@ -567,6 +571,7 @@ impl Report {
                 r.msgs_per_s,
                 r.client_cpu_us_per_msg,
                 r.p99_us,
+                r.steal_percent,
                 r.status.text()
             );
         }
