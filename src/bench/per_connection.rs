@@ -128,7 +128,10 @@ impl Bench<'_> {
             }
             Err(e) => row.status = Status::Failed(format!("burst: {e}")),
         }
-        let warmup = super::warmup(&self.plan, connections);
+        // A thread per connection is slower to take its connections
+        // than an event loop: twice the sweep's time to open them.
+        let warmup = super::warmup(&self.plan, connections)
+            .max(super::opening(connections) * 2);
         match self.closed_loop(&server, connections, warmup, self.plan.window) {
             Ok(mut window) => {
                 let mut zero = super::report::ZeroRow::default();

@@ -632,16 +632,13 @@ impl Report {
             |r: &ZeroRow| r.server_switches_per_msg.unwrap_or(f64::NAN);
         let rate = |r: &ZeroRow| r.msgs_per_s;
         let rounds = &self.goal_rounds;
-        let versus = |model, c, f: fn(&ZeroRow) -> f64, own: bool| match (
-            spread(model, c, f),
-            spread(ours, c, f),
-        ) {
-            _ if own => "-".to_owned(),
-            (Some(a), Some(b)) => {
-                a.versus(&b, paired_ratio(rounds, model, ours, c, f))
-            }
-            _ => "-".to_owned(),
-        };
+        let versus =
+            |model, c, f: fn(&ZeroRow) -> f64, own: bool| match paired_ratios(
+                rounds, model, ours, c, f,
+            ) {
+                Some(ratios) if !own => ratios.ratio_cell(),
+                _ => "-".to_owned(),
+            };
         let models = distinct(self.goal_rounds.iter().map(|r| r.model));
         for c in self.goal_connections() {
             for &model in &models {
@@ -665,7 +662,8 @@ impl Report {
             out,
             "\nZero work, closed loop. {} \"vs {ours}\": the median of the \
              rounds' ratios, each round's figure over {ours}'s in the same \
-             round.",
+             round, and (in parentheses) the lowest and highest; more or \
+             less only where every round's ratio says so.",
             rounds_note(&self.goal_rounds, self.turn_tries)
         );
         out.push_str(SPREAD_NOTE);
@@ -715,6 +713,12 @@ impl Report {
         out.push('\n');
         limit::goals(&self.limit, &mut out);
         out.push_str(SPREAD_NOTE);
+        out.push_str(
+            "A CPU goal's ratio is per round, each round's figure over the \
+             other model's in the same round: the median, and (in \
+             parentheses) the lowest and highest. The goal is met or \
+             missed only where every round's ratio says so.\n",
+        );
         out
     }
 
@@ -750,14 +754,17 @@ impl Report {
             "{ours} server CPU per message at {c} connections <= \
              {factor:.1}x {other}'s"
         );
-        match (self.goal_cpu(ours, c), self.goal_cpu(other, c)) {
-            (Some(a), Some(b)) if b.median > 0.0 => format!(
-                "| {goal} | {} vs {} µs = {:.2}x ({} rounds) | {} |",
+        let cpu = |r: &ZeroRow| r.server_cpu_us_per_msg;
+        let ratios = paired_ratios(&self.goal_rounds, ours, other, c, cpu);
+        match (self.goal_cpu(ours, c), self.goal_cpu(other, c), ratios) {
+            (Some(a), Some(b), Some(r)) => format!(
+                "| {goal} | {} vs {} µs; per round {}x ({}, {} rounds) | {} |",
                 a.cell(2),
                 b.cell(2),
-                a.median / b.median,
-                a.rounds.min(b.rounds),
-                a.at_most(&b, factor).cell()
+                fmt2(r.median),
+                r.range(2),
+                r.rounds,
+                r.at_most(&Spread::exactly(1.0), factor).cell()
             ),
             _ => format!("| {goal} | not measured in this run | - |"),
         }
@@ -1042,19 +1049,25 @@ pub fn paired_ratio(
     c: usize,
     f: fn(&ZeroRow) -> f64,
 ) -> f64 {
+    paired_ratios(rounds, model, base, c, f).map_or(f64::NAN, |r| r.median)
+}
+
+/// The rounds' ratios of [`paired_ratio`], with their range; `None` if
+/// no round has both.
+pub fn paired_ratios(
+    rounds: &[ZeroRow],
+    model: &str,
+    base: &str,
+    c: usize,
+    f: fn(&ZeroRow) -> f64,
+) -> Option<Spread> {
     let bases = round_figures(rounds, base, c, f);
-    let ratios: Vec<f64> = round_figures(rounds, model, c, f)
-        .into_iter()
-        .filter_map(|(round, a)| {
+    Spread::of(round_figures(rounds, model, c, f).into_iter().filter_map(
+        |(round, a)| {
             let &(_, b) = bases.iter().find(|(r, _)| *r == round)?;
             (b > 0.0).then(|| a / b)
-        })
-        .collect();
-    if ratios.is_empty() {
-        f64::NAN
-    } else {
-        median(ratios.into_iter())
-    }
+        },
+    ))
 }
 
 /// How far a run's median may lie from the median of the runs for the
@@ -1215,10 +1228,9 @@ impl Spread {
     /// `4.00 (3.95-4.10)`, with `decimals` digits after the point.
     pub fn cell(&self, decimals: usize) -> String {
         format!(
-            "{:.d$} ({:.d$}-{:.d$})",
+            "{:.d$} ({})",
             self.median,
-            self.min,
-            self.max,
+            self.range(decimals),
             d = decimals
         )
     }
@@ -1236,21 +1248,40 @@ impl Spread {
         }
     }
 
-    /// This figure against `base` for a comparison table: `ratio` (see
-    /// [`paired_ratio`]), and `less`, `more` or `within noise`.
-    pub fn versus(&self, base: &Spread, ratio: f64) -> String {
-        if ratio.is_nan() {
-            return "-".into();
-        }
-        let word = if self.max < base.min {
+    /// A ratio's spread for a comparison table, `1.20x (1.15-1.26),
+    /// more`: `more` if every round's ratio is above 1, `less` if every
+    /// one is below, `within noise` otherwise.
+    pub fn ratio_cell(&self) -> String {
+        let word = if self.max < 1.0 {
             "less"
-        } else if self.min > base.max {
+        } else if self.min > 1.0 {
             "more"
         } else {
             "within noise"
         };
-        format!("{ratio:.2}x, {word}")
+        format!("{}x ({}), {word}", fmt2(self.median), self.range(2))
     }
+
+    /// `3.95-4.10`.
+    fn range(&self, decimals: usize) -> String {
+        format!("{:.d$}-{:.d$}", self.min, self.max, d = decimals)
+    }
+
+    /// One value, as a spread: what [`Spread::at_most`] compares a ratio
+    /// with.
+    pub fn exactly(value: f64) -> Spread {
+        Spread {
+            median: value,
+            min: value,
+            max: value,
+            rounds: 1,
+        }
+    }
+}
+
+/// `1.20`.
+fn fmt2(value: f64) -> String {
+    format!("{value:.2}")
 }
 
 /// What rounds say about a goal.
@@ -1329,7 +1360,13 @@ mod tests {
         assert_eq!(a.at_most(&b, 1.0), Verdict::Yes);
         assert_eq!(b.at_most(&a, 1.0), Verdict::No);
         assert_eq!(b.at_most(&a, 1.25), Verdict::WithinNoise);
-        assert_eq!(a.versus(&b, 0.8), "0.80x, less");
+        let ratios = Spread::of([0.8, 0.9, 0.85].into_iter()).expect("values");
+        assert_eq!(ratios.ratio_cell(), "0.85x (0.80-0.90), less");
+        assert_eq!(ratios.at_most(&Spread::exactly(1.0), 0.9), Verdict::Yes);
+        assert_eq!(
+            ratios.at_most(&Spread::exactly(1.0), 0.85),
+            Verdict::WithinNoise
+        );
         assert_eq!(a.cell(1), "4.0 (3.9-4.1)");
         assert!(Spread::of(std::iter::empty()).is_none());
     }
