@@ -625,12 +625,13 @@ impl<'o> Bench<'o> {
                     turn,
                     ..ZeroRow::default()
                 };
-                let Ok(server) = server else {
-                    let e = server.as_ref().err().map(ToString::to_string);
-                    let e = e.unwrap_or_default();
-                    row.status = Status::Failed(format!("start: {e}"));
-                    rows.push(row);
-                    continue;
+                let server = match server {
+                    Ok(server) => server,
+                    Err(e) => {
+                        row.status = Status::Failed(format!("start: {e}"));
+                        rows.push(row);
+                        continue;
+                    }
                 };
                 let (seen, steal, stolen) = unstolen(plan.turn_tries, || {
                     self.closed_loop(

@@ -758,10 +758,10 @@ impl Report {
         let ratios = paired_ratios(&self.goal_rounds, ours, other, c, cpu);
         match (self.goal_cpu(ours, c), self.goal_cpu(other, c), ratios) {
             (Some(a), Some(b), Some(r)) => format!(
-                "| {goal} | {} vs {} µs; per round {}x ({}, {} rounds) | {} |",
+                "| {goal} | {} vs {} µs; per round {:.2}x ({}, {} rounds) | {} |",
                 a.cell(2),
                 b.cell(2),
-                fmt2(r.median),
+                r.median,
                 r.range(2),
                 r.rounds,
                 r.at_most(&Spread::exactly(1.0), factor).cell()
@@ -1259,7 +1259,7 @@ impl Spread {
         } else {
             "within noise"
         };
-        format!("{}x ({}), {word}", fmt2(self.median), self.range(2))
+        format!("{:.2}x ({}), {word}", self.median, self.range(2))
     }
 
     /// `3.95-4.10`.
@@ -1277,11 +1277,6 @@ impl Spread {
             rounds: 1,
         }
     }
-}
-
-/// `1.20`.
-fn fmt2(value: f64) -> String {
-    format!("{value:.2}")
 }
 
 /// What rounds say about a goal.
